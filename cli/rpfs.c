@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The rpfs command. Exit status: 0 success, 1 failure, 2 usage error.
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "config.h"
+#include "formats.h"
+#include "retention.h"
+#include "store.h"
+#include "sync.h"
+
+#define EXIT_USAGE 2
+
+static bool quiet;
+
+static int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+static int usage_error(const char *cmd, const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        log_error("%s", buf);
+        fprintf(stderr, "Try 'rpfs %s --help'.\n", cmd);
+        return EXIT_USAGE;
+}
+
+/* Open a vault, explaining failures in terms of the user's path. */
+static int open_vault(const char *url, struct store **ret) {
+        int r = store_open(url, ret);
+        switch (r) {
+        case 0:
+                return 0;
+        case -EMEDIUMTYPE:
+                log_error("%s: not an rpfs vault (no valid config.json; create one with 'rpfs init')", url);
+                break;
+        case -EPROTONOSUPPORT:
+                log_error("%s: the vault's format version is newer than this rpfs supports (version %d); "
+                          "upgrade rpfs", url, STORE_FORMAT_VERSION);
+                break;
+        case -ENOENT:
+        case -ENOTDIR:
+                log_error("%s: no such vault", url);
+                break;
+        default:
+                log_error_errno(r, "%s: cannot open vault", url);
+        }
+        return r;
+}
+
+/* ---- init ---- */
+
+static const char init_help[] =
+        "Usage: rpfs init VAULT [--block-size SIZE] [--compression zstd:LEVEL|none]\n"
+        "\n"
+        "Create an empty vault. VAULT is a directory that does not exist or is empty.\n"
+        "\n"
+        "  --block-size SIZE        block size, a power of two from 4K to 4M (default 64K)\n"
+        "  --compression zstd:N     zstd level 1..19 (default zstd:3); 'none' stores blocks as they are\n"
+        "  -h, --help               show this help\n";
+
+static int cmd_init(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "block-size", required_argument, NULL, 'b' },
+                { "compression", required_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        uint64_t bs = STORE_DEFAULT_BLOCK_SIZE;
+        int level = STORE_DEFAULT_LEVEL, c, r;
+
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'b':
+                        if (parse_size(optarg, &bs) < 0 || bs < STORE_MIN_BLOCK_SIZE || bs > STORE_MAX_BLOCK_SIZE ||
+                            (bs & (bs - 1)))
+                                return usage_error("init", "invalid --block-size '%s': a power of two from 4K to 4M", optarg);
+                        break;
+                case 'c':
+                        if (strcmp(optarg, "none") == 0)
+                                level = 0;
+                        else if (strncmp(optarg, "zstd", 4) == 0) {
+                                char *end;
+                                level = STORE_DEFAULT_LEVEL;
+                                if (optarg[4] == ':') {
+                                        long v = strtol(optarg + 5, &end, 10);
+                                        if (*end || end == optarg + 5 || v < 1 || v > 19)
+                                                return usage_error("init", "invalid --compression '%s': zstd level 1..19", optarg);
+                                        level = (int)v;
+                                } else if (optarg[4])
+                                        return usage_error("init", "invalid --compression '%s'", optarg);
+                        } else
+                                return usage_error("init", "invalid --compression '%s': zstd:LEVEL or none", optarg);
+                        break;
+                case 'h':
+                        fputs(init_help, stdout);
+                        return 0;
+                default:
+                        return usage_error("init", "invalid option");
+                }
+        }
+        if (argc - optind != 1)
+                return usage_error("init", "expected exactly one VAULT argument");
+        r = store_init(argv[optind], (uint32_t)bs, level);
+        if (r == -EEXIST) {
+                log_error("%s: already exists and is not empty; refusing to create a vault there", argv[optind]);
+                return 1;
+        }
+        if (r < 0) {
+                log_error_errno(r, "%s: cannot create vault", argv[optind]);
+                return 1;
+        }
+        if (!quiet)
+                printf("created vault %s (block size %llu, compression %s%s%.0d)\n", argv[optind],
+                       (unsigned long long)bs, level ? "zstd" : "none", level ? ":" : "", level);
+        return 0;
+}
+
+/* ---- replicate ---- */
+
+static const char replicate_help[] =
+        "Usage: rpfs replicate VAULT VM --disk [NAME=]PATH [--disk ...] [options]\n"
+        "\n"
+        "Store the VM's disks as a new recovery point. Only blocks the vault does not\n"
+        "hold yet are compressed and written; all-zero blocks are never stored.\n"
+        "Images may be raw files, block devices, VHD (fixed, dynamic), VHDX, QCOW2 or\n"
+        "VMDK; the format is detected from the content.\n"
+        "\n"
+        "  --disk [NAME=]PATH   a disk of the VM; named disk0, disk1, ... in order unless NAME= is given\n"
+        "  --app-consistent     mark the point app-consistent (default: crash-consistent)\n"
+        "  --group G            tag the point with replication group G\n"
+        "  --time ID            point time as UTC ISO 8601 basic, e.g. 20261122T101500Z (default: now)\n"
+        "  --threads N          worker threads (default: one per CPU)\n"
+        "  -q, --quiet          print nothing on success\n"
+        "  -h, --help           show this help\n"
+        "\n"
+        "Prints the new point's ID and what was stored. A progress line is shown when\n"
+        "stderr is a terminal.\n";
+
+static int cmd_replicate(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "disk", required_argument, NULL, 'd' },
+                { "app-consistent", no_argument, NULL, 'a' },
+                { "group", required_argument, NULL, 'g' },
+                { "time", required_argument, NULL, 't' },
+                { "threads", required_argument, NULL, 'j' },
+                { "quiet", no_argument, NULL, 'q' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        struct sync_replicate_opts o = { .time = time(NULL), .progress = true };
+        struct sync_replicate_result res;
+        _cleanup_free_ struct sync_disk_spec *disks = NULL;
+        _cleanup_free_ char *names = NULL;
+        struct store *s = NULL;
+        size_t n = 0;
+        int c, r;
+
+        disks = calloc((size_t)argc, sizeof *disks);
+        names = calloc((size_t)argc, 65);
+        if (!disks || !names)
+                return 1;
+        while ((c = getopt_long(argc, argv, "qh", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'd': {
+                        char *eq = strchr(optarg, '=');
+                        char *name = names + 65 * n;
+                        if (eq && (size_t)(eq - optarg) < 65 && eq != optarg) {
+                                memcpy(name, optarg, (size_t)(eq - optarg));
+                                name[eq - optarg] = 0;
+                                if (!name_is_valid(name))
+                                        return usage_error("replicate", "invalid disk name '%s'", name);
+                                disks[n].path = eq + 1;
+                        } else {
+                                snprintf(name, 65, "disk%zu", n);
+                                disks[n].path = optarg;
+                        }
+                        if (!*disks[n].path)
+                                return usage_error("replicate", "empty --disk path");
+                        for (size_t k = 0; k < n; k++)
+                                if (strcmp(disks[k].name, name) == 0)
+                                        return usage_error("replicate", "disk name '%s' given twice", name);
+                        disks[n++].name = name;
+                        break;
+                }
+                case 'a':
+                        o.app = true;
+                        break;
+                case 'g':
+                        if (!name_is_valid(optarg))
+                                return usage_error("replicate", "invalid group name '%s'", optarg);
+                        o.group = optarg;
+                        break;
+                case 't':
+                        if (point_id_parse(optarg, &o.time) < 0)
+                                return usage_error("replicate", "invalid --time '%s': expected UTC ISO 8601 basic form like 20261122T101500Z", optarg);
+                        break;
+                case 'j': {
+                        char *end;
+                        long v = strtol(optarg, &end, 10);
+                        if (*end || v < 1 || v > 256)
+                                return usage_error("replicate", "invalid --threads '%s'", optarg);
+                        o.threads = (unsigned)v;
+                        break;
+                }
+                case 'q':
+                        quiet = true;
+                        break;
+                case 'h':
+                        fputs(replicate_help, stdout);
+                        return 0;
+                default:
+                        return usage_error("replicate", "invalid option");
+                }
+        }
+        if (argc - optind != 2)
+                return usage_error("replicate", "expected VAULT and VM arguments");
+        if (n == 0)
+                return usage_error("replicate", "at least one --disk is required");
+        if (!name_is_valid(argv[optind + 1]))
+                return usage_error("replicate", "invalid VM name '%s': use 1-64 of A-Z a-z 0-9 . _ -", argv[optind + 1]);
+        o.vm = argv[optind + 1];
+        o.disks = disks;
+        o.n_disks = n;
+        if (open_vault(argv[optind], &s) < 0)
+                return 1;
+        r = sync_replicate(s, &o, &res);
+        if (r == -EEXIST)
+                log_error("%s: point %s/%s already exists", argv[optind], o.vm, res.id);
+        else if (r == -ENOMEM)
+                log_error_errno(r, "replicate failed");
+        store_free(s);
+        if (r < 0)
+                return 1;
+        if (!quiet) {
+                char a[24], b[24];
+                printf("%s/%s %s: %zu disk%s, %s, %llu new blocks, %s stored, %.1fs\n", o.vm, res.id,
+                       o.app ? "app" : "crash", n, n == 1 ? "" : "s", format_bytes(res.disk_bytes, a, sizeof a),
+                       (unsigned long long)res.new_blocks, format_bytes(res.stored_bytes, b, sizeof b), res.seconds);
+        }
+        return 0;
+}
+
+/* ---- points ---- */
+
+static const char points_help[] =
+        "Usage: rpfs points VAULT [VM] [--json]\n"
+        "\n"
+        "List recovery points, oldest first, of one VM or of all.\n"
+        "\n"
+        "  --json       one JSON array: vm, id, time, type, group, disks (name, size, format)\n"
+        "  -h, --help   show this help\n";
+
+static int cmd_points(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "json", no_argument, NULL, 'J' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        bool json = false;
+        struct store *s = NULL;
+        struct ret_point **v = NULL;
+        const char *vm = NULL;
+        size_t n = 0;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'J':
+                        json = true;
+                        break;
+                case 'h':
+                        fputs(points_help, stdout);
+                        return 0;
+                default:
+                        return usage_error("points", "invalid option");
+                }
+        }
+        if (argc - optind < 1 || argc - optind > 2)
+                return usage_error("points", "expected VAULT [VM]");
+        if (argc - optind == 2) {
+                vm = argv[optind + 1];
+                if (!name_is_valid(vm))
+                        return usage_error("points", "invalid VM name '%s'", vm);
+        }
+        if (open_vault(argv[optind], &s) < 0)
+                return 1;
+        r = ret_points_list(s, vm, &v, &n);
+        if (r < 0) {
+                log_error_errno(r, "%s: listing points failed", argv[optind]);
+                store_free(s);
+                return 1;
+        }
+        if (vm && n == 0 && !json) {
+                log_error("%s: VM '%s' has no points", argv[optind], vm);
+                store_free(s);
+                return 1;
+        }
+        if (json) {
+                json_t *arr = json_array();
+                char *text;
+                for (size_t i = 0; i < n; i++) {
+                        json_t *disks = json_array(), *o;
+                        char when[21];
+                        for (size_t k = 0; k < v[i]->n_disks; k++)
+                                json_array_append_new(disks, json_pack("{s:s, s:I, s:s}", "name", v[i]->disks[k].name,
+                                                                       "size", (json_int_t)v[i]->disks[k].size,
+                                                                       "format", v[i]->disks[k].format));
+                        time_format_iso(v[i]->time, when);
+                        o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:o}", "vm", v[i]->vm, "id", v[i]->id, "time", when,
+                                      "type", v[i]->app ? "app" : "crash", "group", v[i]->group, "disks", disks);
+                        json_array_append_new(arr, o);
+                }
+                text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                puts(text ? text : "[]");
+                free(text);
+                json_decref(arr);
+        } else {
+                printf("%-20s %-17s %-6s %-12s %s\n", "VM", "POINT", "TYPE", "GROUP", "DISKS");
+                for (size_t i = 0; i < n; i++) {
+                        printf("%-20s %-17s %-6s %-12s", v[i]->vm, v[i]->id, v[i]->app ? "app" : "crash",
+                               v[i]->group ? v[i]->group : "-");
+                        for (size_t k = 0; k < v[i]->n_disks; k++) {
+                                char sz[24];
+                                printf("%s%s:%s", k ? " " : " ", v[i]->disks[k].name,
+                                       format_bytes(v[i]->disks[k].size, sz, sizeof sz));
+                        }
+                        putchar('\n');
+                }
+        }
+        ret_points_free(v, n);
+        store_free(s);
+        return 0;
+}
+
+/* ---- export ---- */
+
+static const char export_help[] =
+        "Usage: rpfs export VAULT VM DISK [--point ID|latest|latest-app] -o OUT\n"
+        "\n"
+        "Write a point's disk as a raw image, verifying every block's checksum.\n"
+        "A regular file is written sparse (zero blocks become holes) and appears\n"
+        "under its name only when complete. '-o -' writes to standard output.\n"
+        "\n"
+        "  --point P        ID, 'latest' (default) or 'latest-app'\n"
+        "  -o, --output OUT file, block device or - for stdout\n"
+        "  -h, --help       show this help\n";
+
+static int cmd_export(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "point", required_argument, NULL, 'p' },
+                { "output", required_argument, NULL, 'o' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        const char *spec = "latest", *out = NULL, *vault, *vm, *disk;
+        struct store *s = NULL;
+        struct ret_point *p = NULL;
+        const struct ret_disk *d;
+        struct sync_export_result res;
+        char tmp[PATH_MAX] = "";
+        struct stat st;
+        int c, r, fd = -1, ret = 1;
+        bool sparse = false;
+
+        while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'p':
+                        spec = optarg;
+                        break;
+                case 'o':
+                        out = optarg;
+                        break;
+                case 'h':
+                        fputs(export_help, stdout);
+                        return 0;
+                default:
+                        return usage_error("export", "invalid option");
+                }
+        }
+        if (argc - optind != 3)
+                return usage_error("export", "expected VAULT VM DISK");
+        if (!out)
+                return usage_error("export", "-o OUT is required ('-o -' for standard output)");
+        vault = argv[optind];
+        vm = argv[optind + 1];
+        disk = argv[optind + 2];
+        if (!name_is_valid(vm))
+                return usage_error("export", "invalid VM name '%s'", vm);
+        if (strcmp(spec, "latest") != 0 && strcmp(spec, "latest-app") != 0) {
+                time_t t;
+                if (point_id_parse(spec, &t) < 0)
+                        return usage_error("export", "invalid --point '%s': an ID like 20261122T101500Z, latest or latest-app", spec);
+        }
+        if (open_vault(vault, &s) < 0)
+                return 1;
+        r = ret_point_resolve(s, vm, spec, &p);
+        if (r == -ENOENT) {
+                log_error("%s: VM '%s' has no point %s", vault, vm,
+                          strcmp(spec, "latest") == 0 ? "(no points at all)" :
+                          strcmp(spec, "latest-app") == 0 ? "that is app-consistent" : spec);
+                goto out;
+        }
+        if (r < 0) {
+                log_error_errno(r, "%s: reading point %s of %s failed", vault, spec, vm);
+                goto out;
+        }
+        d = ret_point_disk(p, disk);
+        if (!d) {
+                log_error("%s: point %s/%s has no disk '%s'", vault, vm, p->id, disk);
+                goto out;
+        }
+
+        if (strcmp(out, "-") == 0)
+                fd = STDOUT_FILENO;
+        else if (stat(out, &st) == 0 && S_ISBLK(st.st_mode)) {
+                fd = open(out, O_WRONLY | O_CLOEXEC);
+                if (fd < 0) {
+                        log_error_errno(-errno, "%s: cannot open", out);
+                        goto out;
+                }
+        } else {
+                snprintf(tmp, sizeof tmp, "%s.rpfs-partial", out);
+                fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd < 0) {
+                        log_error_errno(-errno, "%s: cannot create", tmp);
+                        tmp[0] = 0;
+                        goto out;
+                }
+                sparse = true;
+        }
+        r = sync_export(s, p, d, fd, sparse, !quiet, &res);
+        if (r < 0)
+                goto out;
+        if (fd != STDOUT_FILENO && fsync(fd) < 0 && errno != EINVAL) {
+                log_error_errno(-errno, "%s: sync failed", out);
+                goto out;
+        }
+        if (tmp[0]) {
+                if (rename(tmp, out) < 0) {
+                        log_error_errno(-errno, "%s: cannot rename into place", out);
+                        goto out;
+                }
+                tmp[0] = 0;
+        }
+        if (!quiet && fd != STDOUT_FILENO) {
+                char a[24], b[24];
+                fprintf(stderr, "exported %s/%s %s to %s: %s (%s data), verified\n", vm, p->id, disk, out,
+                        format_bytes(res.bytes, a, sizeof a), format_bytes(res.data_bytes, b, sizeof b));
+        }
+        ret = 0;
+out:
+        if (fd >= 0 && fd != STDOUT_FILENO)
+                close(fd);
+        if (tmp[0])
+                unlink(tmp);
+        ret_point_free(p);
+        store_free(s);
+        return ret;
+}
+
+/* ---- main ---- */
+
+static const char main_help[] =
+        "Usage: rpfs [--verbose] COMMAND [ARGS...]\n"
+        "\n"
+        "rpfs keeps VM disks as immutable recovery points in a vault and brings them back.\n"
+        "\n"
+        "Commands:\n"
+        "  init VAULT [--block-size 64K] [--compression zstd:3]   create a vault\n"
+        "  replicate VAULT VM --disk [NAME=]PATH ...               store a new recovery point\n"
+        "  points VAULT [VM] [--json]                              list recovery points\n"
+        "  export VAULT VM DISK [--point P] -o OUT                 write a point's disk as a raw image\n"
+        "\n"
+        "VAULT is a local directory. 'rpfs COMMAND --help' describes each command.\n"
+        "  -v, --verbose   debug messages     -V, --version   print the version\n";
+
+int main(int argc, char **argv) {
+        static const struct {
+                const char *name;
+                int (*fn)(int, char **);
+        } cmds[] = {
+                { "init", cmd_init },
+                { "replicate", cmd_replicate },
+                { "points", cmd_points },
+                { "export", cmd_export },
+        };
+        int i = 1;
+
+        log_set_prefix("rpfs");
+        for (; i < argc && argv[i][0] == '-'; i++) {
+                if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
+                        log_set_level(LOG_DEBUG);
+                else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
+                        quiet = true;
+                else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+                        printf("rpfs %s\n", RPFS_VERSION);
+                        return 0;
+                } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+                        fputs(main_help, stdout);
+                        return 0;
+                } else {
+                        log_error("unknown option '%s'", argv[i]);
+                        fputs(main_help, stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (i >= argc) {
+                fputs(main_help, stderr);
+                return EXIT_USAGE;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(cmds); k++)
+                if (strcmp(argv[i], cmds[k].name) == 0) {
+                        optind = 1;
+                        return cmds[k].fn(argc - i, argv + i);
+                }
+        log_error("unknown command '%s'", argv[i]);
+        fputs(main_help, stderr);
+        return EXIT_USAGE;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * common: logging, error helpers, cleanup attributes, small parsers and
+ * time/ID formatting shared by every rpfs module. Uses nothing internal.
+ *
+ * Thread rule: every function here is safe to call from any thread
+ * (logging takes an internal lock per line).
+ */
+#pragma once
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define DIV_ROUND_UP(a, b) (((a) + (b) - 1) / (b))
+
+static inline void freep(void *p) { free(*(void **)p); }
+#include <dirent.h>
+static inline void closedirp(DIR **d) { if (*d) closedir(*d); }
+static inline void closep(int *fd) { if (*fd >= 0) { int e = errno; close(*fd); errno = e; } }
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Take ownership out of a cleanup variable. */
+#define TAKE_PTR(p) ({ __typeof__(p) _t = (p); (p) = NULL; _t; })
+#define TAKE_FD(fd) ({ int _t = (fd); (fd) = -1; _t; })
+
+/* ---- logging ---------------------------------------------------------- */
+enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Set the maximum level printed to stderr (default LOG_INFO). */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* Program name printed before each line ("rpfs: "). */
+void log_set_prefix(const char *prefix);
+
+void log_msg(enum log_level level, const char *fmt, ...) _printf_(2, 3);
+/* Logs "<message>: <strerror(-r)>" and returns r (r is a negative errno). */
+int log_msg_errno(enum log_level level, int r, const char *fmt, ...) _printf_(3, 4);
+
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (log_get_level() >= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+#define log_error_errno(r, ...) log_msg_errno(LOG_ERR, (r), __VA_ARGS__)
+#define log_warn_errno(r, ...) log_msg_errno(LOG_WARN, (r), __VA_ARGS__)
+
+/* ---- small parsers ---------------------------------------------------- */
+/* Parse "64K", "1M", "20G", "512" (bytes; K/M/G/T are powers of 1024,
+ * optional trailing "iB"/"B"). Returns 0, or -EINVAL, -ERANGE. */
+int parse_size(const char *s, uint64_t *ret);
+/* Format bytes as "1.5 GiB" into buf (at least 16 bytes). Returns buf. */
+const char *format_bytes(uint64_t bytes, char *buf, size_t len);
+
+/* Point IDs are UTC times in ISO 8601 basic form: "20261122T101500Z". */
+#define POINT_ID_LEN 16
+/* Parse a point ID into seconds since the epoch. 0 or -EINVAL. */
+int point_id_parse(const char *s, time_t *ret);
+/* Format t as a point ID into buf (>= POINT_ID_LEN + 1 bytes). */
+void point_id_format(time_t t, char buf[static POINT_ID_LEN + 1]);
+/* Format t as ISO 8601 extended "2026-11-22T10:15:00Z" (buf >= 21 bytes). */
+void time_format_iso(time_t t, char buf[static 21]);
+
+/* A name usable as a VM or disk name: 1..64 chars of [A-Za-z0-9._-],
+ * not starting with '.' or '-'. */
+bool name_is_valid(const char *s);
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void hex_encode(const void *p, size_t len, char *out);
+/* Decode exactly 2*len hex chars. 0 or -EINVAL. */
+int hex_decode(const char *s, void *out, size_t len);
+
+/* Monotonic clock in seconds. */
+double now_monotonic(void);
+
+/* true when every byte of p[0..len) is zero (len need not be aligned). */
+bool mem_is_zero(const void *p, size_t len);
+
+/* Full pread/pwrite loops. Return 0 (all bytes), -EIO on short read at
+ * EOF for pread_full, or -errno. */
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+int write_full(int fd, const void *buf, size_t len);
+
+/* Durable atomic file write: temp file with O_EXCL in the same directory,
+ * write, fsync, rename over (or, with exclusive, link so an existing file
+ * is never replaced: -EEXIST), fsync the directory. */
+int write_file_atomic(const char *path, const void *data, size_t len, bool exclusive);
+/* Read a whole (small) file into a NUL-terminated malloc'd buffer. */
+int read_file_all(const char *path, char **ret, size_t *ret_len);
+/* mkdir -p. */
+int mkdir_p(const char *path, mode_t mode);
+
+/* ---- worker pool ------------------------------------------------------ */
+/*
+ * A bounded pool of threads. pool_submit() blocks while the queue is full.
+ * Internally locked: submit from any thread. pool_free() waits for all
+ * submitted work to finish.
+ */
+struct pool;
+typedef void (*pool_fn)(void *arg);
+/* n_threads 0 = number of online CPUs. queue_max >= 1. */
+int pool_new(unsigned n_threads, unsigned queue_max, struct pool **ret);
+int pool_submit(struct pool *p, pool_fn fn, void *arg);
+/* Wait until every submitted job has returned. */
+void pool_wait(struct pool *p);
+unsigned pool_threads(const struct pool *p);
+void pool_free(struct pool *p);
+unsigned cpu_count(void);
+
+/* ---- progress --------------------------------------------------------- */
+/*
+ * A one-line progress display on stderr, only when stderr is a terminal
+ * (or when forced). One per thread (call from the owning thread only).
+ */
+struct progress;
+/* label: short verb ("replicate"), total: bytes expected (0 if unknown). */
+struct progress *progress_new(const char *label, uint64_t total);
+/* Update with bytes done so far; redraws at most every 200 ms. */
+void progress_update(struct progress *p, uint64_t done);
+/* Final redraw and newline (only if anything was drawn). NULL accepted. */
+void progress_free(struct progress *p);

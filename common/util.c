@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common.h"
+
+int parse_size(const char *s, uint64_t *ret) {
+        char *end;
+        unsigned long long v;
+        uint64_t mul = 1;
+
+        if (!s || !isdigit((unsigned char)*s))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        switch (toupper((unsigned char)*end)) {
+        case 0: break;
+        case 'B': break;
+        case 'K': mul = 1ULL << 10; end++; break;
+        case 'M': mul = 1ULL << 20; end++; break;
+        case 'G': mul = 1ULL << 30; end++; break;
+        case 'T': mul = 1ULL << 40; end++; break;
+        default: return -EINVAL;
+        }
+        if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0 || strcmp(end, "ib") == 0))
+                end += strlen(end);
+        else if (mul == 1 && (*end == 'B' || *end == 'b'))
+                end++;
+        if (*end)
+                return -EINVAL;
+        if (v > UINT64_MAX / mul)
+                return -ERANGE;
+        *ret = v * mul;
+        return 0;
+}
+
+const char *format_bytes(uint64_t b, char *buf, size_t len) {
+        static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+        double v = (double)b;
+        unsigned i = 0;
+
+        while (v >= 1024 && i + 1 < ELEMENTSOF(u)) {
+                v /= 1024;
+                i++;
+        }
+        if (i == 0)
+                snprintf(buf, len, "%llu B", (unsigned long long)b);
+        else
+                snprintf(buf, len, "%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v, u[i]);
+        return buf;
+}
+
+int point_id_parse(const char *s, time_t *ret) {
+        struct tm tm = { 0 };
+        char check[POINT_ID_LEN + 1];
+        time_t t;
+
+        if (!s || strlen(s) != POINT_ID_LEN || s[8] != 'T' || s[15] != 'Z')
+                return -EINVAL;
+        for (int i = 0; i < 15; i++)
+                if (i != 8 && !isdigit((unsigned char)s[i]))
+                        return -EINVAL;
+        if (sscanf(s, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+                return -EINVAL;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        t = timegm(&tm);
+        if (t == (time_t)-1)
+                return -EINVAL;
+        /* Reject normalised dates such as month 13 or second 61. */
+        point_id_format(t, check);
+        if (strcmp(check, s) != 0)
+                return -EINVAL;
+        *ret = t;
+        return 0;
+}
+
+void point_id_format(time_t t, char buf[static POINT_ID_LEN + 1]) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(buf, POINT_ID_LEN + 1, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+void time_format_iso(time_t t, char buf[static 21]) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(buf, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+bool name_is_valid(const char *s) {
+        size_t n;
+
+        if (!s)
+                return false;
+        n = strlen(s);
+        if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+                        return false;
+        return true;
+}
+
+void hex_encode(const void *p, size_t len, char *out) {
+        static const char d[] = "0123456789abcdef";
+        const uint8_t *b = p;
+        for (size_t i = 0; i < len; i++) {
+                out[2 * i] = d[b[i] >> 4];
+                out[2 * i + 1] = d[b[i] & 15];
+        }
+        out[2 * len] = 0;
+}
+
+static int unhex(char c) {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+}
+
+int hex_decode(const char *s, void *out, size_t len) {
+        uint8_t *b = out;
+        if (strlen(s) != 2 * len)
+                return -EINVAL;
+        for (size_t i = 0; i < len; i++) {
+                int hi = unhex(s[2 * i]), lo = unhex(s[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        return -EINVAL;
+                b[i] = (uint8_t)(hi << 4 | lo);
+        }
+        return 0;
+}
+
+double now_monotonic(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool mem_is_zero(const void *p, size_t len) {
+        const uint8_t *b = p;
+        size_t i = 0;
+
+        /* Check the head, then compare the buffer with itself shifted:
+         * memcmp is vectorised and far faster than a byte loop. */
+        for (; i < len && i < 16; i++)
+                if (b[i])
+                        return false;
+        if (len <= 16)
+                return true;
+        return memcmp(b, b + 16, len - 16) == 0;
+}
+
+int pread_full(int fd, void *buf, size_t len, uint64_t off) {
+        uint8_t *p = buf;
+        while (len > 0) {
+                ssize_t n = pread(fd, p, len, (off_t)off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t)n;
+                off += (uint64_t)n;
+        }
+        return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off) {
+        const uint8_t *p = buf;
+        while (len > 0) {
+                ssize_t n = pwrite(fd, p, len, (off_t)off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t)n;
+                off += (uint64_t)n;
+        }
+        return 0;
+}
+
+int write_full(int fd, const void *buf, size_t len) {
+        const uint8_t *p = buf;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+static int fsync_parent(const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        _cleanup_close_ int fd = -1;
+        char *slash;
+
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash == dir)
+                slash[1] = 0;
+        else if (slash)
+                *slash = 0;
+        else
+                strcpy(dir, ".");
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, bool exclusive) {
+        char tmp[PATH_MAX];
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", path, (int)getpid(),
+                     (unsigned long)random()) >= (int)sizeof tmp)
+                return -ENAMETOOLONG;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        r = write_full(fd, data, len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r < 0)
+                goto fail;
+        if (exclusive) {
+                /* link() never replaces an existing name. */
+                if (link(tmp, path) < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+                unlink(tmp);
+        } else if (rename(tmp, path) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        return fsync_parent(path);
+fail:
+        unlink(tmp);
+        return r;
+}
+
+int read_file_all(const char *path, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, cap = 0;
+        struct stat st;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        cap = (size_t)st.st_size + 1;
+        for (;;) {
+                ssize_t n;
+                if (len + 1 >= cap) {
+                        char *nb = realloc(buf, cap * 2 + 64);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                        cap = cap * 2 + 64;
+                } else if (!buf) {
+                        buf = malloc(cap);
+                        if (!buf)
+                                return -ENOMEM;
+                }
+                n = read(fd, buf + len, cap - len - 1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        if (!buf && !(buf = malloc(1)))
+                return -ENOMEM;
+        buf[len] = 0;
+        *ret = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = len;
+        return 0;
+}
+
+int mkdir_p(const char *path, mode_t mode) {
+        char buf[PATH_MAX];
+        size_t n = strlen(path);
+
+        if (n >= sizeof buf)
+                return -ENAMETOOLONG;
+        memcpy(buf, path, n + 1);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = 0;
+                if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}

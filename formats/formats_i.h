@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * formats internals, shared by formats.c (detection, raw files, the generic
+ * read and allocation-map loops) and one file per image family:
+ * qcow2.c (libqcow), vhd.c (libvhdi: VHD and VHDX), vmdk.c (libvmdk).
+ *
+ * Each family may describe its virtual disk through map(): for an offset it
+ * says how the bytes there are stored (zeros, plain bytes at an offset of a
+ * file we hold open, or "ask the library"). fmt_read() and fmt_next_data()
+ * are then generic loops over map(). Reading plain bytes ourselves is both
+ * faster than going through libyal's caches and lets us fix libyal's
+ * mistakes (libqcow ignores the qcow2 zero flag, libvmdk ignores zeroed-grain
+ * entries; both then return stale bytes where qemu reads zeros).
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "formats.h"
+
+enum fmt_map_kind {
+        FMT_MAP_ZERO, /* reads as zeros */
+        FMT_MAP_HOST, /* plain bytes at host in file fd */
+        FMT_MAP_LIB,  /* read through the library (compressed data, ...) */
+};
+
+struct fmt_map {
+        enum fmt_map_kind kind;
+        uint64_t len;  /* > 0: bytes from the queried offset mapped alike */
+        int fd;        /* FMT_MAP_HOST only */
+        uint64_t host; /* FMT_MAP_HOST only: where the queried byte is */
+        uint64_t host_size; /* FMT_MAP_HOST only: size of fd's file */
+};
+
+struct fmt_ops {
+        /* Describe the bytes at off (< size). NULL: everything is FMT_MAP_LIB.
+         * 0 or -errno (-EBADMSG for corrupt tables, -EIO). */
+        int (*map)(struct fmt_image *img, uint64_t off, struct fmt_map *ret);
+        /* Read exactly len bytes at off through the library. */
+        int (*lib_read)(struct fmt_image *img, void *buf, size_t len, uint64_t off);
+        void (*close)(struct fmt_image *img);
+};
+
+struct fmt_image {
+        enum fmt_kind kind;
+        uint64_t size;          /* virtual size */
+        int fd;                 /* the image file (or device) itself */
+        uint64_t file_size;     /* size of fd's file at open */
+        bool raw_layout;        /* fd holds the disk at offset 0 (raw, device, fixed VHD) */
+        bool seek_data;         /* SEEK_DATA/SEEK_HOLE are meaningful on fd */
+        const struct fmt_ops *ops; /* NULL for raw_layout */
+        void *priv;             /* owned by ops->close */
+        char path[4096];        /* as given to fmt_open */
+        char err[512];          /* explanation of the last failure */
+};
+
+/* Write a formatted message to err (if given) and return r. */
+int fmt_err(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5);
+
+/* Turn a libyal error backtrace (one "function: message." per line,
+ * innermost first) into one line, outermost first, without function names
+ * and without lines naming path. */
+void fmt_yal_condense(const char *text, const char *path, char *out, size_t outlen);
+
+/* Big and little endian decoding of on-disk fields. */
+static inline uint16_t fmt_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t fmt_le32(const uint8_t *p) {
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t fmt_le64(const uint8_t *p) { return fmt_le32(p) | (uint64_t)fmt_le32(p + 4) << 32; }
+static inline uint32_t fmt_be32(const uint8_t *p) {
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static inline uint64_t fmt_be64(const uint8_t *p) { return (uint64_t)fmt_be32(p) << 32 | fmt_be32(p + 4); }
+
+/* Read len bytes at off of a file of size file_size: -EBADMSG when the
+ * range starts at or beyond the end of the file (truncated image), the part
+ * beyond the end reads as zeros (as qemu does), else 0 or -errno. */
+int fmt_pread_host(int fd, uint64_t file_size, void *buf, size_t len, uint64_t off);
+
+/* Family openers: img->fd, file_size, path and kind are set. They set size,
+ * ops, priv (and raw_layout/seek_data for a fixed VHD). 0 or -errno with a
+ * one-line explanation in err. On failure they free what they allocated. */
+int fmt_qcow2_open(struct fmt_image *img, char *err, size_t errlen);
+int fmt_vhd_open(struct fmt_image *img, char *err, size_t errlen);  /* VHD and VHDX */
+int fmt_vmdk_open(struct fmt_image *img, char *err, size_t errlen);

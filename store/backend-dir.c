@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The directory backend: one file per object under the vault directory.
+ * Atomic puts are temp file + rename (or link, for exclusive puts, which
+ * never replaces). Pack file descriptors are kept in a small cache because
+ * block reads hit the same packs again and again.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "backend_i.h"
+#include "common.h"
+
+#define FD_CACHE 256
+
+struct fd_slot {
+        char *name;
+        int fd;
+        uint64_t used;
+};
+
+struct backend_dir {
+        struct backend base;
+        char *root;
+        int root_fd;
+        pthread_mutex_t lock; /* protects fds, tick */
+        struct fd_slot fds[FD_CACHE];
+        uint64_t tick;
+};
+
+#define DIR_B(b) ((struct backend_dir *)(b))
+
+static int path_of(struct backend_dir *d, const char *name, char *buf, size_t len) {
+        if (snprintf(buf, len, "%s/%s", d->root, name) >= (int)len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int parent_dir(const char *path, char *buf, size_t len) {
+        const char *slash = strrchr(path, '/');
+        size_t n = slash ? (size_t)(slash - path) : 0;
+        if (n + 1 > len)
+                return -ENAMETOOLONG;
+        memcpy(buf, path, n);
+        buf[n] = 0;
+        return 0;
+}
+
+static int dir_put(struct backend *b, const char *name, const void *data, size_t len, unsigned flags) {
+        struct backend_dir *d = DIR_B(b);
+        char path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
+        uint64_t rnd;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        r = path_of(d, name, path, sizeof path);
+        if (r < 0)
+                return r;
+        r = parent_dir(path, dir, sizeof dir);
+        if (r < 0)
+                return r;
+        r = mkdir_p(dir, 0755);
+        if (r < 0)
+                return r;
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+                rnd = (uint64_t)random();
+        /* Temp names start with '.' so listings skip them. */
+        if (snprintf(tmp, sizeof tmp, "%s/.tmp-%016llx", dir, (unsigned long long)rnd) >= (int)sizeof tmp)
+                return -ENAMETOOLONG;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+        if (fd < 0)
+                return -errno;
+        r = write_full(fd, data, len);
+        if (r >= 0 && !(flags & BACKEND_PUT_NOSYNC) && fdatasync(fd) < 0)
+                r = -errno;
+        if (r >= 0) {
+                if (flags & BACKEND_PUT_EXCLUSIVE) {
+                        if (link(tmp, path) < 0)
+                                r = -errno;
+                        unlink(tmp);
+                } else if (rename(tmp, path) < 0)
+                        r = -errno;
+        }
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        if (!(flags & BACKEND_PUT_NOSYNC)) {
+                _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0 || fsync(dfd) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+static int dir_get(struct backend *b, const char *name, char **ret, size_t *ret_len) {
+        char path[PATH_MAX];
+        int r = path_of(DIR_B(b), name, path, sizeof path);
+        if (r < 0)
+                return r;
+        return read_file_all(path, ret, ret_len);
+}
+
+/* Returns a descriptor for name. *ret_own tells whether the caller must
+ * close it (the cache was full); cached descriptors stay open for the
+ * backend's life, so concurrent preads never race with a close. */
+static int dir_fd(struct backend_dir *d, const char *name, bool *ret_own) {
+        char path[PATH_MAX];
+        struct fd_slot *victim = NULL;
+        int fd, r;
+
+        pthread_mutex_lock(&d->lock);
+        for (unsigned i = 0; i < FD_CACHE; i++) {
+                struct fd_slot *s = &d->fds[i];
+                if (s->name && strcmp(s->name, name) == 0) {
+                        s->used = ++d->tick;
+                        fd = s->fd;
+                        pthread_mutex_unlock(&d->lock);
+                        *ret_own = false;
+                        return fd;
+                }
+                if (!s->name && !victim)
+                        victim = s;
+        }
+        pthread_mutex_unlock(&d->lock);
+
+        r = path_of(d, name, path, sizeof path);
+        if (r < 0)
+                return r;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+
+        *ret_own = true;
+        pthread_mutex_lock(&d->lock);
+        if (victim && !victim->name) {
+                victim->name = strdup(name);
+                if (victim->name) {
+                        victim->fd = fd;
+                        victim->used = ++d->tick;
+                        *ret_own = false;
+                }
+        }
+        pthread_mutex_unlock(&d->lock);
+        return fd;
+}
+
+static int dir_get_range(struct backend *b, const char *name, uint64_t off, void *buf, size_t len) {
+        struct backend_dir *d = DIR_B(b);
+        bool own;
+        int fd = dir_fd(d, name, &own), r;
+
+        if (fd < 0)
+                return fd;
+        r = pread_full(fd, buf, len, off);
+        if (own)
+                close(fd);
+        return r == -EIO ? -EBADMSG : r;
+}
+
+struct walk {
+        struct backend_dir *d;
+        const char *prefix;
+        store_list_cb cb;
+        void *userdata;
+};
+
+static int walk_dir(struct walk *w, const char *rel) {
+        char path[PATH_MAX];
+        _cleanup_(closedirp) DIR *dir = NULL;
+        struct dirent *de;
+        int r;
+
+        r = path_of(w->d, rel, path, sizeof path);
+        if (r < 0)
+                return r;
+        dir = opendir(path);
+        if (!dir)
+                return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+        while ((de = readdir(dir))) {
+                char child[PATH_MAX];
+                struct stat st;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                if (snprintf(child, sizeof child, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= (int)sizeof child)
+                        continue;
+                if (fstatat(dirfd(dir), de->d_name, &st, 0) < 0)
+                        continue;
+                if (S_ISDIR(st.st_mode)) {
+                        r = walk_dir(w, child);
+                        if (r < 0)
+                                return r;
+                } else if (S_ISREG(st.st_mode) && strncmp(child, w->prefix, strlen(w->prefix)) == 0) {
+                        r = w->cb(w->userdata, child, (uint64_t)st.st_size);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static int dir_list(struct backend *b, const char *prefix, store_list_cb cb, void *userdata) {
+        struct walk w = { DIR_B(b), prefix, cb, userdata };
+        char start[PATH_MAX];
+        const char *slash = strrchr(prefix, '/');
+        size_t n = slash ? (size_t)(slash - prefix) : 0;
+
+        /* Walk only the folder the prefix names. */
+        memcpy(start, prefix, n);
+        start[n] = 0;
+        return walk_dir(&w, start);
+}
+
+static int dir_del(struct backend *b, const char *name) {
+        char path[PATH_MAX];
+        int r = path_of(DIR_B(b), name, path, sizeof path);
+        if (r < 0)
+                return r;
+        if (unlink(path) < 0)
+                return -errno;
+        return 0;
+}
+
+static int dir_sync(struct backend *b) {
+        if (syncfs(DIR_B(b)->root_fd) < 0)
+                return -errno;
+        return 0;
+}
+
+static int dir_local_path(struct backend *b, const char *name, char **ret) {
+        char path[PATH_MAX];
+        int r = path_of(DIR_B(b), name, path, sizeof path);
+        if (r < 0)
+                return r;
+        *ret = strdup(path);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int dir_probe(struct backend *b, bool *ret_exists, bool *ret_empty) {
+        struct backend_dir *d = DIR_B(b);
+        _cleanup_(closedirp) DIR *dir = opendir(d->root);
+        struct dirent *de;
+
+        *ret_exists = *ret_empty = false;
+        if (!dir) {
+                if (errno == ENOENT)
+                        return 0;
+                return -errno;
+        }
+        *ret_exists = true;
+        *ret_empty = true;
+        while ((de = readdir(dir)))
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                        *ret_empty = false;
+        return 0;
+}
+
+static int dir_create(struct backend *b) {
+        struct backend_dir *d = DIR_B(b);
+        int r = mkdir_p(d->root, 0755);
+        if (r < 0)
+                return r;
+        if (d->root_fd < 0) {
+                d->root_fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (d->root_fd < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+static void dir_free(struct backend *b) {
+        struct backend_dir *d = DIR_B(b);
+        if (!d)
+                return;
+        for (unsigned i = 0; i < FD_CACHE; i++)
+                if (d->fds[i].name) {
+                        close(d->fds[i].fd);
+                        free(d->fds[i].name);
+                }
+        if (d->root_fd >= 0)
+                close(d->root_fd);
+        pthread_mutex_destroy(&d->lock);
+        free(d->root);
+        free(d);
+}
+
+static const struct backend_ops dir_ops = {
+        .name = "dir",
+        .put = dir_put,
+        .get = dir_get,
+        .get_range = dir_get_range,
+        .list = dir_list,
+        .del = dir_del,
+        .sync = dir_sync,
+        .local_path = dir_local_path,
+        .probe = dir_probe,
+        .create = dir_create,
+        .free = dir_free,
+};
+
+int backend_dir_open(const char *path, struct backend **ret) {
+        struct backend_dir *d = calloc(1, sizeof *d);
+        size_t n;
+
+        if (!d)
+                return -ENOMEM;
+        d->base.ops = &dir_ops;
+        d->root = strdup(path);
+        if (!d->root) {
+                free(d);
+                return -ENOMEM;
+        }
+        n = strlen(d->root);
+        while (n > 1 && d->root[n - 1] == '/')
+                d->root[--n] = 0;
+        pthread_mutex_init(&d->lock, NULL);
+        d->root_fd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        *ret = &d->base;
+        return 0;
+}
+
+int backend_open(const char *url, struct backend **ret) {
+        if (strncmp(url, "azure://", 8) == 0)
+                return -EPROTONOSUPPORT;
+        if (strncmp(url, "file://", 7) == 0)
+                url += 7;
+        return backend_dir_open(url, ret);
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The backend interface: where a vault's objects live. Objects are named
+ * by relative paths ("packs/ab/ab12....pack"), written whole and atomically,
+ * and never modified. Every operation is safe to call from any thread.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+enum {
+        BACKEND_PUT_EXCLUSIVE = 1 << 0, /* fail with -EEXIST if the name exists */
+        BACKEND_PUT_NOSYNC = 1 << 1,    /* durability deferred to backend_sync() */
+};
+
+struct backend;
+
+struct backend_ops {
+        const char *name;
+        int (*put)(struct backend *b, const char *name, const void *data, size_t len, unsigned flags);
+        int (*get)(struct backend *b, const char *name, char **ret, size_t *ret_len);
+        int (*get_range)(struct backend *b, const char *name, uint64_t off, void *buf, size_t len);
+        int (*list)(struct backend *b, const char *prefix, store_list_cb cb, void *userdata);
+        int (*del)(struct backend *b, const char *name);
+        /* Make every NOSYNC put so far durable. */
+        int (*sync)(struct backend *b);
+        /* A local file path holding the object's bytes (for mmap); the
+         * directory backend returns its own file, a remote one a cached
+         * copy. *ret malloc'd. */
+        int (*local_path)(struct backend *b, const char *name, char **ret);
+        /* Whether the backend location exists at all / is empty. */
+        int (*probe)(struct backend *b, bool *ret_exists, bool *ret_empty);
+        int (*create)(struct backend *b);
+        void (*free)(struct backend *b);
+};
+
+struct backend {
+        const struct backend_ops *ops;
+};
+
+/* Open the backend for a vault URL (a path for now). */
+int backend_open(const char *url, struct backend **ret);
+int backend_dir_open(const char *path, struct backend **ret);

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * store: the vault's objects. Blocks are named by their XXH3-128 checksum,
+ * compressed with zstd, and appended to immutable packs; an index maps a
+ * checksum to (pack, offset, length). Index segments are immutable sorted
+ * files that are memory-mapped, never loaded into the heap. Everything sits
+ * behind a backend (a local directory today; Azure Blob next) that offers
+ * atomic whole-object puts, ranged gets and listing. docs/FORMAT.md is the
+ * byte-level description of every object written here.
+ *
+ * Thread rule: struct store is internally locked; any thread may read blobs
+ * and objects concurrently. struct store_writer is one per thread except
+ * store_writer_known(), which may be called from any thread.
+ * struct store_codec is one per thread.
+ *
+ * Errors: -ENOENT missing object or block, -EBADMSG corrupt data or a
+ * checksum mismatch, -EMEDIUMTYPE not a vault, -EPROTONOSUPPORT a vault of a
+ * newer format version, -EEXIST an object that exists (exclusive put),
+ * -EIO backend I/O failure, -ENOMEM.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_FORMAT_VERSION 1
+#define STORE_HASH_SIZE 16
+#define STORE_MIN_BLOCK_SIZE 4096u
+#define STORE_MAX_BLOCK_SIZE (4u << 20)
+#define STORE_DEFAULT_BLOCK_SIZE (64u << 10)
+#define STORE_DEFAULT_LEVEL 3
+
+/* An XXH3-128 checksum in canonical (big-endian) byte order. */
+struct hash128 {
+        uint8_t b[STORE_HASH_SIZE];
+};
+
+/* Kinds of blob kept in packs. */
+enum store_kind {
+        STORE_KIND_DATA = 0,     /* a disk block */
+        STORE_KIND_MANIFEST = 1, /* a manifest chunk */
+};
+
+struct store;
+struct store_writer;
+struct store_codec;
+
+/* ---- checksums ---- */
+void store_hash(const void *p, size_t len, struct hash128 *ret);
+bool hash_is_zero(const struct hash128 *h);
+/* 32 hex chars + NUL. */
+void hash_to_hex(const struct hash128 *h, char out[static 2 * STORE_HASH_SIZE + 1]);
+
+/* ---- vault ---- */
+/* Create a new vault at url (a directory that does not exist or is empty).
+ * block_size: power of two in [STORE_MIN_BLOCK_SIZE, STORE_MAX_BLOCK_SIZE];
+ * level: zstd level 1..19, 0 for no compression.
+ * -EEXIST when url holds a vault or other files, -EINVAL bad parameters. */
+int store_init(const char *url, uint32_t block_size, int level);
+/* Open an existing vault. */
+int store_open(const char *url, struct store **ret);
+void store_free(struct store *s);
+uint32_t store_block_size(const struct store *s);
+int store_level(const struct store *s);
+const char *store_url(const struct store *s);
+
+/* ---- objects (small named things: points, config) ---- */
+/* Names are relative '/'-separated paths of [A-Za-z0-9._-] components. */
+int store_put_object(struct store *s, const char *name, const void *data, size_t len, bool exclusive);
+/* *ret is malloc'd, NUL-terminated (for convenience), owned by the caller. */
+int store_get_object(struct store *s, const char *name, char **ret, size_t *ret_len);
+/* Calls cb for every object whose name starts with prefix (a folder
+ * "points/" or "points/web01/"), in no particular order. A negative return
+ * from cb stops the listing and is returned. */
+typedef int (*store_list_cb)(void *userdata, const char *name, uint64_t size);
+int store_list(struct store *s, const char *prefix, store_list_cb cb, void *userdata);
+
+/* ---- blocks ---- */
+/* 0 when the vault holds the blob (or h is the zero hash), -ENOENT not. */
+int store_has(struct store *s, const struct hash128 *h);
+/* Read, decompress and verify one blob into buf (cap bytes). *ret_len gets
+ * its length. -ENOENT unknown, -EBADMSG corrupt/mismatch, -ENOBUFS small. */
+int store_read_blob(struct store *s, struct store_codec *c, const struct hash128 *h,
+                    void *buf, size_t cap, size_t *ret_len);
+/* Re-scan the index (picks up segments written by other processes). */
+int store_refresh(struct store *s);
+
+/* ---- codec: per-thread compression contexts ---- */
+int store_codec_new(const struct store *s, struct store_codec **ret);
+void store_codec_free(struct store_codec *c);
+/*
+ * Encode one blob for a pack: an 8-byte header plus zstd frame (or the
+ * bytes stored as they are when compression does not pay). out must hold
+ * store_encode_bound(len) bytes. Returns the encoded length or -errno.
+ */
+size_t store_encode_bound(size_t len);
+long store_encode(struct store_codec *c, enum store_kind kind, const void *src, size_t len,
+                  void *out, size_t cap);
+
+/* ---- writing ---- */
+/* A writer appends encoded blobs to packs and publishes index segments.
+ * Nothing it writes is referenced by a point until the caller commits one. */
+int store_writer_new(struct store *s, struct store_writer **ret);
+/* true when the blob is already in the vault or was added by this writer.
+ * Any thread. */
+bool store_writer_known(struct store_writer *w, const struct hash128 *h);
+/* Append an encoded blob (from store_encode). Duplicates of blobs added by
+ * this writer are dropped (return 0); returns 1 when stored. */
+int store_writer_add(struct store_writer *w, const struct hash128 *h, const void *enc, size_t len);
+/* Make everything added so far durable and findable (seal the open pack,
+ * write the index segment). Must succeed before a point referencing these
+ * blobs is committed. */
+int store_writer_flush(struct store_writer *w);
+/* Bytes of encoded blobs stored, and how many blobs. */
+void store_writer_stats(const struct store_writer *w, uint64_t *ret_bytes, uint64_t *ret_blobs);
+/* Frees; blobs not flushed are abandoned (garbage for a later GC). */
+void store_writer_free(struct store_writer *w);

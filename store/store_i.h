@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <pthread.h>
+
+#include "backend_i.h"
+#include "format_i.h"
+#include "store.h"
+
+/* A memory-mapped index segment. */
+struct segment {
+        char *name;
+        uint8_t *map;
+        size_t map_len;
+        uint64_t count;
+        const uint8_t *fanout;  /* 256 x u32: entries whose first byte <= i */
+        const uint8_t *entries; /* count x IDX_ENTRY_SIZE, sorted by hash */
+};
+
+struct store {
+        struct backend *b;
+        char *url;
+        uint32_t block_size;
+        int level;
+        pthread_rwlock_t idx_lock; /* protects segs, n_segs */
+        struct segment *segs;
+        size_t n_segs;
+};
+
+/* Look h up in the mapped segments. 0 found, -ENOENT. */
+int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret);
+/* Map segment `name` and add it to the store (no-op if present). */
+int store_add_segment(struct store *s, const char *name);
+/* Decode one encoded blob (header + payload) into out and verify it
+ * against h. */
+int store_decode(struct store_codec *c, const struct hash128 *h, const uint8_t *enc, size_t len,
+                 void *out, size_t cap, size_t *ret_len);

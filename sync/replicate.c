@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Replication pipeline. The calling thread reads the source into a ring
+ * of batches (BATCH_BLOCKS blocks each) and hands each batch to the worker
+ * pool, which hashes every block, skips zero and already-stored blocks and
+ * compresses the rest. The calling thread then collects batches in disk
+ * order: the manifest gets every checksum, the store writer gets the new
+ * blobs. The ring bounds memory: RING batches of data plus their encodings,
+ * whatever the disk size.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "formats.h"
+#include "sync.h"
+
+#define BATCH_BYTES (4u << 20)
+#define RING 8
+
+enum { BLK_DATA = 0, BLK_HOLE, BLK_ZERO, BLK_KNOWN, BLK_NEW };
+
+struct codec_pool {
+        pthread_mutex_t lock;
+        struct store_codec *free[RING];
+        size_t n_free;
+};
+
+struct rep;
+
+struct batch {
+        struct rep *rep;
+        uint64_t first;         /* first block number */
+        size_t n;               /* blocks in this batch */
+        uint8_t *data;          /* n * bs */
+        uint8_t *kind;          /* BLK_* per block */
+        struct hash128 *h;
+        uint8_t *enc;           /* n * bound */
+        uint32_t *enc_len;
+        bool busy, done;
+        int err;
+};
+
+struct rep {
+        struct store *s;
+        struct store_writer *w;
+        uint32_t bs;
+        size_t bound;           /* store_encode_bound(bs) */
+        struct codec_pool codecs;
+        pthread_mutex_t lock;   /* protects batch busy/done/err */
+        pthread_cond_t cond;
+        struct batch ring[RING];
+};
+
+static struct store_codec *codec_get(struct rep *r) {
+        struct store_codec *c = NULL;
+        pthread_mutex_lock(&r->codecs.lock);
+        if (r->codecs.n_free > 0)
+                c = r->codecs.free[--r->codecs.n_free];
+        pthread_mutex_unlock(&r->codecs.lock);
+        if (!c && store_codec_new(r->s, &c) < 0)
+                return NULL;
+        return c;
+}
+
+static void codec_put(struct rep *r, struct store_codec *c) {
+        pthread_mutex_lock(&r->codecs.lock);
+        if (r->codecs.n_free < RING)
+                r->codecs.free[r->codecs.n_free++] = c;
+        else
+                store_codec_free(c);
+        pthread_mutex_unlock(&r->codecs.lock);
+}
+
+/* Worker: classify, hash and compress one batch. */
+static void batch_work(void *arg) {
+        struct batch *b = arg;
+        struct rep *r = b->rep;
+        struct store_codec *c = codec_get(r);
+        int err = c ? 0 : -ENOMEM;
+
+        for (size_t i = 0; i < b->n && err == 0; i++) {
+                const uint8_t *p = b->data + i * r->bs;
+                long n;
+
+                if (b->kind[i] == BLK_HOLE || mem_is_zero(p, r->bs)) {
+                        b->kind[i] = BLK_ZERO;
+                        memset(&b->h[i], 0, sizeof b->h[i]);
+                        continue;
+                }
+                store_hash(p, r->bs, &b->h[i]);
+                if (store_writer_known(r->w, &b->h[i])) {
+                        b->kind[i] = BLK_KNOWN;
+                        continue;
+                }
+                n = store_encode(c, STORE_KIND_DATA, p, r->bs, b->enc + i * r->bound, r->bound);
+                if (n < 0)
+                        err = (int)n;
+                else {
+                        b->enc_len[i] = (uint32_t)n;
+                        b->kind[i] = BLK_NEW;
+                }
+        }
+        if (c)
+                codec_put(r, c);
+        pthread_mutex_lock(&r->lock);
+        b->err = err;
+        b->done = true;
+        pthread_cond_broadcast(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+}
+
+/* Fill batch b with blocks [first, first + n) of img, marking blocks that
+ * lie wholly in unallocated regions as holes (not read at all). */
+static int batch_fill(struct rep *r, struct batch *b, struct fmt_image *img, uint64_t first, size_t n,
+                      uint64_t *read_bytes) {
+        uint64_t size = fmt_size(img), off = first * r->bs, end = MIN(size, (first + n) * r->bs);
+        int e;
+
+        b->first = first;
+        b->n = n;
+        memset(b->kind, BLK_HOLE, n);
+        while (off < end) {
+                uint64_t ds, de;
+                e = fmt_next_data(img, off, &ds, &de);
+                if (e == -ENXIO || (e >= 0 && ds >= end))
+                        break;
+                if (e < 0)
+                        return e;
+                de = MIN(de, end);
+                /* Read whole blocks around [ds, de). */
+                ds = ds / r->bs * r->bs;
+                de = MIN(DIV_ROUND_UP(de, r->bs) * r->bs, end);
+                if (ds < off)
+                        ds = off;
+                e = fmt_read(img, b->data + (ds - first * r->bs), (size_t)(de - ds), ds);
+                if (e < 0)
+                        return e;
+                *read_bytes += de - ds;
+                for (uint64_t k = (ds - first * r->bs) / r->bs; k < DIV_ROUND_UP(de - first * r->bs, r->bs); k++)
+                        b->kind[k] = BLK_DATA;
+                off = DIV_ROUND_UP(de, r->bs) * r->bs;
+        }
+        /* Zero what was not read: holes, and the tail of a partial block. */
+        for (size_t k = 0; k < n; k++) {
+                uint8_t *p = b->data + k * r->bs;
+                uint64_t boff = (first + k) * r->bs;
+                if (b->kind[k] == BLK_HOLE)
+                        memset(p, 0, r->bs);
+                else if (boff + r->bs > size)
+                        memset(p + (size - boff), 0, (size_t)(boff + r->bs - size));
+        }
+        return 0;
+}
+
+static int batch_wait(struct rep *r, struct batch *b) {
+        int err;
+        pthread_mutex_lock(&r->lock);
+        while (!b->done)
+                pthread_cond_wait(&r->cond, &r->lock);
+        err = b->err;
+        b->busy = false;
+        pthread_mutex_unlock(&r->lock);
+        return err;
+}
+
+static int batch_collect(struct rep *r, struct batch *b, struct ret_manifest_writer *m,
+                         struct ret_disk *d, struct sync_replicate_result *res) {
+        int e;
+        for (size_t i = 0; i < b->n; i++) {
+                e = ret_manifest_writer_add(m, &b->h[i]);
+                if (e < 0)
+                        return e;
+                if (b->kind[i] != BLK_ZERO)
+                        d->data_blocks++;
+                if (b->kind[i] == BLK_NEW) {
+                        e = store_writer_add(r->w, &b->h[i], b->enc + i * r->bound, b->enc_len[i]);
+                        if (e < 0)
+                                return e;
+                        if (e > 0)
+                                res->new_blocks++;
+                }
+        }
+        return 0;
+}
+
+static int replicate_disk(struct rep *r, struct pool *pool, struct fmt_image *img, struct ret_disk *d,
+                          struct store_codec *mc, struct progress *pg, uint64_t *pg_base,
+                          struct sync_replicate_result *res) {
+        struct ret_manifest_writer *m = NULL;
+        uint64_t size = fmt_size(img), n_blocks = DIV_ROUND_UP(size, r->bs);
+        size_t per = MAX(BATCH_BYTES / r->bs, 1u);
+        uint64_t next = 0;
+        unsigned slot = 0;
+        int e, err = 0;
+
+        d->size = size;
+        d->n_blocks = n_blocks;
+        e = ret_manifest_writer_new(r->w, mc, &m);
+        if (e < 0)
+                return e;
+
+        /* Ring: fill and submit slot after slot; before reusing a slot,
+         * wait for it and collect it (that keeps disk order). */
+        for (;;) {
+                struct batch *b = &r->ring[slot];
+                if (b->busy) {
+                        e = batch_wait(r, b);
+                        if (e >= 0 && err == 0)
+                                e = batch_collect(r, b, m, d, res);
+                        if (e < 0 && err == 0)
+                                err = e;
+                        progress_update(pg, *pg_base + MIN(size, (b->first + b->n) * r->bs));
+                }
+                if (next >= n_blocks || err < 0) {
+                        /* Drain: collect the remaining busy slots in order. */
+                        bool any = false;
+                        for (unsigned k = 1; k <= RING; k++)
+                                if (r->ring[(slot + k) % RING].busy)
+                                        any = true;
+                        if (!any)
+                                break;
+                        slot = (slot + 1) % RING;
+                        continue;
+                }
+                size_t n = (size_t)MIN((uint64_t)per, n_blocks - next);
+                e = batch_fill(r, b, img, next, n, &res->read_bytes);
+                if (e < 0) {
+                        err = e;
+                        continue;
+                }
+                b->busy = true;
+                b->done = false;
+                pool_submit(pool, batch_work, b);
+                next += n;
+                slot = (slot + 1) % RING;
+        }
+        if (err == 0)
+                err = ret_manifest_writer_finish(m, d);
+        ret_manifest_writer_free(m);
+        *pg_base += size;
+        return err;
+}
+
+static void rep_free(struct rep *r) {
+        for (unsigned i = 0; i < RING; i++) {
+                free(r->ring[i].data);
+                free(r->ring[i].kind);
+                free(r->ring[i].h);
+                free(r->ring[i].enc);
+                free(r->ring[i].enc_len);
+        }
+        for (size_t i = 0; i < r->codecs.n_free; i++)
+                store_codec_free(r->codecs.free[i]);
+        pthread_mutex_destroy(&r->codecs.lock);
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->cond);
+}
+
+static int rep_init(struct rep *r, struct store *s, struct store_writer *w) {
+        size_t per;
+
+        memset(r, 0, sizeof *r);
+        r->s = s;
+        r->w = w;
+        r->bs = store_block_size(s);
+        r->bound = store_encode_bound(r->bs);
+        pthread_mutex_init(&r->codecs.lock, NULL);
+        pthread_mutex_init(&r->lock, NULL);
+        pthread_cond_init(&r->cond, NULL);
+        per = MAX(BATCH_BYTES / r->bs, 1u);
+        for (unsigned i = 0; i < RING; i++) {
+                struct batch *b = &r->ring[i];
+                b->rep = r;
+                b->data = malloc(per * r->bs);
+                b->kind = malloc(per);
+                b->h = malloc(per * sizeof *b->h);
+                b->enc = malloc(per * r->bound);
+                b->enc_len = malloc(per * sizeof *b->enc_len);
+                if (!b->data || !b->kind || !b->h || !b->enc || !b->enc_len)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct sync_replicate_result *res) {
+        struct fmt_image **imgs = NULL;
+        struct ret_point pt = { 0 };
+        struct ret_point *existing = NULL;
+        struct store_writer *w = NULL;
+        struct store_codec *mc = NULL;
+        struct pool *pool = NULL;
+        struct progress *pg = NULL;
+        struct rep rep;
+        bool rep_ok = false;
+        uint64_t pg_base = 0;
+        double t0 = now_monotonic();
+        int r;
+
+        memset(res, 0, sizeof *res);
+        point_id_format(o->time, res->id);
+        snprintf(pt.vm, sizeof pt.vm, "%s", o->vm);
+        snprintf(pt.id, sizeof pt.id, "%s", res->id);
+        pt.time = o->time;
+        pt.app = o->app;
+        pt.group = (char *)o->group;
+        pt.block_size = store_block_size(s);
+
+        /* Refuse early: the ID is taken. (The exclusive commit below is
+         * what makes this safe against a concurrent writer.) */
+        r = ret_point_load(s, o->vm, res->id, &existing);
+        if (r >= 0) {
+                ret_point_free(existing);
+                return -EEXIST;
+        }
+
+        /* Open every image before writing anything: bad input leaves the
+         * vault untouched. */
+        imgs = calloc(o->n_disks, sizeof *imgs);
+        pt.disks = calloc(o->n_disks, sizeof *pt.disks);
+        if (!imgs || !pt.disks) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < o->n_disks; i++) {
+                char why[256] = "";
+                r = fmt_open(o->disks[i].path, &imgs[i], why, sizeof why);
+                if (r < 0) {
+                        log_error("%s: %s", o->disks[i].path, *why ? why : strerror(-r));
+                        goto out;
+                }
+                snprintf(pt.disks[i].name, sizeof pt.disks[i].name, "%s", o->disks[i].name);
+                snprintf(pt.disks[i].format, sizeof pt.disks[i].format, "%s", fmt_kind_name(fmt_kind(imgs[i])));
+                res->disk_bytes += fmt_size(imgs[i]);
+        }
+        pt.n_disks = o->n_disks;
+
+        r = store_writer_new(s, &w);
+        if (r < 0)
+                goto out;
+        r = store_codec_new(s, &mc);
+        if (r < 0)
+                goto out;
+        r = rep_init(&rep, s, w);
+        rep_ok = true;
+        if (r < 0)
+                goto out;
+        r = pool_new(o->threads, RING, &pool);
+        if (r < 0)
+                goto out;
+        if (o->progress)
+                pg = progress_new("replicate", res->disk_bytes);
+
+        for (size_t i = 0; i < o->n_disks; i++) {
+                r = replicate_disk(&rep, pool, imgs[i], &pt.disks[i], mc, pg, &pg_base, res);
+                if (r < 0) {
+                        log_error_errno(r, "%s: reading the image failed", o->disks[i].path);
+                        goto out;
+                }
+                res->data_blocks += pt.disks[i].data_blocks;
+        }
+        progress_free(pg);
+        pg = NULL;
+
+        r = store_writer_flush(w);
+        if (r < 0) {
+                log_error_errno(r, "writing to the vault failed");
+                goto out;
+        }
+        store_writer_stats(w, &res->stored_bytes, NULL);
+        r = ret_point_commit(s, &pt);
+        if (r == -EEXIST)
+                goto out;
+        if (r < 0) {
+                log_error_errno(r, "committing point %s/%s failed", o->vm, res->id);
+                goto out;
+        }
+        res->seconds = now_monotonic() - t0;
+out:
+        progress_free(pg);
+        pool_free(pool);
+        if (rep_ok)
+                rep_free(&rep);
+        store_codec_free(mc);
+        store_writer_free(w);
+        for (size_t i = 0; imgs && i < o->n_disks; i++)
+                fmt_close(imgs[i]);
+        free(imgs);
+        pt.group = NULL;
+        for (size_t i = 0; i < pt.n_disks; i++)
+                free(pt.disks[i].chunks);
+        free(pt.disks);
+        return r;
+}

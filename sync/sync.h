@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * sync: moving disk data in and out of the vault.
+ *   sync_replicate(): read source images, hash every block (XXH3-128),
+ *     compress and store only blocks the vault lacks, commit a point.
+ *   sync_export(): write a point's disk out as raw bytes, verifying every
+ *     block against its checksum.
+ *
+ * Thread rule: each call is self-contained; it runs its own worker pool.
+ * Errors: as store.h and formats.h; -EEXIST the point already exists,
+ * -ENOENT unknown VM/point/disk. Functions log the explanation of image
+ * errors themselves (they know the file name), and return the code.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "retention.h"
+#include "store.h"
+
+struct sync_disk_spec {
+        const char *name; /* "disk0" ... */
+        const char *path;
+};
+
+struct sync_replicate_opts {
+        const char *vm;
+        const struct sync_disk_spec *disks;
+        size_t n_disks;
+        bool app;
+        const char *group;   /* NULL: none */
+        time_t time;         /* point time (the ID) */
+        unsigned threads;    /* 0: one per CPU */
+        bool progress;       /* draw a progress line if stderr is a tty */
+};
+
+struct sync_replicate_result {
+        char id[POINT_ID_LEN + 1];
+        uint64_t disk_bytes;   /* virtual sizes added up */
+        uint64_t read_bytes;   /* bytes read from sources */
+        uint64_t data_blocks;  /* non-zero blocks */
+        uint64_t new_blocks;   /* blocks stored by this run */
+        uint64_t stored_bytes; /* encoded bytes written to packs */
+        double seconds;
+};
+
+int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct sync_replicate_result *ret);
+
+struct sync_export_result {
+        uint64_t bytes;        /* disk size */
+        uint64_t data_bytes;   /* bytes of non-zero blocks written */
+        double seconds;
+};
+
+/* Write disk d of point p to fd. sparse: skip zero blocks with lseek (fd
+ * must be a regular file, truncated to the size at the end); otherwise
+ * write zeros. */
+int sync_export(struct store *s, const struct ret_point *p, const struct ret_disk *d, int fd, bool sparse,
+                bool progress, struct sync_export_result *ret);

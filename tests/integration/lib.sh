@@ -1,0 +1,328 @@
+# shellcheck shell=bash
+# Common helpers for the rpfs integration tests.  Each test sources this file:
+#
+#     . "$(dirname "$0")/lib.sh"
+#
+# Conventions (as in liburing and libfuse): exit 0 = pass, 1 = fail, 77 = skip.
+# Every test works in its own temporary directory ($T), removed on exit together
+# with the background processes and loop devices the test registered.
+#
+# Environment:
+#   RPFS      path of the rpfs binary (meson passes it; defaults to build/cli/rpfs)
+#   SRCDIR    the source tree (meson passes it)
+#   KEEP_TMP  set to 1 to keep the temporary directory for a post-mortem
+#   VERBOSE   set to 1 to trace every rpfs command
+
+set -euo pipefail
+export LC_ALL=C
+
+SRCDIR=${SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+RPFS=${RPFS:-$SRCDIR/build/cli/rpfs}
+TEST_NAME=$(basename "$0" .sh)
+
+# Sanitizer builds (-Db_sanitize=address,undefined): make every report fatal so
+# that it shows up as a non-zero exit and an unexpected stderr.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
+
+declare -a _BG_PIDS=()
+declare -a _LOOP_DEVS=()
+
+msg()  { printf '%s: %s\n' "$TEST_NAME" "$*" >&2; }
+fail() { printf '%s: FAIL: %s\n' "$TEST_NAME" "$*" >&2; exit 1; }
+skip() { printf '%s: SKIP: %s\n' "$TEST_NAME" "$*" >&2; exit 77; }
+
+_cleanup() {
+    local rc=$? pid dev
+    trap - EXIT
+    set +e
+    for pid in "${_BG_PIDS[@]}"; do
+        kill -9 "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    for dev in "${_LOOP_DEVS[@]}"; do
+        losetup -d "$dev" 2>/dev/null
+    done
+    if [[ -n ${T:-} && -d $T ]]; then
+        if [[ ${KEEP_TMP:-0} == 1 ]]; then
+            msg "kept temporary directory $T"
+        else
+            rm -rf -- "$T"
+        fi
+    fi
+    if (( rc == 0 )); then
+        msg "PASS"
+    fi
+    exit "$rc"
+}
+
+# The per-test temporary directory.
+T=$(mktemp -d "${TMPDIR:-/tmp}/rpfs-$TEST_NAME.XXXXXX")
+trap _cleanup EXIT
+trap 'exit 130' INT TERM
+
+[[ -x $RPFS ]] || fail "rpfs binary not found or not executable: $RPFS (set RPFS)"
+
+# need CMD...: skip the test when a tool is missing.
+need() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || skip "$c not installed"
+    done
+}
+
+# track_pid PID: kill this background process on exit (if still running).
+track_pid() { _BG_PIDS+=("$1"); }
+
+# track_loop DEV: detach this loop device on exit.
+track_loop() { _LOOP_DEVS+=("$1"); }
+
+# rpfs ARGS...: run the binary in the foreground.
+rpfs() {
+    [[ ${VERBOSE:-0} == 1 ]] && msg "+ rpfs $*"
+    "$RPFS" "$@"
+}
+
+# ok CMD...: run CMD (usually rpfs ...), which must exit 0; on failure show its
+# stderr and the command.  Stdout passes through.
+ok() {
+    local rc=0 errf="$T/.ok.stderr"
+    "$@" 2>"$errf" || rc=$?
+    if (( rc != 0 )); then
+        cat "$errf" >&2
+        fail "command failed with exit $rc: $*"
+    fi
+    _check_sanitizer "$errf" "$*"
+}
+
+_check_sanitizer() {
+    if grep -Eq 'Sanitizer|runtime error:|LeakSanitizer' "$1"; then
+        cat "$1" >&2
+        fail "sanitizer report from: $2"
+    fi
+}
+
+# expect_fail CODE CMD...: CMD must fail.  CODE is 1 (runtime error), 2 (usage
+# error) or "any" (1 or 2: the two documented failure codes; a signal or a
+# sanitizer exit is never accepted).  Stderr must start with "rpfs: " and be one
+# line for a runtime error.  The message is left in $ERR, the exit code in $RC.
+ERR=
+RC=0
+expect_fail() {
+    local want=$1; shift
+    local errf="$T/.fail.stderr" outf="$T/.fail.stdout"
+    RC=0
+    "$@" >"$outf" 2>"$errf" || RC=$?
+    ERR=$(cat "$errf")
+    _check_sanitizer "$errf" "$*"
+    if (( RC == 0 )); then
+        fail "expected failure, got exit 0: $*"
+    fi
+    case $want in
+        any) (( RC == 1 || RC == 2 )) ||
+                 fail "expected exit 1 or 2, got $RC: $* (stderr: $ERR)" ;;
+        *)   (( RC == want )) ||
+                 fail "expected exit $want, got $RC: $* (stderr: $ERR)" ;;
+    esac
+    local n
+    n=$(wc -l <"$errf")
+    [[ -s $errf ]] || fail "no error message on stderr: $*"
+    [[ $ERR == "rpfs: "* ]] ||
+        fail "error message does not start with 'rpfs: ': $* -> '$ERR'"
+    # A runtime error is one line (allowing for a missing final newline).  A
+    # usage error (exit 2) may add a hint line such as "Try 'rpfs --help'".
+    if (( RC != 2 && n > 1 )); then
+        fail "error message is $n lines, expected one: $* -> '$ERR'"
+    fi
+}
+
+# expect_err_contains TEXT...: the last expect_fail's message contains each TEXT
+# (case-insensitive).
+expect_err_contains() {
+    local s
+    for s in "$@"; do
+        grep -qiF -- "$s" <<<"$ERR" ||
+            fail "error message does not mention '$s': '$ERR'"
+    done
+}
+
+# sum FILE: sha256 of a file (or of stdin with -).
+sum() { sha256sum "$1" | cut -d' ' -f1; }
+
+assert_eq() {  # ACTUAL EXPECTED MSG
+    [[ $1 == "$2" ]] || fail "$3: got '$1', expected '$2'"
+}
+assert_ne() {  # A B MSG
+    [[ $1 != "$2" ]] || fail "$3: both are '$1'"
+}
+assert_le() {  # A B MSG   (integers)
+    (( $1 <= $2 )) || fail "$3: $1 > $2"
+}
+assert_lt() {  # A B MSG
+    (( $1 < $2 )) || fail "$3: $1 >= $2"
+}
+assert_ge() {  # A B MSG
+    (( $1 >= $2 )) || fail "$3: $1 < $2"
+}
+assert_gt() {  # A B MSG
+    (( $1 > $2 )) || fail "$3: $1 <= $2"
+}
+assert_file_sum() {  # FILE SHA256 MSG
+    [[ -f $1 ]] || fail "$3: $1 does not exist"
+    local s
+    s=$(sum "$1")
+    [[ $s == "$2" ]] || fail "$3: sha256 $s, expected $2"
+}
+assert_contains() {  # FILE-OR-STRING TEXT MSG: string contains TEXT
+    grep -qF -- "$2" <<<"$1" || fail "$3: '$2' not found in: $1"
+}
+assert_not_contains() {
+    if grep -qF -- "$2" <<<"$1"; then fail "$3: '$2' unexpectedly found in: $1"; fi
+}
+
+file_size() { stat -c %s "$1"; }
+
+# vault_bytes VAULT: apparent size of the vault in bytes.
+vault_bytes() { du -sb "$1" | cut -f1; }
+
+# vault_state VAULT: a fingerprint of every file of the vault and of its point
+# list, to show that a failed command left it unchanged.
+vault_state() {
+    (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+    echo "--- points"
+    "$RPFS" points "$1" --json
+}
+
+# export_check VAULT VM DISK SHA [EXPORT-ARGS...]: export to a file and to stdout
+# and compare both with SHA.
+export_check() {
+    local vault=$1 vm=$2 disk=$3 want=$4; shift 4
+    local out="$T/.export.$vm.$disk.raw"
+    rm -f -- "$out"
+    ok rpfs export "$vault" "$vm" "$disk" "$@" -o "$out"
+    assert_file_sum "$out" "$want" "export $vm/$disk $*"
+    rm -f -- "$out"
+}
+export_check_stdout() {
+    local vault=$1 vm=$2 disk=$3 want=$4; shift 4
+    local s
+    s=$("$RPFS" export "$vault" "$vm" "$disk" "$@" -o - 2>"$T/.stdout.stderr" | sha256sum | cut -d' ' -f1) ||
+        { cat "$T/.stdout.stderr" >&2; fail "export $vm/$disk $* -o - failed"; }
+    _check_sanitizer "$T/.stdout.stderr" "export -o -"
+    assert_eq "$s" "$want" "export $vm/$disk $* -o - | sha256sum"
+}
+
+# json_points VAULT [VM]: the point list as JSON, validated as a JSON array.
+json_points() {
+    local j
+    j=$("$RPFS" points "$@" --json) || fail "points $* --json failed"
+    python3 -c 'import json,sys; d=json.load(sys.stdin); assert isinstance(d, list), "not an array"' <<<"$j" ||
+        fail "points $* --json is not a JSON array: $j"
+    printf '%s\n' "$j"
+}
+
+# point_ids VAULT VM: the IDs of VM's points, one per line, in listed order.
+point_ids() {
+    json_points "$1" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin):
+    if p["vm"] == sys.argv[1]:
+        print(p["id"])' "$2"
+}
+
+# make_tree DIR MB: fill DIR with about MB megabytes of real files copied from
+# /usr/share and /usr/lib (docs, man pages, locales, python modules ...).  The
+# selection is deterministic for a given machine: sorted paths, first MB worth.
+make_tree() {
+    local dir=$1 mb=$2
+    mkdir -p "$dir"
+    python3 - "$dir" "$mb" <<'EOF'
+import os, sys, glob, shutil
+dst, limit = sys.argv[1], int(sys.argv[2]) * 1024 * 1024
+roots = ["/usr/share/doc", "/usr/share/man", "/usr/share/locale",
+         "/usr/share/perl", "/usr/share/perl5", "/usr/share/i18n",
+         "/usr/share/zoneinfo", "/usr/share/common-licenses"]
+roots += sorted(glob.glob("/usr/lib/python3*"))
+roots += ["/usr/share/mime", "/usr/include", "/usr/lib/x86_64-linux-gnu",
+          "/usr/lib/aarch64-linux-gnu", "/usr/lib/gcc", "/usr/bin"]
+total = 0
+for root in roots:
+    if not os.path.isdir(root):
+        continue
+    for d, subdirs, files in os.walk(root):
+        subdirs.sort()
+        for f in sorted(files):
+            src = os.path.join(d, f)
+            if os.path.islink(src) or not os.path.isfile(src):
+                continue
+            try:
+                size = os.path.getsize(src)
+                if size == 0 or size > 16 << 20:
+                    continue
+                out = os.path.join(dst, os.path.relpath(src, "/"))
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                shutil.copyfile(src, out)
+            except OSError:
+                continue
+            total += size
+            if total >= limit:
+                sys.exit(0)
+sys.exit("make_tree: only %d bytes of files found" % total)
+EOF
+}
+
+# make_ext4_image PATH SIZE_MB SRC_DIR: an ext4 filesystem image holding
+# SRC_DIR, made without root and without mounting.
+make_ext4_image() {
+    local path=$1 size=$2 src=$3
+    need mkfs.ext4
+    rm -f -- "$path"
+    truncate -s "${size}M" "$path"
+    mkfs.ext4 -q -F -E root_owner=0:0 -d "$src" "$path" >/dev/null ||
+        fail "mkfs.ext4 -d $src $path failed"
+}
+
+# make_random FILE BYTES SEED: deterministic incompressible bytes.
+make_random() {
+    python3 - "$1" "$2" "$3" <<'EOF'
+import random, sys
+path, n, seed = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+r = random.Random(seed)
+with open(path, "wb") as f:
+    while n > 0:
+        k = min(n, 4 << 20)
+        f.write(r.randbytes(k))
+        n -= k
+EOF
+}
+
+# overwrite_blocks FILE BLOCKSIZE SEED BLOCK...: overwrite whole blocks (by
+# index) with random data, in place.
+overwrite_blocks() {
+    local file=$1 bs=$2 seed=$3; shift 3
+    local rnd="$T/.rnd.$seed" i=0 b
+    make_random "$rnd" $(( bs * $# )) "$seed"
+    for b in "$@"; do
+        dd if="$rnd" of="$file" bs="$bs" skip="$i" seek="$b" count=1 \
+           conv=notrunc status=none
+        i=$(( i + 1 ))
+    done
+    rm -f -- "$rnd"
+}
+
+# nonzero_blocks FILE BLOCKSIZE: indexes of the blocks that are not all zero.
+nonzero_blocks() {
+    python3 - "$1" "$2" <<'EOF'
+import sys
+path, bs = sys.argv[1], int(sys.argv[2])
+zero = bytes(bs)
+with open(path, "rb") as f:
+    i = 0
+    while True:
+        b = f.read(bs)
+        if not b:
+            break
+        if b != zero[:len(b)]:
+            print(i)
+        i += 1
+EOF
+}

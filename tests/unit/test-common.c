@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+
+static int failures;
+#define CHECK(x) do { if (!(x)) { fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #x); failures++; } } while (0)
+
+static atomic_int counter;
+static void job(void *arg) { atomic_fetch_add(&counter, *(int *)arg); }
+
+int main(void) {
+        uint64_t v;
+        time_t t;
+        char buf[64];
+        uint8_t bytes[4] = { 0xde, 0xad, 0x00, 0x7f }, back[4];
+
+        CHECK(parse_size("64K", &v) == 0 && v == 65536);
+        CHECK(parse_size("1M", &v) == 0 && v == 1048576);
+        CHECK(parse_size("20G", &v) == 0 && v == 20ULL << 30);
+        CHECK(parse_size("4MiB", &v) == 0 && v == 4ULL << 20);
+        CHECK(parse_size("512", &v) == 0 && v == 512);
+        CHECK(parse_size("", &v) == -EINVAL);
+        CHECK(parse_size("12Q", &v) == -EINVAL);
+        CHECK(parse_size("-1K", &v) == -EINVAL);
+        CHECK(parse_size("99999999999999999999", &v) == -ERANGE);
+        CHECK(parse_size("99999999999T", &v) == -ERANGE);
+
+        CHECK(point_id_parse("20261122T101500Z", &t) == 0);
+        point_id_format(t, buf);
+        CHECK(strcmp(buf, "20261122T101500Z") == 0);
+        time_format_iso(t, buf);
+        CHECK(strcmp(buf, "2026-11-22T10:15:00Z") == 0);
+        CHECK(point_id_parse("2026-11-22T10:15:00Z", &t) == -EINVAL);
+        CHECK(point_id_parse("20261322T101500Z", &t) == -EINVAL);
+        CHECK(point_id_parse("20261122T246000Z", &t) == -EINVAL);
+        CHECK(point_id_parse("20261122T101500", &t) == -EINVAL);
+        CHECK(point_id_parse("2026112xT101500Z", &t) == -EINVAL);
+
+        CHECK(name_is_valid("web01"));
+        CHECK(name_is_valid("db.prod_2-a"));
+        CHECK(!name_is_valid(""));
+        CHECK(!name_is_valid(".hidden"));
+        CHECK(!name_is_valid("-x"));
+        CHECK(!name_is_valid("a/b"));
+        CHECK(!name_is_valid("a b"));
+
+        hex_encode(bytes, 4, buf);
+        CHECK(strcmp(buf, "dead007f") == 0);
+        CHECK(hex_decode("dead007f", back, 4) == 0 && memcmp(back, bytes, 4) == 0);
+        CHECK(hex_decode("dead007", back, 4) == -EINVAL);
+        CHECK(hex_decode("deadz07f", back, 4) == -EINVAL);
+
+        {
+                static uint8_t z[65536];
+                CHECK(mem_is_zero(z, sizeof z));
+                CHECK(mem_is_zero(z, 3));
+                z[65535] = 1;
+                CHECK(!mem_is_zero(z, sizeof z));
+                z[65535] = 0;
+                z[7] = 1;
+                CHECK(!mem_is_zero(z, sizeof z));
+                z[7] = 0;
+                z[20] = 1;
+                CHECK(!mem_is_zero(z, sizeof z));
+        }
+
+        CHECK(strcmp(format_bytes(1536, buf, sizeof buf), "1.50 KiB") == 0);
+        CHECK(strcmp(format_bytes(12, buf, sizeof buf), "12 B") == 0);
+
+        {
+                struct pool *p;
+                static int one = 1;
+                CHECK(pool_new(3, 2, &p) == 0);
+                for (int i = 0; i < 1000; i++)
+                        pool_submit(p, job, &one);
+                pool_wait(p);
+                CHECK(atomic_load(&counter) == 1000);
+                pool_free(p);
+        }
+
+        {
+                char dir[] = "/tmp/rpfs-test-common-XXXXXX", path[128], *data;
+                size_t len;
+                CHECK(mkdtemp(dir) != NULL);
+                snprintf(path, sizeof path, "%s/a/b/c", dir);
+                CHECK(mkdir_p(path, 0755) == 0);
+                snprintf(path, sizeof path, "%s/a/f", dir);
+                CHECK(write_file_atomic(path, "hello", 5, true) == 0);
+                CHECK(write_file_atomic(path, "other", 5, true) == -EEXIST);
+                CHECK(read_file_all(path, &data, &len) == 0 && len == 5 && strcmp(data, "hello") == 0);
+                free(data);
+                CHECK(write_file_atomic(path, "replaced", 8, false) == 0);
+                CHECK(read_file_all(path, &data, &len) == 0 && len == 8);
+                free(data);
+                snprintf(path, sizeof path, "rm -rf %s", dir);
+                CHECK(system(path) == 0);
+        }
+
+        if (failures)
+                fprintf(stderr, "%d check(s) failed\n", failures);
+        return failures ? 1 : 0;
+}
