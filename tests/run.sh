@@ -55,7 +55,13 @@ fi
 # --- build -----------------------------------------------------------------------
 # shellcheck disable=SC2086
 if [[ -f $BUILD_DIR/meson-private/coredata.dat ]]; then
-    meson setup --reconfigure "$BUILD_DIR" ${RPFS_MESON_OPTS:-} ||
+    # (meson 1.0 ignores some -D options given to `setup --reconfigure`, so
+    # apply them with `meson configure` first)
+    if [[ -n ${RPFS_MESON_OPTS:-} ]]; then
+        meson configure "$BUILD_DIR" ${RPFS_MESON_OPTS} ||
+            { say "meson configure failed"; finish 0 1 0; }
+    fi
+    meson setup --reconfigure "$BUILD_DIR" ||
         { say "meson setup --reconfigure failed"; finish 0 1 0; }
 else
     meson setup "$BUILD_DIR" ${RPFS_MESON_OPTS:-} ||

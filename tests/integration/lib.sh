@@ -23,7 +23,6 @@ TEST_NAME=$(basename "$0" .sh)
 # Sanitizer builds (-Db_sanitize=address,undefined): make every report fatal so
 # that it shows up as a non-zero exit and an unexpected stderr.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 
 declare -a _BG_PIDS=()
 declare -a _LOOP_DEVS=()

@@ -59,7 +59,7 @@ for i in 1 2 3 4 5; do
     track_pid "$pid"
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null || true
-    rc=0; wait "$pid" || rc=$?
+    rc=0; wait "$pid" 2>/dev/null || rc=$?
     if (( rc == 137 )); then
         killed=$(( killed + 1 ))
         msg "round $i: killed after ${delay}s"
