@@ -33,6 +33,16 @@ static int usage_error(const char *cmd, const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
+/* getopt's '?' (unknown option) and ':' (missing argument), explained. */
+static int bad_option(const char *cmd, int c, char **argv) {
+        const char *arg = argv[optind - 1];
+        if (c == ':')
+                return usage_error(cmd, "option '%s' requires an argument", arg);
+        if (optopt && optopt != '?')
+                return usage_error(cmd, "unknown option '-%c'", optopt);
+        return usage_error(cmd, "unknown option '%s'", arg);
+}
+
 /* Open a vault, explaining failures in terms of the user's path. */
 static int open_vault(const char *url, struct store **ret) {
         int r = store_open(url, ret);
@@ -77,7 +87,7 @@ static int cmd_init(int argc, char **argv) {
         uint64_t bs = STORE_DEFAULT_BLOCK_SIZE;
         int level = STORE_DEFAULT_LEVEL, c, r;
 
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'b':
                         if (parse_size(optarg, &bs) < 0 || bs < STORE_MIN_BLOCK_SIZE || bs > STORE_MAX_BLOCK_SIZE ||
@@ -104,7 +114,7 @@ static int cmd_init(int argc, char **argv) {
                         fputs(init_help, stdout);
                         return 0;
                 default:
-                        return usage_error("init", "invalid option");
+                        return bad_option("init", c, argv);
                 }
         }
         if (argc - optind != 1)
@@ -168,7 +178,7 @@ static int cmd_replicate(int argc, char **argv) {
         names = calloc((size_t)argc, 65);
         if (!disks || !names)
                 return 1;
-        while ((c = getopt_long(argc, argv, "qh", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'd': {
                         char *eq = strchr(optarg, '=');
@@ -218,7 +228,7 @@ static int cmd_replicate(int argc, char **argv) {
                         fputs(replicate_help, stdout);
                         return 0;
                 default:
-                        return usage_error("replicate", "invalid option");
+                        return bad_option("replicate", c, argv);
                 }
         }
         if (argc - optind != 2)
@@ -272,7 +282,7 @@ static int cmd_points(int argc, char **argv) {
         size_t n = 0;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'J':
                         json = true;
@@ -281,7 +291,7 @@ static int cmd_points(int argc, char **argv) {
                         fputs(points_help, stdout);
                         return 0;
                 default:
-                        return usage_error("points", "invalid option");
+                        return bad_option("points", c, argv);
                 }
         }
         if (argc - optind < 1 || argc - optind > 2)
@@ -371,7 +381,7 @@ static int cmd_export(int argc, char **argv) {
         int c, r, fd = -1, ret = 1;
         bool sparse = false;
 
-        while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'p':
                         spec = optarg;
@@ -383,7 +393,7 @@ static int cmd_export(int argc, char **argv) {
                         fputs(export_help, stdout);
                         return 0;
                 default:
-                        return usage_error("export", "invalid option");
+                        return bad_option("export", c, argv);
                 }
         }
         if (argc - optind != 3)
@@ -496,6 +506,7 @@ int main(int argc, char **argv) {
         int i = 1;
 
         log_set_prefix("rpfs");
+        opterr = 0;
         for (; i < argc && argv[i][0] == '-'; i++) {
                 if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
                         log_set_level(LOG_DEBUG);
@@ -514,6 +525,7 @@ int main(int argc, char **argv) {
                 }
         }
         if (i >= argc) {
+                log_error("missing command");
                 fputs(main_help, stderr);
                 return EXIT_USAGE;
         }

@@ -90,24 +90,17 @@ void fmt_yal_condense(const char *text, const char *path, char *out, size_t outl
 
 int fmt_pread_host(int fd, uint64_t file_size, void *buf, size_t len, uint64_t off) {
         struct stat st;
-        size_t n = len;
 
         if (len == 0)
                 return 0;
-        if (off + len > file_size) {
+        if (off > file_size || len > file_size - off) {
                 /* The file may have grown since it was opened. */
                 if (fstat(fd, &st) < 0)
                         return -errno;
-                if ((uint64_t)st.st_size > file_size)
-                        file_size = (uint64_t)st.st_size;
+                if (off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off)
+                        return -EBADMSG;
         }
-        if (off >= file_size)
-                return -EBADMSG;
-        if (off + len > file_size) {
-                n = (size_t)(file_size - off);
-                memset((uint8_t *)buf + n, 0, len - n);
-        }
-        return pread_full(fd, buf, n, off);
+        return pread_full(fd, buf, len, off);
 }
 
 const char *fmt_kind_name(enum fmt_kind k) {
@@ -176,11 +169,14 @@ static int probe(int fd, const struct stat *st, enum fmt_kind *ret, char *err, s
 static int open_fd(const char *path, int *ret_fd, struct stat *st, char *err, size_t errlen) {
         _cleanup_close_ int fd = -1;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK so that a FIFO does not hang us; dropped below. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return fmt_err(err, errlen, -errno, "cannot open: %m");
         if (fstat(fd, st) < 0)
                 return fmt_err(err, errlen, -errno, "cannot stat: %m");
+        if (fcntl(fd, F_SETFL, 0) < 0)
+                return fmt_err(err, errlen, -errno, "cannot clear O_NONBLOCK: %m");
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
@@ -268,8 +264,7 @@ int fmt_open(const char *path, struct fmt_image **ret, char *err, size_t errlen)
                 fmt_close(img);
                 return r;
         }
-        if (img->seek_data)
-                (void)posix_fadvise(img->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        (void)posix_fadvise(img->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         *ret = img;
         return 0;
 }
@@ -318,13 +313,14 @@ static int read_mapped(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t
                         r = fmt_pread_host(m.fd, m.host_size, buf, n, m.host);
                         if (r == -EBADMSG)
                                 fmt_err(img->err, sizeof(img->err), r,
-                                        "corrupt or truncated %s image: data at %" PRIu64 " beyond the end of the file",
+                                        "corrupt or truncated %s image: data at %" PRIu64 " lies beyond the end of the file",
                                         fmt_kind_name(img->kind), m.host);
                         else if (r < 0)
                                 fmt_err(img->err, sizeof(img->err), r, "read error: %s", strerror(-r));
                         break;
                 case FMT_MAP_LIB:
-                        r = img->ops->lib_read(img, buf, n, off);
+                        r = img->ops->lib_read ? img->ops->lib_read(img, buf, n, off)
+                                               : fmt_err(img->err, sizeof(img->err), -EIO, "internal error: no library reader");
                         break;
                 default:
                         r = fmt_err(img->err, sizeof(img->err), -EIO, "internal error: bad map");
@@ -383,9 +379,41 @@ whole:
         return 0;
 }
 
+/* Narrow a FMT_MAP_HOST mapping m to the data of its host file: *skip
+ * bytes of hole come first, then *len bytes of data (0: none in m). */
+static void host_data(const struct fmt_map *m, uint64_t *skip, uint64_t *len) {
+        off_t d, h;
+
+        if (m->host >= m->host_size || m->len > m->host_size - m->host) {
+                /* Partly beyond the end of the file: report it, so that
+                 * reading it tells about the truncated image. */
+                *skip = 0;
+                *len = m->len;
+                return;
+        }
+        d = lseek(m->fd, (off_t)m->host, SEEK_DATA);
+        if (d < 0) {
+                *skip = errno == ENXIO ? m->len : 0; /* ENXIO: only a hole up to the end */
+                *len = m->len - *skip;
+                return;
+        }
+        if ((uint64_t)d < m->host || (uint64_t)d - m->host >= m->len) {
+                *skip = m->len;
+                *len = 0;
+                return;
+        }
+        *skip = (uint64_t)d - m->host;
+        h = lseek(m->fd, d, SEEK_HOLE);
+        if (h < d || (uint64_t)h - m->host >= m->len)
+                *len = m->len - *skip;
+        else
+                *len = (uint64_t)(h - d);
+}
+
 int fmt_next_data(struct fmt_image *img, uint64_t off, uint64_t *ret_start, uint64_t *ret_end) {
         struct fmt_map m;
-        uint64_t start, end;
+        uint64_t start, end, skip = 0, len = 0;
+        bool more;
         int r;
 
         if (!img || !ret_start || !ret_end)
@@ -399,30 +427,44 @@ int fmt_next_data(struct fmt_image *img, uint64_t off, uint64_t *ret_start, uint
                 *ret_end = img->size;
                 return 0;
         }
-        /* Skip what reads as zeros. */
+        /* Skip what reads as zeros: unallocated, and holes of host files. */
         for (;;) {
                 r = img->ops->map(img, off, &m);
                 if (r < 0)
                         return r;
                 if (m.len == 0)
-                        return -EIO;
-                if (m.kind != FMT_MAP_ZERO)
+                        return fmt_err(img->err, sizeof(img->err), -EIO, "internal error: empty map");
+                m.len = MIN(m.len, img->size - off);
+                skip = len = 0;
+                if (m.kind == FMT_MAP_HOST)
+                        host_data(&m, &skip, &len);
+                if (m.kind == FMT_MAP_LIB || (m.kind == FMT_MAP_HOST && len > 0))
                         break;
-                if (m.len >= img->size - off)
-                        return -ENXIO;
                 off += m.len;
+                if (off >= img->size)
+                        return -ENXIO;
         }
-        start = off;
-        end = off + MIN(m.len, img->size - off);
-        while (end < img->size && end - start < FMT_EXTENT_MAX) {
+        start = off + skip;
+        end = m.kind == FMT_MAP_HOST ? start + len : off + m.len;
+        more = end == off + m.len;
+        /* Extend over following data. */
+        while (more && end < img->size && end - start < FMT_EXTENT_MAX) {
                 r = img->ops->map(img, end, &m);
                 if (r < 0)
                         return r;
                 if (m.len == 0)
-                        return -EIO;
+                        return fmt_err(img->err, sizeof(img->err), -EIO, "internal error: empty map");
+                m.len = MIN(m.len, img->size - end);
                 if (m.kind == FMT_MAP_ZERO)
                         break;
-                end += MIN(m.len, img->size - end);
+                if (m.kind == FMT_MAP_HOST) {
+                        host_data(&m, &skip, &len);
+                        if (skip > 0 || len == 0)
+                                break;
+                        more = len == m.len;
+                        end += len;
+                } else
+                        end += m.len;
         }
         *ret_start = start;
         *ret_end = end;

@@ -37,10 +37,12 @@ struct fmt_map {
 };
 
 struct fmt_ops {
-        /* Describe the bytes at off (< size). NULL: everything is FMT_MAP_LIB.
+        /* Describe the bytes at off (< size). NULL: everything is FMT_MAP_LIB
+         * (then lib_read must be set).
          * 0 or -errno (-EBADMSG for corrupt tables, -EIO). */
         int (*map)(struct fmt_image *img, uint64_t off, struct fmt_map *ret);
-        /* Read exactly len bytes at off through the library. */
+        /* Read exactly len bytes at off through the library; NULL when map
+         * never answers FMT_MAP_LIB. */
         int (*lib_read)(struct fmt_image *img, void *buf, size_t len, uint64_t off);
         void (*close)(struct fmt_image *img);
 };
@@ -77,9 +79,11 @@ static inline uint32_t fmt_be32(const uint8_t *p) {
 }
 static inline uint64_t fmt_be64(const uint8_t *p) { return (uint64_t)fmt_be32(p) << 32 | fmt_be32(p + 4); }
 
-/* Read len bytes at off of a file of size file_size: -EBADMSG when the
- * range starts at or beyond the end of the file (truncated image), the part
- * beyond the end reads as zeros (as qemu does), else 0 or -errno. */
+/* Read len bytes at off of a file of size file_size (checked again with
+ * fstat if the range does not fit): -EBADMSG when part of the range lies
+ * beyond the end of the file (truncated image; qemu would read zeros
+ * there, but a backup should not copy a truncated image silently), else 0
+ * or -errno. */
 int fmt_pread_host(int fd, uint64_t file_size, void *buf, size_t len, uint64_t off);
 
 /* Family openers: img->fd, file_size, path and kind are set. They set size,

@@ -150,7 +150,7 @@ static int qcow2_map(struct fmt_image *img, uint64_t off, struct fmt_map *m) {
         uint64_t csize = UINT64_C(1) << q->cluster_bits;
         unsigned span_bits = q->cluster_bits + q->l2_bits;
         uint64_t l1i = off >> span_bits, span_end, l2_off, host, next_host, i, n;
-        enum fmt_map_kind kind, next_kind;
+        enum fmt_map_kind kind = FMT_MAP_ZERO, next_kind = FMT_MAP_ZERO;
         int r;
 
         if (l1i >= q->l1_len)

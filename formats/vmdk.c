@@ -161,7 +161,7 @@ static void classify(const struct extent *x, uint32_t gte, enum fmt_map_kind *ki
 static int map_sparse(struct fmt_image *img, struct extent *x, uint64_t in, struct fmt_map *m) {
         uint64_t span = x->grain * x->gtes, g = in / x->grain, gdi = g / x->gtes, gti = g % x->gtes;
         uint64_t span_left = span - in % span, gin = in % x->grain, host, next_host;
-        enum fmt_map_kind kind, next_kind;
+        enum fmt_map_kind kind = FMT_MAP_ZERO, next_kind = FMT_MAP_ZERO;
         int r;
 
         if (gdi >= x->gd_len)
@@ -305,9 +305,9 @@ static int open_extent_file(struct fmt_image *img, struct extent *x, const char 
         return 0;
 }
 
-/* Set up extent x (descriptor d) starting at virtual offset start. *need_lib
+/* Set up extent x (descriptor d; single: the image's only one). *need_lib
  * is set when libvmdk must open the extent files to read it. */
-static int setup_extent(struct fmt_image *img, struct vmdk *v, struct extent *x, libvmdk_extent_descriptor_t *d,
+static int setup_extent(struct fmt_image *img, bool single, struct extent *x, libvmdk_extent_descriptor_t *d,
                         bool *need_lib, char *err, size_t errlen) {
         _cleanup_(merr_freep) libvmdk_error_t *e = NULL;
         char name[256] = "", msg[400];
@@ -352,7 +352,7 @@ static int setup_extent(struct fmt_image *img, struct vmdk *v, struct extent *x,
                 return 0;
         case LIBVMDK_EXTENT_TYPE_SPARSE:
         case LIBVMDK_EXTENT_TYPE_VMFS_SPARSE:
-                if (v->n == 1 && img->file_size >= 4) {
+                if (single && img->file_size >= 4) {
                         uint8_t magic[4];
 
                         /* A monolithic file is its own (only) extent, whatever its name. */
@@ -439,7 +439,7 @@ static int setup_extents(struct fmt_image *img, struct vmdk *v, bool *need_lib, 
                         return fmt_err(err, errlen, -EBADMSG, "corrupt vmdk image: %s", msg);
                 }
                 v->ext[i].start = start;
-                r = setup_extent(img, v, &v->ext[i], d, need_lib, err, errlen);
+                r = setup_extent(img, n == 1, &v->ext[i], d, need_lib, err, errlen);
                 libvmdk_extent_descriptor_free(&d, &e);
                 merr_freep(&e);
                 if (r < 0)
