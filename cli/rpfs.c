@@ -74,7 +74,7 @@ static const char init_help[] =
         "Create an empty vault. VAULT is a directory that does not exist or is empty.\n"
         "\n"
         "  --block-size SIZE        block size, a power of two from 4K to 4M (default 64K)\n"
-        "  --compression zstd:N     zstd level 1..19 (default zstd:3); 'none' stores blocks as they are\n"
+        "  --compression zstd:N     zstd level 1..19 (default zstd:1); 'none' stores blocks as they are\n"
         "  -h, --help               show this help\n";
 
 static int cmd_init(int argc, char **argv) {
@@ -485,7 +485,7 @@ static const char main_help[] =
         "rpfs keeps VM disks as immutable recovery points in a vault and brings them back.\n"
         "\n"
         "Commands:\n"
-        "  init VAULT [--block-size 64K] [--compression zstd:3]   create a vault\n"
+        "  init VAULT [--block-size 64K] [--compression zstd:1]   create a vault\n"
         "  replicate VAULT VM --disk [NAME=]PATH ...               store a new recovery point\n"
         "  points VAULT [VM] [--json]                              list recovery points\n"
         "  export VAULT VM DISK [--point P] -o OUT                 write a point's disk as a raw image\n"

@@ -29,7 +29,7 @@
 #define STORE_MIN_BLOCK_SIZE 4096u
 #define STORE_MAX_BLOCK_SIZE (4u << 20)
 #define STORE_DEFAULT_BLOCK_SIZE (64u << 10)
-#define STORE_DEFAULT_LEVEL 3
+#define STORE_DEFAULT_LEVEL 1
 
 /* An XXH3-128 checksum in canonical (big-endian) byte order. */
 struct hash128 {

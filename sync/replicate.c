@@ -362,8 +362,10 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         }
         progress_free(pg);
         pg = NULL;
+        log_debug("replicate: pipeline done after %.2fs", now_monotonic() - t0);
 
         r = store_writer_flush(w);
+        log_debug("replicate: vault flushed after %.2fs", now_monotonic() - t0);
         if (r < 0) {
                 log_error_errno(r, "writing to the vault failed");
                 goto out;
