@@ -355,7 +355,11 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         for (size_t i = 0; i < o->n_disks; i++) {
                 r = replicate_disk(&rep, pool, imgs[i], &pt.disks[i], mc, pg, &pg_base, res);
                 if (r < 0) {
-                        log_error_errno(r, "%s: reading the image failed", o->disks[i].path);
+                        const char *why = fmt_last_error(imgs[i]);
+                        if (why && *why)
+                                log_error("%s: %s", o->disks[i].path, why);
+                        else
+                                log_error_errno(r, "%s: replicating this disk failed", o->disks[i].path);
                         goto out;
                 }
                 res->data_blocks += pt.disks[i].data_blocks;

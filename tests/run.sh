@@ -7,7 +7,10 @@
 #
 # Environment:
 #   BUILD_DIR        build directory (default: build, in the source tree)
-#   RPFS_MESON_OPTS  extra `meson setup` options, e.g. "-Db_sanitize=address,undefined"
+#   RPFS_MESON_OPTS  extra `meson setup` options for the main build
+#   RPFS_SANITIZE    1 (default): also build BUILD_DIR-san with
+#                    -Db_sanitize=address,undefined and run the suite there
+#                    (sanitizer reports exit 86 and fail the test); 0: skip
 #   RPFS_NO_INSTALL  set to 1 to skip the dependency check
 #   MESON_TEST_OPTS  extra `meson test` options, e.g. "--suite integration"
 set -uo pipefail
@@ -52,35 +55,28 @@ fi
 #   start_azurite     # export RPFS_AZURITE=... for tests/integration
 # and stops it on exit.  Nothing to do yet.
 
-# --- build -----------------------------------------------------------------------
-# shellcheck disable=SC2086
-if [[ -f $BUILD_DIR/meson-private/coredata.dat ]]; then
-    # (meson 1.0 ignores some -D options given to `setup --reconfigure`, so
-    # apply them with `meson configure` first)
-    if [[ -n ${RPFS_MESON_OPTS:-} ]]; then
-        meson configure "$BUILD_DIR" ${RPFS_MESON_OPTS} ||
-            { say "meson configure failed"; finish 0 1 0; }
+# --- build and test ---------------------------------------------------------------
+# run_suite DIR [meson setup options...]: build DIR and run every test in it;
+# adds the results from DIR's testlog.json to the totals.
+passed=0 failed=0 skipped=0
+run_suite() {
+    local dir=$1; shift
+    if [[ -f $dir/meson-private/coredata.dat ]]; then
+        meson setup --reconfigure "$dir" "$@" >/dev/null || { say "meson setup $dir failed"; failed=$((failed + 1)); return; }
+    else
+        meson setup "$dir" "$@" >/dev/null || { say "meson setup $dir failed"; failed=$((failed + 1)); return; }
     fi
-    meson setup --reconfigure "$BUILD_DIR" ||
-        { say "meson setup --reconfigure failed"; finish 0 1 0; }
-else
-    meson setup "$BUILD_DIR" ${RPFS_MESON_OPTS:-} ||
-        { say "meson setup failed"; finish 0 1 0; }
-fi
-meson compile -C "$BUILD_DIR" || { say "build failed"; finish 0 1 0; }
-
-# --- test ------------------------------------------------------------------------
-LOG=$BUILD_DIR/meson-logs/testlog.json
-rm -f "$LOG"
-# shellcheck disable=SC2086
-meson test -C "$BUILD_DIR" --print-errorlogs ${MESON_TEST_OPTS:-}
-mrc=$?
-
-if [[ ! -f $LOG ]]; then
-    say "meson test wrote no $LOG (exit $mrc)"
-    finish 0 1 0
-fi
-read -r passed failed skipped < <(python3 - "$LOG" <<'EOF'
+    meson compile -C "$dir" || { say "build in $dir failed"; failed=$((failed + 1)); return; }
+    local log=$dir/meson-logs/testlog.json mrc p f s
+    rm -f "$log"
+    # shellcheck disable=SC2086
+    meson test -C "$dir" --print-errorlogs ${MESON_TEST_OPTS:-}
+    mrc=$?
+    if [[ ! -f $log ]]; then
+        say "meson test in $dir wrote no $log (exit $mrc)"
+        failed=$((failed + 1)); return
+    fi
+    read -r p f s < <(python3 - "$log" <<'EOF'
 import json, sys
 p = f = s = 0
 for line in open(sys.argv[1]):
@@ -96,9 +92,24 @@ for line in open(sys.argv[1]):
         f += 1
 print(p, f, s)
 EOF
-) || { say "cannot read $LOG"; finish 0 1 0; }
-if (( mrc != 0 && failed == 0 )); then
-    say "meson test exited $mrc with no failed test recorded"
-    failed=1
+) || { say "cannot read $log"; failed=$((failed + 1)); return; }
+    if (( mrc != 0 && f == 0 )); then
+        say "meson test in $dir exited $mrc with no failed test recorded"
+        f=1
+    fi
+    say "$dir: $p passed, $f failed, $s skipped"
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+# shellcheck disable=SC2086
+run_suite "$BUILD_DIR" ${RPFS_MESON_OPTS:-}
+
+if [[ ${RPFS_SANITIZE:-1} == 1 ]]; then
+    # A sanitizer report exits 86, which no test expects: expected-failure
+    # checks (exit 1 or 2) cannot hide it.
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86:detect_leaks=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:exitcode=86:print_stacktrace=1}
+    run_suite "$BUILD_DIR-san" -Db_sanitize=address,undefined -Db_lundef=false
 fi
+
 finish "$passed" "$failed" "$skipped"
