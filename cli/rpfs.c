@@ -13,6 +13,7 @@
 #include "common.h"
 #include "config.h"
 #include "formats.h"
+#include "fs.h"
 #include "retention.h"
 #include "store.h"
 #include "sync.h"
@@ -43,9 +44,19 @@ static int bad_option(const char *cmd, int c, char **argv) {
         return usage_error(cmd, "unknown option '%s'", arg);
 }
 
+/* Why an operation on the vault at url failed, in a person's terms: the
+ * vault kind's own explanation (Azure: authentication, container, network)
+ * or strerror. */
+static const char *vault_strerror(const char *url, int r) {
+        const char *hint = store_error_hint(url, r);
+        return hint ? hint : strerror(-r);
+}
+
 /* Open a vault, explaining failures in terms of the user's path. */
 static int open_vault(const char *url, struct store **ret) {
         int r = store_open(url, ret);
+        const char *hint;
+
         switch (r) {
         case 0:
                 return 0;
@@ -58,10 +69,11 @@ static int open_vault(const char *url, struct store **ret) {
                 break;
         case -ENOENT:
         case -ENOTDIR:
-                log_error("%s: no such vault", url);
+                hint = store_error_hint(url, -ENOENT);
+                log_error("%s: no such vault%s%s", url, hint ? ": " : "", hint ? hint : "");
                 break;
         default:
-                log_error_errno(r, "%s: cannot open vault", url);
+                log_error("%s: cannot open vault: %s", url, vault_strerror(url, r));
         }
         return r;
 }
@@ -71,7 +83,9 @@ static int open_vault(const char *url, struct store **ret) {
 static const char init_help[] =
         "Usage: rpfs init VAULT [--block-size SIZE] [--compression zstd:LEVEL|none]\n"
         "\n"
-        "Create an empty vault. VAULT is a directory that does not exist or is empty.\n"
+        "Create an empty vault. VAULT is a directory that does not exist or is empty,\n"
+        "or azure://ACCOUNT/CONTAINER[/PREFIX] (the container is created if missing;\n"
+        "nothing may exist under the prefix yet).\n"
         "\n"
         "  --block-size SIZE        block size, a power of two from 4K to 4M (default 64K)\n"
         "  --compression zstd:N     zstd level 1..19 (default zstd:1); 'none' stores blocks as they are\n"
@@ -125,7 +139,7 @@ static int cmd_init(int argc, char **argv) {
                 return 1;
         }
         if (r < 0) {
-                log_error_errno(r, "%s: cannot create vault", argv[optind]);
+                log_error("%s: cannot create vault: %s", argv[optind], vault_strerror(argv[optind], r));
                 return 1;
         }
         if (!quiet)
@@ -305,7 +319,7 @@ static int cmd_points(int argc, char **argv) {
                 return 1;
         r = ret_points_list(s, vm, &v, &n);
         if (r < 0) {
-                log_error_errno(r, "%s: listing points failed", argv[optind]);
+                log_error("%s: listing points failed: %s", argv[optind], vault_strerror(argv[optind], r));
                 store_free(s);
                 return 1;
         }
@@ -420,7 +434,7 @@ static int cmd_export(int argc, char **argv) {
                 goto out;
         }
         if (r < 0) {
-                log_error_errno(r, "%s: reading point %s of %s failed", vault, spec, vm);
+                log_error("%s: reading point %s of %s failed: %s", vault, spec, vm, vault_strerror(vault, r));
                 goto out;
         }
         d = ret_point_disk(p, disk);
@@ -477,10 +491,223 @@ out:
         return ret;
 }
 
+/* ---- mount ---- */
+
+static const char mount_help[] =
+        "Usage: rpfs mount VAULT MOUNTPOINT [options]\n"
+        "\n"
+        "Show every VM, point and disk of the vault as read-only image files:\n"
+        "  MOUNTPOINT/<vm>/points/<id>/<disk>.raw   the disk at that point\n"
+        "  MOUNTPOINT/<vm>/points/<id>/<disk>.vhd   the same bytes with a fixed-VHD footer\n"
+        "  MOUNTPOINT/<vm>/points/<id>/point.json   time, type, group, disks\n"
+        "  MOUNTPOINT/<vm>/latest, latest-app       the newest (app-consistent) point\n"
+        "  MOUNTPOINT/.rpfs/stats                   bytes served from zero, cache, seed, vault\n"
+        "Reads fetch only the blocks they touch and verify every block. Points\n"
+        "replicated while mounted appear within a few seconds. Unmount with\n"
+        "'fusermount3 -u MOUNTPOINT'.\n"
+        "\n"
+        "  -f, --foreground        stay in the foreground, log to stderr\n"
+        "  --cache DIR             block cache directory (default $RPFS_CACHE_DIR,\n"
+        "                          $XDG_CACHE_HOME/rpfs or ~/.cache/rpfs)\n"
+        "  --cache-size SIZE       cache bound (default 20G)\n"
+        "  --seed VM/DISK=PATH     read blocks whose checksum matches from this local\n"
+        "                          image instead of the vault (repeatable)\n"
+        "  --timeout SECONDS       how long a read retries an unreachable vault before\n"
+        "                          failing with EIO (default 30)\n"
+        "  --log FILE              log file of the background daemon\n"
+        "  -o allow_other          let other users read the mount\n"
+        "  -h, --help              show this help\n";
+
+static int cmd_mount(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "foreground", no_argument, NULL, 'f' },
+                { "cache", required_argument, NULL, 'C' },
+                { "cache-size", required_argument, NULL, 'S' },
+                { "seed", required_argument, NULL, 's' },
+                { "timeout", required_argument, NULL, 't' },
+                { "log", required_argument, NULL, 'l' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        struct fs_options o = { .cache_size = 20ULL << 30, .timeout = 30 };
+        char vault_abs[PATH_MAX], mnt_abs[PATH_MAX], cache_abs[PATH_MAX], log_abs[PATH_MAX];
+        _cleanup_free_ struct fs_seed_spec *seeds = calloc((size_t)argc, sizeof *seeds);
+        _cleanup_free_ char *seedbuf = calloc((size_t)argc, 160);
+        struct store *s = NULL;
+        struct stat st;
+        size_t n = 0;
+        int c, r;
+
+        if (!seeds || !seedbuf)
+                return 1;
+        while ((c = getopt_long(argc, argv, ":fo:h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'f':
+                        o.foreground = true;
+                        break;
+                case 'C':
+                        o.cache_dir = optarg;
+                        break;
+                case 'S':
+                        if (parse_size(optarg, &o.cache_size) < 0)
+                                return usage_error("mount", "invalid --cache-size '%s'", optarg);
+                        break;
+                case 's': {
+                        char *b = seedbuf + 160 * n, *slash, *eq = strchr(optarg, '=');
+                        if (!eq || (size_t)(eq - optarg) >= 160)
+                                return usage_error("mount", "invalid --seed '%s': expected VM/DISK=PATH", optarg);
+                        memcpy(b, optarg, (size_t)(eq - optarg));
+                        b[eq - optarg] = 0;
+                        slash = strchr(b, '/');
+                        if (!slash)
+                                return usage_error("mount", "invalid --seed '%s': expected VM/DISK=PATH", optarg);
+                        *slash = 0;
+                        if (!name_is_valid(b) || !name_is_valid(slash + 1) || !eq[1])
+                                return usage_error("mount", "invalid --seed '%s': expected VM/DISK=PATH", optarg);
+                        seeds[n].vm = b;
+                        seeds[n].disk = slash + 1;
+                        seeds[n++].path = eq + 1;
+                        break;
+                }
+                case 't': {
+                        char *end;
+                        long v = strtol(optarg, &end, 10);
+                        if (*end || end == optarg || v < 0 || v > 86400)
+                                return usage_error("mount", "invalid --timeout '%s': seconds, 0..86400", optarg);
+                        o.timeout = (unsigned)v;
+                        break;
+                }
+                case 'l':
+                        o.log_file = optarg;
+                        break;
+                case 'o':
+                        if (strcmp(optarg, "allow_other") == 0)
+                                o.allow_other = true;
+                        else
+                                return usage_error("mount", "unsupported -o '%s' (supported: allow_other)", optarg);
+                        break;
+                case 'h':
+                        fputs(mount_help, stdout);
+                        return 0;
+                default:
+                        return bad_option("mount", c, argv);
+                }
+        }
+        if (argc - optind != 2)
+                return usage_error("mount", "expected VAULT and MOUNTPOINT");
+        o.vault = argv[optind];
+        o.mountpoint = argv[optind + 1];
+        o.seeds = seeds;
+        o.n_seeds = n;
+        if (stat(o.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                log_error("%s: mount point is not a directory", o.mountpoint);
+                return 1;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (access(seeds[i].path, R_OK) < 0) {
+                        log_error_errno(-errno, "seed %s/%s: %s", seeds[i].vm, seeds[i].disk, seeds[i].path);
+                        return 1;
+                }
+        if (open_vault(o.vault, &s) < 0)
+                return 1;
+        store_free(s);
+        /* The daemon changes to "/": every path it keeps must be absolute. */
+        if (!strstr(o.vault, "://")) {
+                if (!realpath(o.vault, vault_abs))
+                        return log_error_errno(-errno, "%s", o.vault), 1;
+                o.vault = vault_abs;
+        }
+        if (!realpath(o.mountpoint, mnt_abs))
+                return log_error_errno(-errno, "%s", o.mountpoint), 1;
+        o.mountpoint = mnt_abs;
+        if (o.cache_dir) {
+                if (mkdir_p(o.cache_dir, 0700) < 0 || !realpath(o.cache_dir, cache_abs))
+                        return log_error_errno(-errno, "cache %s", o.cache_dir), 1;
+                o.cache_dir = cache_abs;
+        }
+        if (o.log_file && o.log_file[0] != '/') {
+                if (!getcwd(log_abs, sizeof log_abs - strlen(o.log_file) - 2))
+                        return log_error_errno(-errno, "--log %s", o.log_file), 1;
+                strcat(log_abs, "/");
+                strcat(log_abs, o.log_file);
+                o.log_file = log_abs;
+        }
+        r = fs_mount(&o);
+        return r < 0 ? 1 : 0;
+}
+
+/* ---- stats ---- */
+
+static const char stats_help[] =
+        "Usage: rpfs stats MOUNTPOINT [--json]\n"
+        "\n"
+        "Print what a mount has served: bytes from zero blocks, the cache, seeds and\n"
+        "the vault, blocks and bytes fetched, errors.\n"
+        "\n"
+        "  --json       the raw JSON object\n"
+        "  -h, --help   show this help\n";
+
+static int cmd_stats(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "json", no_argument, NULL, 'J' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        _cleanup_free_ char *text = NULL;
+        char path[4200];
+        bool json = false;
+        json_t *o;
+        json_error_t err;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, ":h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'J':
+                        json = true;
+                        break;
+                case 'h':
+                        fputs(stats_help, stdout);
+                        return 0;
+                default:
+                        return bad_option("stats", c, argv);
+                }
+        }
+        if (argc - optind != 1)
+                return usage_error("stats", "expected MOUNTPOINT");
+        snprintf(path, sizeof path, "%s/.rpfs/stats", argv[optind]);
+        r = read_file_all(path, &text, NULL);
+        if (r < 0) {
+                log_error("%s: not an rpfs mount (%s)", argv[optind], strerror(-r));
+                return 1;
+        }
+        if (json) {
+                fputs(text, stdout);
+                return 0;
+        }
+        o = json_loads(text, 0, &err);
+        if (!o) {
+                log_error("%s: unreadable stats", path);
+                return 1;
+        }
+        {
+                const char *key;
+                json_t *v;
+                json_object_foreach(o, key, v) {
+                        char b[24];
+                        if (strncmp(key, "bytes_", 6) == 0)
+                                printf("%-18s %s\n", key, format_bytes((uint64_t)json_integer_value(v), b, sizeof b));
+                        else
+                                printf("%-18s %lld\n", key, (long long)json_integer_value(v));
+                }
+        }
+        json_decref(o);
+        return 0;
+}
+
 /* ---- main ---- */
 
 static const char main_help[] =
-        "Usage: rpfs [--verbose] COMMAND [ARGS...]\n"
+        "Usage: rpfs [--verbose] [--endpoint URL] COMMAND [ARGS...]\n"
         "\n"
         "rpfs keeps VM disks as immutable recovery points in a vault and brings them back.\n"
         "\n"
@@ -489,9 +716,17 @@ static const char main_help[] =
         "  replicate VAULT VM --disk [NAME=]PATH ...               store a new recovery point\n"
         "  points VAULT [VM] [--json]                              list recovery points\n"
         "  export VAULT VM DISK [--point P] -o OUT                 write a point's disk as a raw image\n"
+        "  mount VAULT MOUNTPOINT [--cache DIR] [--seed VM/DISK=PATH]  show points as image files (FUSE)\n"
+        "  stats MOUNTPOINT [--json]                               what a mount has served\n"
         "\n"
-        "VAULT is a local directory. 'rpfs COMMAND --help' describes each command.\n"
-        "  -v, --verbose   debug messages     -V, --version   print the version\n";
+        "VAULT is a local directory or an Azure Blob container, azure://ACCOUNT/CONTAINER[/PREFIX].\n"
+        "'rpfs COMMAND --help' describes each command.\n"
+        "  -v, --verbose     debug messages     -V, --version   print the version\n"
+        "  --endpoint URL    Azure Blob endpoint (default https://ACCOUNT.blob.core.windows.net,\n"
+        "                    or BlobEndpoint= of AZURE_STORAGE_CONNECTION_STRING); for Azurite:\n"
+        "                    http://127.0.0.1:10000/devstoreaccount1\n"
+        "Azure credentials come from the environment only: AZURE_STORAGE_CONNECTION_STRING,\n"
+        "AZURE_STORAGE_KEY (with the account from the URL) or AZURE_STORAGE_SAS_TOKEN.\n";
 
 int main(int argc, char **argv) {
         static const struct {
@@ -502,6 +737,8 @@ int main(int argc, char **argv) {
                 { "replicate", cmd_replicate },
                 { "points", cmd_points },
                 { "export", cmd_export },
+                { "mount", cmd_mount },
+                { "stats", cmd_stats },
         };
         int i = 1;
 
@@ -512,7 +749,21 @@ int main(int argc, char **argv) {
                         log_set_level(LOG_DEBUG);
                 else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
                         quiet = true;
-                else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+                else if (strcmp(argv[i], "--endpoint") == 0 || strncmp(argv[i], "--endpoint=", 11) == 0) {
+                        /* The Azure backend reads it from the environment,
+                         * like the credentials: no API for one option. */
+                        const char *ep = argv[i][10] == '=' ? argv[i] + 11 : i + 1 < argc ? argv[++i] : NULL;
+                        if (!ep || !*ep) {
+                                log_error("option '--endpoint' requires a URL");
+                                fputs(main_help, stderr);
+                                return EXIT_USAGE;
+                        }
+                        if (strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) {
+                                log_error("invalid --endpoint '%s': expected an http:// or https:// URL", ep);
+                                return EXIT_USAGE;
+                        }
+                        setenv("RPFS_AZURE_ENDPOINT", ep, 1);
+                } else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
                         printf("rpfs %s\n", RPFS_VERSION);
                         return 0;
                 } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {

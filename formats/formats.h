@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 enum fmt_kind {
         FMT_RAW,      /* regular file */
@@ -65,3 +66,13 @@ int fmt_next_data(struct fmt_image *img, uint64_t off, uint64_t *ret_start, uint
  * fmt_next_data() on img, "" if none. Owned by img; valid until the next
  * call on img. */
 const char *fmt_last_error(const struct fmt_image *img);
+
+/* ---- exports ---- */
+#define FMT_VHD_FOOTER_SIZE 512
+/*
+ * The 512-byte footer that turns size bytes of raw disk into a fixed VHD
+ * (creator "win ", so Hyper-V and qemu take the size from the footer, not
+ * from the CHS geometry). size must be a multiple of 512. uid identifies
+ * the disk; t is the creation time.
+ */
+void fmt_vhd_footer(uint64_t size, const uint8_t uid[16], time_t t, uint8_t out[FMT_VHD_FOOTER_SIZE]);

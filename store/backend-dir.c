@@ -332,7 +332,7 @@ int backend_dir_open(const char *path, struct backend **ret) {
 
 int backend_open(const char *url, struct backend **ret) {
         if (strncmp(url, "azure://", 8) == 0)
-                return -EPROTONOSUPPORT;
+                return backend_azure_open(url, ret);
         if (strncmp(url, "file://", 7) == 0)
                 url += 7;
         return backend_dir_open(url, ret);

@@ -42,6 +42,12 @@ struct backend {
         const struct backend_ops *ops;
 };
 
-/* Open the backend for a vault URL (a path for now). */
+/* Open the backend for a vault URL: "azure://ACCOUNT/CONTAINER[/PREFIX]",
+ * "file://PATH" or a plain directory path. */
 int backend_open(const char *url, struct backend **ret);
 int backend_dir_open(const char *path, struct backend **ret);
+/* The Azure Blob backend (backend-azure.c); also -ENOKEY for unusable
+ * credentials, -EINVAL for a malformed URL or endpoint. */
+int backend_azure_open(const char *url, struct backend **ret);
+/* A person-readable explanation of an Azure backend error, or NULL. */
+const char *backend_azure_explain(int r);

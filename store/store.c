@@ -162,6 +162,12 @@ int store_open(const char *url, struct store **ret) {
         if (r < 0)
                 goto fail;
         r = s->b->ops->get(s->b, CONFIG_NAME, &text, NULL);
+        if (r == -ENOENT) {
+                /* Tell a missing location from one without a vault. */
+                bool exists = true, empty;
+                if (s->b->ops->probe(s->b, &exists, &empty) >= 0 && !exists)
+                        goto fail;
+        }
         if (r == -ENOENT || r == -ENOTDIR || r == -EISDIR) {
                 r = -EMEDIUMTYPE;
                 goto fail;
@@ -179,6 +185,12 @@ int store_open(const char *url, struct store **ret) {
 fail:
         store_free(s);
         return r;
+}
+
+const char *store_error_hint(const char *url, int r) {
+        if (url && strncmp(url, "azure://", 8) == 0)
+                return backend_azure_explain(r);
+        return NULL;
 }
 
 void store_free(struct store *s) {
@@ -463,4 +475,85 @@ int store_read_blob(struct store *s, struct store_codec *c, const struct hash128
         if (r < 0)
                 return r;
         return store_decode(c, h, c->scratch, loc.len, buf, cap, ret_len);
+}
+
+/* ---- batched fetches ---- */
+
+void store_pack_name(uint64_t pack_id, char *buf, size_t len) {
+        pack_name(pack_id, buf, len);
+}
+
+struct fetch_ref {
+        struct blob_loc loc;
+        size_t i; /* index into the caller's array */
+};
+
+static int cmp_fetch_ref(const void *a, const void *b) {
+        const struct fetch_ref *x = a, *y = b;
+        if (x->loc.pack_id != y->loc.pack_id)
+                return x->loc.pack_id < y->loc.pack_id ? -1 : 1;
+        return x->loc.offset < y->loc.offset ? -1 : x->loc.offset > y->loc.offset;
+}
+
+/* Largest span read in one request: blobs further apart are not merged. */
+#define FETCH_MAX_SPAN (8u << 20)
+
+int store_fetch_blocks(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n) {
+        _cleanup_free_ struct fetch_ref *refs = calloc(MAX(n, 1), sizeof *refs);
+        size_t m = 0;
+
+        if (!refs)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                v[i].stored = 0;
+                v[i].pack_id = 0;
+                v[i].result = store_lookup(s, &v[i].h, &refs[m].loc);
+                if (v[i].result < 0)
+                        continue;
+                if (refs[m].loc.len < BLOB_HDR_SIZE ||
+                    refs[m].loc.len > BLOB_HDR_SIZE + ZSTD_compressBound(refs[m].loc.ulen)) {
+                        v[i].result = -EBADMSG;
+                        continue;
+                }
+                v[i].pack_id = refs[m].loc.pack_id;
+                refs[m++].i = i;
+        }
+        qsort(refs, m, sizeof *refs, cmp_fetch_ref);
+
+        for (size_t a = 0; a < m;) {
+                /* A run of blobs of one pack, each starting where the last
+                 * ended (or nearly: gaps under 64 KiB are read through). */
+                size_t b = a + 1;
+                uint64_t start = refs[a].loc.offset, end = start + refs[a].loc.len;
+                char name[64];
+                int r;
+
+                while (b < m && refs[b].loc.pack_id == refs[a].loc.pack_id && refs[b].loc.offset >= end &&
+                       refs[b].loc.offset - end < (64u << 10) &&
+                       refs[b].loc.offset + refs[b].loc.len - start <= FETCH_MAX_SPAN) {
+                        end = refs[b].loc.offset + refs[b].loc.len;
+                        b++;
+                }
+                if (c->scratch_cap < end - start) {
+                        uint8_t *nb = realloc(c->scratch, end - start);
+                        if (!nb)
+                                return -ENOMEM;
+                        c->scratch = nb;
+                        c->scratch_cap = end - start;
+                }
+                pack_name(refs[a].loc.pack_id, name, sizeof name);
+                r = s->b->ops->get_range(s->b, name, start, c->scratch, end - start);
+                for (size_t k = a; k < b; k++) {
+                        struct store_fetch *f = &v[refs[k].i];
+                        if (r < 0) {
+                                f->result = r;
+                                continue;
+                        }
+                        f->stored = refs[k].loc.len;
+                        f->result = store_decode(c, &f->h, c->scratch + (refs[k].loc.offset - start),
+                                                 refs[k].loc.len, f->buf, s->block_size, NULL);
+                }
+                a = b;
+        }
+        return 0;
 }

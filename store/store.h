@@ -4,7 +4,8 @@
  * compressed with zstd, and appended to immutable packs; an index maps a
  * checksum to (pack, offset, length). Index segments are immutable sorted
  * files that are memory-mapped, never loaded into the heap. Everything sits
- * behind a backend (a local directory today; Azure Blob next) that offers
+ * behind a backend (a local directory, or an Azure Blob container for
+ * "azure://ACCOUNT/CONTAINER[/PREFIX]" URLs) that offers
  * atomic whole-object puts, ranged gets and listing. docs/FORMAT.md is the
  * byte-level description of every object written here.
  *
@@ -16,7 +17,9 @@
  * Errors: -ENOENT missing object or block, -EBADMSG corrupt data or a
  * checksum mismatch, -EMEDIUMTYPE not a vault, -EPROTONOSUPPORT a vault of a
  * newer format version, -EEXIST an object that exists (exclusive put),
- * -EIO backend I/O failure, -ENOMEM.
+ * -EIO backend I/O failure (for Azure: unreachable or failing after
+ * retries), -EACCES credentials refused, -EPROTO a misbehaving remote,
+ * -ENOKEY unusable credentials in the environment, -ENOMEM.
  */
 #pragma once
 
@@ -58,8 +61,14 @@ void hash_to_hex(const struct hash128 *h, char out[static 2 * STORE_HASH_SIZE + 
  * level: zstd level 1..19, 0 for no compression.
  * -EEXIST when url holds a vault or other files, -EINVAL bad parameters. */
 int store_init(const char *url, uint32_t block_size, int level);
-/* Open an existing vault. */
+/* Open an existing vault. -ENOENT when the location itself (directory,
+ * container) does not exist, -EMEDIUMTYPE when it holds no vault. */
 int store_open(const char *url, struct store **ret);
+/* An explanation of error r from a vault at url that is specific to the
+ * vault's kind (for Azure: "authentication failed (check ...)",
+ * "container not found ..."), or NULL when strerror(-r) says it. Static
+ * string; never contains a secret. */
+const char *store_error_hint(const char *url, int r);
 void store_free(struct store *s);
 uint32_t store_block_size(const struct store *s);
 int store_level(const struct store *s);
@@ -116,3 +125,41 @@ int store_writer_flush(struct store_writer *w);
 void store_writer_stats(const struct store_writer *w, uint64_t *ret_bytes, uint64_t *ret_blobs);
 /* Frees; blobs not flushed are abandoned (garbage for a later GC). */
 void store_writer_free(struct store_writer *w);
+
+/* ---- block cache ---- */
+/*
+ * A local, persistent, size-bounded cache of decoded blocks keyed by
+ * checksum, shared by every point of every vault with this block size.
+ * Two files in DIR: blocks-<bs>.data (fixed slots of block_size) and
+ * blocks-<bs>.idx (a memory-mapped open-addressing table, checksum ->
+ * slot). Eviction is CLOCK. Entries are verified against their checksum on
+ * every hit, so a torn entry after a crash is a miss, never wrong data.
+ * One process at a time holds a cache (flock); internally locked: any
+ * thread may get and put concurrently; no lock is held across I/O.
+ */
+struct store_cache;
+/* -EBUSY another process holds DIR; -EINVAL max_bytes < 16 blocks. */
+int store_cache_open(const char *dir, uint32_t block_size, uint64_t max_bytes, struct store_cache **ret);
+void store_cache_close(struct store_cache *c);
+/* 0 and block_size bytes in buf on a verified hit, -ENOENT on a miss. */
+int store_cache_get(struct store_cache *c, const struct hash128 *h, void *buf);
+/* true when h is (probably) cached; no I/O. */
+bool store_cache_contains(struct store_cache *c, const struct hash128 *h);
+/* Insert a verified block (best effort: errors are not fatal to callers). */
+int store_cache_put(struct store_cache *c, const struct hash128 *h, const void *buf);
+
+/* ---- batched block fetches for readers ---- */
+struct store_fetch {
+        struct hash128 h;   /* in */
+        void *buf;          /* in: block_size bytes */
+        int result;         /* out: 0, -ENOENT, -EBADMSG, -EIO ... */
+        uint64_t pack_id;   /* out: where it came from (for messages) */
+        uint32_t stored;    /* out: bytes read from the vault */
+};
+/* Fetch, decode and verify n blocks, merging blobs that sit next to each
+ * other in one pack into one ranged read. Returns 0 when every entry
+ * was attempted (check each result), or -errno for a failure that stopped
+ * the batch. */
+int store_fetch_blocks(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n);
+/* "packs/ab/ab01...pack" for messages. */
+void store_pack_name(uint64_t pack_id, char *buf, size_t len);

@@ -59,3 +59,26 @@ struct sync_export_result {
  * write zeros. */
 int sync_export(struct store *s, const struct ret_point *p, const struct ret_disk *d, int fd, bool sparse,
                 bool progress, struct sync_export_result *ret);
+
+/* ---- seeds ---- */
+/*
+ * A seed is a local image (usually the stale on-prem disk) whose blocks are
+ * read instead of fetched when their checksum matches. Its checksums are
+ * computed once (at disk speed) and kept in CACHE_DIR/seeds/, recomputed
+ * when the seed's size, mtime or inode change. Seed bytes are re-verified
+ * on every use, so a seed that changes under a reader is caught.
+ * Internally locked: any thread may call sync_seed_read().
+ */
+struct sync_seed;
+/* Open the seed at path (any supported format) for blocks of bs bytes.
+ * Logs what is wrong with path itself (it knows the name). */
+int sync_seed_open(const char *path, uint32_t bs, const char *cache_dir, bool progress, struct sync_seed **ret);
+void sync_seed_free(struct sync_seed *s);
+const char *sync_seed_path(const struct sync_seed *s);
+/* Produce the block with checksum h, preferring seed block index i, else
+ * any seed block with that checksum; verified. 0 found (buf filled),
+ * -ENOENT not in the seed (or the seed changed). */
+int sync_seed_read(struct sync_seed *s, uint64_t i, const struct hash128 *h, void *buf);
+/* true when the seed (probably) holds a block with checksum h, at index i
+ * or elsewhere; no I/O. */
+bool sync_seed_has(struct sync_seed *s, uint64_t i, const struct hash128 *h);

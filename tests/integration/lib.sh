@@ -26,15 +26,19 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 declare -a _BG_PIDS=()
 declare -a _LOOP_DEVS=()
+declare -a _EXIT_HOOKS=()
 
 msg()  { printf '%s: %s\n' "$TEST_NAME" "$*" >&2; }
 fail() { printf '%s: FAIL: %s\n' "$TEST_NAME" "$*" >&2; exit 1; }
 skip() { printf '%s: SKIP: %s\n' "$TEST_NAME" "$*" >&2; exit 77; }
 
 _cleanup() {
-    local rc=$? pid dev
+    local rc=$? pid dev i
     trap - EXIT
     set +e
+    for (( i = ${#_EXIT_HOOKS[@]} - 1; i >= 0; i-- )); do
+        eval "${_EXIT_HOOKS[i]}"
+    done
     for pid in "${_BG_PIDS[@]}"; do
         kill -9 "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
@@ -74,6 +78,11 @@ track_pid() { _BG_PIDS+=("$1"); }
 
 # track_loop DEV: detach this loop device on exit.
 track_loop() { _LOOP_DEVS+=("$1"); }
+
+# at_exit 'COMMANDS': run COMMANDS (eval'd) on exit, pass or fail, before the
+# tracked processes are killed; the last registered runs first (unmount a
+# loop-mounted filesystem before the FUSE mount under it, for instance).
+at_exit() { _EXIT_HOOKS+=("$1"); }
 
 # rpfs ARGS...: run the binary in the foreground.
 rpfs() {

@@ -1,0 +1,729 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The FUSE file system (high-level libfuse API, multithreaded). Points are
+ * immutable, so their files let the kernel keep its page cache
+ * (kernel_cache) and large read requests; only the catalog (which points
+ * exist) is refreshed, at most every CATALOG_TTL seconds, on access.
+ */
+#define FUSE_USE_VERSION 314
+#include <fcntl.h>
+#include <fuse.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs_i.h"
+
+void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len);
+
+void fs_default_cache_dir(char *buf, size_t len) {
+        const char *e = getenv("RPFS_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+        if (e && *e)
+                snprintf(buf, len, "%s", e);
+        else if (x && *x)
+                snprintf(buf, len, "%s/rpfs", x);
+        else
+                snprintf(buf, len, "%s/.cache/rpfs", h && *h ? h : "/var/cache");
+}
+
+static struct fs *get_fs(void) { return fuse_get_context()->private_data; }
+
+/* ---- catalog ---- */
+
+void fs_point_unref(struct fs_point *pt) {
+        if (!pt || atomic_fetch_sub(&pt->refs, 1) != 1)
+                return;
+        ret_point_free(pt->p);
+        free(pt->seeds);
+        free(pt);
+}
+
+static int cmp_fs_point(const void *a, const void *b) {
+        const struct fs_point *x = *(struct fs_point *const *)a, *y = *(struct fs_point *const *)b;
+        int c = strcmp(x->p->vm, y->p->vm);
+        return c ? c : strcmp(x->p->id, y->p->id);
+}
+
+static struct fs_point *point_new(struct fs *fs, struct ret_point *p) {
+        struct fs_point *pt = calloc(1, sizeof *pt);
+        if (!pt)
+                return NULL;
+        atomic_init(&pt->refs, 1);
+        pt->p = p;
+        for (size_t k = 0; k < fs->n_seeds; k++) {
+                if (strcmp(fs->seeds[k].vm, p->vm) != 0)
+                        continue;
+                for (size_t i = 0; i < p->n_disks; i++) {
+                        if (strcmp(fs->seeds[k].disk, p->disks[i].name) != 0)
+                                continue;
+                        if (!pt->seeds && !(pt->seeds = calloc(p->n_disks, sizeof *pt->seeds)))
+                                break;
+                        pt->seeds[i] = fs->seeds[k].seed;
+                }
+        }
+        return pt;
+}
+
+struct names {
+        char (*v)[2][65];
+        size_t n, cap;
+};
+
+static int collect_name(void *userdata, const char *name, uint64_t size) {
+        struct names *c = userdata;
+        const char *p = name + strlen("points/"), *slash = strchr(p, '/');
+
+        if (!slash || (size_t)(slash - p) > 64 || strlen(slash + 1) != POINT_ID_LEN + 5 ||
+            strcmp(slash + 1 + POINT_ID_LEN, ".json") != 0)
+                return 0;
+        if (c->n == c->cap) {
+                size_t ncap = c->cap ? 2 * c->cap : 64;
+                void *nv = realloc(c->v, ncap * sizeof *c->v);
+                if (!nv)
+                        return -ENOMEM;
+                c->v = nv;
+                c->cap = ncap;
+        }
+        memcpy(c->v[c->n][0], p, (size_t)(slash - p));
+        c->v[c->n][0][slash - p] = 0;
+        memcpy(c->v[c->n][1], slash + 1, POINT_ID_LEN);
+        c->v[c->n][1][POINT_ID_LEN] = 0;
+        c->n++;
+        return 0;
+}
+
+static struct fs_point *find_point_locked(struct fs *fs, const char *vm, const char *id) {
+        size_t lo = 0, hi = fs->n_points;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                const struct ret_point *p = fs->points[mid]->p;
+                int c = strcmp(p->vm, vm);
+                if (c == 0)
+                        c = strcmp(p->id, id);
+                if (c == 0)
+                        return fs->points[mid];
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
+}
+
+/* Re-list the vault's points when the catalog is older than the TTL. The
+ * listing and loading happen without the lock; existing points are kept
+ * (they are immutable), new ones loaded, vanished ones dropped. */
+static void catalog_refresh(struct fs *fs, bool force) {
+        struct names nm = { 0 };
+        struct fs_point **nv = NULL, **old = NULL;
+        size_t n = 0, n_old = 0;
+        double now = now_monotonic();
+
+        pthread_mutex_lock(&fs->cat_lock);
+        if (!force && now - fs->cat_time < CATALOG_TTL) {
+                pthread_mutex_unlock(&fs->cat_lock);
+                return;
+        }
+        fs->cat_time = now;
+        pthread_mutex_unlock(&fs->cat_lock);
+
+        if (store_list(fs->s, "points/", collect_name, &nm) < 0)
+                goto out;
+        (void)store_refresh(fs->s);
+        nv = calloc(MAX(nm.n, 1), sizeof *nv);
+        if (!nv)
+                goto out;
+        for (size_t i = 0; i < nm.n; i++) {
+                struct fs_point *pt;
+                struct ret_point *p;
+
+                pthread_mutex_lock(&fs->cat_lock);
+                pt = find_point_locked(fs, nm.v[i][0], nm.v[i][1]);
+                if (pt)
+                        atomic_fetch_add(&pt->refs, 1);
+                pthread_mutex_unlock(&fs->cat_lock);
+                if (!pt) {
+                        if (ret_point_load(fs->s, nm.v[i][0], nm.v[i][1], &p) < 0)
+                                continue;
+                        if (p->block_size != fs->bs || !(pt = point_new(fs, p))) {
+                                ret_point_free(p);
+                                continue;
+                        }
+                }
+                nv[n++] = pt;
+        }
+        qsort(nv, n, sizeof *nv, cmp_fs_point);
+        pthread_mutex_lock(&fs->cat_lock);
+        old = fs->points;
+        n_old = fs->n_points;
+        fs->points = nv;
+        fs->n_points = n;
+        pthread_mutex_unlock(&fs->cat_lock);
+        for (size_t i = 0; i < n_old; i++)
+                fs_point_unref(old[i]);
+        free(old);
+out:
+        free(nm.v);
+}
+
+/* ---- paths ---- */
+
+enum node_type {
+        N_ROOT, N_META, N_STATS, N_VM, N_POINTS, N_POINT, N_RAW, N_VHD, N_JSON, N_LATEST, N_LATEST_APP,
+};
+
+struct node {
+        enum node_type t;
+        char vm[65];
+        struct fs_point *pt; /* referenced: N_POINT, N_RAW, N_VHD, N_JSON, N_LATEST* */
+        size_t disk;
+};
+
+/* Newest point of vm (app-consistent only if app), referenced, or NULL. */
+static struct fs_point *latest_locked(struct fs *fs, const char *vm, bool app) {
+        struct fs_point *best = NULL;
+        for (size_t i = 0; i < fs->n_points; i++)
+                if (strcmp(fs->points[i]->p->vm, vm) == 0 && (!app || fs->points[i]->p->app))
+                        best = fs->points[i];
+        return best;
+}
+
+static bool vm_exists_locked(struct fs *fs, const char *vm) {
+        for (size_t i = 0; i < fs->n_points; i++)
+                if (strcmp(fs->points[i]->p->vm, vm) == 0)
+                        return true;
+        return false;
+}
+
+static int resolve(struct fs *fs, const char *path, struct node *n) {
+        char buf[512], *comp[6], *save = NULL, *t;
+        size_t nc = 0;
+        int r = -ENOENT;
+
+        memset(n, 0, sizeof *n);
+        if (strlen(path) >= sizeof buf)
+                return -ENAMETOOLONG;
+        strcpy(buf, path);
+        for (t = strtok_r(buf, "/", &save); t && nc < ELEMENTSOF(comp); t = strtok_r(NULL, "/", &save))
+                comp[nc++] = t;
+        if (t)
+                return -ENOENT;
+        if (nc == 0) {
+                n->t = N_ROOT;
+                return 0;
+        }
+        if (strcmp(comp[0], ".rpfs") == 0) {
+                if (nc == 1)
+                        n->t = N_META;
+                else if (nc == 2 && strcmp(comp[1], "stats") == 0)
+                        n->t = N_STATS;
+                else
+                        return -ENOENT;
+                return 0;
+        }
+        if (!name_is_valid(comp[0]))
+                return -ENOENT;
+        catalog_refresh(fs, false);
+        snprintf(n->vm, sizeof n->vm, "%s", comp[0]);
+        pthread_mutex_lock(&fs->cat_lock);
+        if (!vm_exists_locked(fs, n->vm))
+                goto out;
+        if (nc == 1) {
+                n->t = N_VM;
+                r = 0;
+        } else if (nc == 2 && (strcmp(comp[1], "latest") == 0 || strcmp(comp[1], "latest-app") == 0)) {
+                n->t = comp[1][6] ? N_LATEST_APP : N_LATEST;
+                n->pt = latest_locked(fs, n->vm, n->t == N_LATEST_APP);
+                r = n->pt ? 0 : -ENOENT;
+        } else if (strcmp(comp[1], "points") == 0) {
+                if (nc == 2) {
+                        n->t = N_POINTS;
+                        r = 0;
+                } else if ((n->pt = find_point_locked(fs, n->vm, comp[2]))) {
+                        if (nc == 3) {
+                                n->t = N_POINT;
+                                r = 0;
+                        } else if (nc == 4 && strcmp(comp[3], "point.json") == 0) {
+                                n->t = N_JSON;
+                                r = 0;
+                        } else if (nc == 4) {
+                                size_t l = strlen(comp[3]);
+                                const struct ret_point *p = n->pt->p;
+                                for (size_t i = 0; l > 4 && i < p->n_disks; i++) {
+                                        if (strlen(p->disks[i].name) != l - 4 ||
+                                            strncmp(p->disks[i].name, comp[3], l - 4) != 0)
+                                                continue;
+                                        if (strcmp(comp[3] + l - 4, ".raw") == 0)
+                                                n->t = N_RAW;
+                                        else if (strcmp(comp[3] + l - 4, ".vhd") == 0)
+                                                n->t = N_VHD;
+                                        else
+                                                break;
+                                        n->disk = i;
+                                        r = 0;
+                                        break;
+                                }
+                        }
+                }
+        }
+out:
+        if (r == 0 && n->pt)
+                atomic_fetch_add(&n->pt->refs, 1);
+        else
+                n->pt = NULL;
+        pthread_mutex_unlock(&fs->cat_lock);
+        return r;
+}
+
+/* ---- generated files ---- */
+
+static char *point_json(const struct ret_point *p, size_t *ret_len) {
+        json_t *disks = json_array(), *o;
+        char when[21], *text;
+
+        for (size_t i = 0; i < p->n_disks; i++)
+                json_array_append_new(disks, json_pack("{s:s, s:I, s:s, s:I, s:I}", "name", p->disks[i].name, "size",
+                                                       (json_int_t)p->disks[i].size, "format", p->disks[i].format,
+                                                       "blocks", (json_int_t)p->disks[i].n_blocks, "data_blocks",
+                                                       (json_int_t)p->disks[i].data_blocks));
+        time_format_iso(p->time, when);
+        o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:I, s:o}", "vm", p->vm, "id", p->id, "time", when, "type",
+                      p->app ? "app" : "crash", "group", p->group, "block_size", (json_int_t)p->block_size,
+                      "disks", disks);
+        text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        if (text) {
+                size_t n = strlen(text);
+                char *t = realloc(text, n + 2);
+                if (t) {
+                        t[n] = '\n';
+                        t[n + 1] = 0;
+                        text = t;
+                }
+                *ret_len = strlen(text);
+        }
+        return text;
+}
+
+static uint64_t vhd_data_size(const struct ret_disk *d) { return DIV_ROUND_UP(d->size, 512) * 512; }
+
+/* ---- operations ---- */
+
+static void fill_times(struct stat *st, time_t t) {
+        st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = t;
+}
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi) {
+        struct fs *fs = get_fs();
+        struct node n;
+        int r = resolve(fs, path, &n);
+        time_t t = fs->started;
+
+        if (r < 0)
+                return r;
+        memset(st, 0, sizeof *st);
+        st->st_uid = getuid();
+        st->st_gid = getgid();
+        st->st_nlink = 1;
+        if (n.pt)
+                t = n.pt->p->time;
+        switch (n.t) {
+        case N_ROOT: case N_META: case N_VM: case N_POINTS: case N_POINT:
+                st->st_mode = S_IFDIR | 0555;
+                st->st_nlink = 2;
+                break;
+        case N_LATEST: case N_LATEST_APP:
+                st->st_mode = S_IFLNK | 0777;
+                st->st_size = (off_t)strlen("points/") + POINT_ID_LEN;
+                break;
+        case N_STATS: {
+                _cleanup_free_ char *text = fs_stats_json(fs);
+                st->st_mode = S_IFREG | 0444;
+                st->st_size = text ? (off_t)strlen(text) : 0;
+                t = time(NULL);
+                break;
+        }
+        case N_JSON: {
+                size_t len = 0;
+                _cleanup_free_ char *text = point_json(n.pt->p, &len);
+                st->st_mode = S_IFREG | 0444;
+                st->st_size = (off_t)len;
+                break;
+        }
+        case N_RAW:
+                st->st_mode = S_IFREG | 0444;
+                st->st_size = (off_t)n.pt->p->disks[n.disk].size;
+                break;
+        case N_VHD:
+                st->st_mode = S_IFREG | 0444;
+                st->st_size = (off_t)(vhd_data_size(&n.pt->p->disks[n.disk]) + FMT_VHD_FOOTER_SIZE);
+                break;
+        }
+        if (S_ISREG(st->st_mode))
+                st->st_blocks = (st->st_size + 511) / 512;
+        st->st_blksize = (blksize_t)fs->bs;
+        fill_times(st, t);
+        fs_point_unref(n.pt);
+        return 0;
+}
+
+static int op_readlink(const char *path, char *buf, size_t size) {
+        struct node n;
+        int r = resolve(get_fs(), path, &n);
+        if (r < 0)
+                return r;
+        if (n.t != N_LATEST && n.t != N_LATEST_APP) {
+                fs_point_unref(n.pt);
+                return -EINVAL;
+        }
+        snprintf(buf, size, "points/%s", n.pt->p->id);
+        fs_point_unref(n.pt);
+        return 0;
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi,
+                      enum fuse_readdir_flags flags) {
+        struct fs *fs = get_fs();
+        struct node n;
+        int r = resolve(fs, path, &n);
+
+        if (r < 0)
+                return r;
+        fill(buf, ".", NULL, 0, 0);
+        fill(buf, "..", NULL, 0, 0);
+        switch (n.t) {
+        case N_ROOT:
+                fill(buf, ".rpfs", NULL, 0, 0);
+                catalog_refresh(fs, false);
+                pthread_mutex_lock(&fs->cat_lock);
+                for (size_t i = 0; i < fs->n_points; i++)
+                        if (i == 0 || strcmp(fs->points[i]->p->vm, fs->points[i - 1]->p->vm) != 0)
+                                fill(buf, fs->points[i]->p->vm, NULL, 0, 0);
+                pthread_mutex_unlock(&fs->cat_lock);
+                break;
+        case N_META:
+                fill(buf, "stats", NULL, 0, 0);
+                break;
+        case N_VM: {
+                bool any_app = false;
+                pthread_mutex_lock(&fs->cat_lock);
+                for (size_t i = 0; i < fs->n_points; i++)
+                        if (strcmp(fs->points[i]->p->vm, n.vm) == 0 && fs->points[i]->p->app)
+                                any_app = true;
+                pthread_mutex_unlock(&fs->cat_lock);
+                fill(buf, "points", NULL, 0, 0);
+                fill(buf, "latest", NULL, 0, 0);
+                if (any_app)
+                        fill(buf, "latest-app", NULL, 0, 0);
+                break;
+        }
+        case N_POINTS:
+                pthread_mutex_lock(&fs->cat_lock);
+                for (size_t i = 0; i < fs->n_points; i++)
+                        if (strcmp(fs->points[i]->p->vm, n.vm) == 0)
+                                fill(buf, fs->points[i]->p->id, NULL, 0, 0);
+                pthread_mutex_unlock(&fs->cat_lock);
+                break;
+        case N_POINT:
+                for (size_t i = 0; i < n.pt->p->n_disks; i++) {
+                        char name[80];
+                        snprintf(name, sizeof name, "%s.raw", n.pt->p->disks[i].name);
+                        fill(buf, name, NULL, 0, 0);
+                        snprintf(name, sizeof name, "%s.vhd", n.pt->p->disks[i].name);
+                        fill(buf, name, NULL, 0, 0);
+                }
+                fill(buf, "point.json", NULL, 0, 0);
+                break;
+        default:
+                r = -ENOTDIR;
+        }
+        fs_point_unref(n.pt);
+        return r;
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi) {
+        struct fs *fs = get_fs();
+        struct fs_file *f;
+        struct node n;
+        int r;
+
+        if ((fi->flags & O_ACCMODE) != O_RDONLY)
+                return -EROFS;
+        r = resolve(fs, path, &n);
+        if (r < 0)
+                return r;
+        f = calloc(1, sizeof *f);
+        if (!f) {
+                fs_point_unref(n.pt);
+                return -ENOMEM;
+        }
+        pthread_mutex_init(&f->lock, NULL);
+        switch (n.t) {
+        case N_RAW:
+        case N_VHD:
+                f->kind = n.t == N_RAW ? FK_RAW : FK_VHD;
+                f->pt = TAKE_PTR(n.pt);
+                f->disk_index = n.disk;
+                f->d = &f->pt->p->disks[n.disk];
+                if (f->kind == FK_VHD) {
+                        char id[256];
+                        struct hash128 uid;
+                        snprintf(id, sizeof id, "%s/%s/%s", f->pt->p->vm, f->pt->p->id, f->d->name);
+                        store_hash(id, strlen(id), &uid);
+                        f->vhd_data = vhd_data_size(f->d);
+                        fmt_vhd_footer(f->vhd_data, uid.b, f->pt->p->time, f->footer);
+                }
+                fi->keep_cache = 1; /* immutable */
+                break;
+        case N_JSON:
+                f->kind = FK_TEXT;
+                f->text = point_json(n.pt->p, &f->text_len);
+                fi->keep_cache = 1;
+                break;
+        case N_STATS:
+                f->kind = FK_TEXT;
+                f->text = fs_stats_json(fs);
+                f->text_len = f->text ? strlen(f->text) : 0;
+                fi->direct_io = 1;
+                break;
+        default:
+                r = n.t == N_LATEST || n.t == N_LATEST_APP ? -ELOOP : -EISDIR;
+        }
+        fs_point_unref(n.pt);
+        if (r == 0 && f->kind == FK_TEXT && !f->text)
+                r = -ENOMEM;
+        if (r < 0) {
+                fs_point_unref(f->pt);
+                free(f->text);
+                free(f);
+                return r;
+        }
+        fi->fh = (uint64_t)(uintptr_t)f;
+        return 0;
+}
+
+static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
+        struct fs *fs = get_fs();
+        struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+        uint64_t o = (uint64_t)off, total;
+        size_t done = 0;
+        int r;
+
+        atomic_fetch_add(&fs->st.reads, 1);
+        if (f->kind == FK_TEXT) {
+                if (o >= f->text_len)
+                        return 0;
+                size = (size_t)MIN((uint64_t)size, f->text_len - o);
+                memcpy(buf, f->text + o, size);
+                return (int)size;
+        }
+        total = f->kind == FK_RAW ? f->d->size : f->vhd_data + FMT_VHD_FOOTER_SIZE;
+        if (o >= total)
+                return 0;
+        size = (size_t)MIN((uint64_t)size, total - o);
+        if (o < f->d->size) {
+                size_t n = (size_t)MIN((uint64_t)size, f->d->size - o);
+                r = fs_read_disk(fs, f, buf, n, o);
+                if (r < 0)
+                        return r;
+                fs_readahead(fs, f, o, n);
+                done = n;
+        }
+        while (done < size) { /* VHD padding and footer */
+                uint64_t p = o + done;
+                if (p < f->vhd_data) {
+                        size_t n = (size_t)MIN((uint64_t)(size - done), f->vhd_data - p);
+                        memset(buf + done, 0, n);
+                        done += n;
+                } else {
+                        size_t n = size - done;
+                        memcpy(buf + done, f->footer + (p - f->vhd_data), n);
+                        done += n;
+                }
+        }
+        return (int)done;
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi) {
+        struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+        fs_point_unref(f->pt);
+        pthread_mutex_destroy(&f->lock);
+        free(f->text);
+        free(f);
+        return 0;
+}
+
+static int op_statfs(const char *path, struct statvfs *sv) {
+        memset(sv, 0, sizeof *sv);
+        sv->f_bsize = sv->f_frsize = get_fs()->bs;
+        sv->f_namemax = 255;
+        return 0;
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
+        cfg->kernel_cache = 1;      /* point files never change */
+        cfg->entry_timeout = 1;
+        cfg->attr_timeout = 1;
+        cfg->negative_timeout = 1;
+        conn->max_readahead = 1u << 20;
+        conn->max_background = 64;
+        return fuse_get_context()->private_data;
+}
+
+static const struct fuse_operations ops = {
+        .init = op_init,
+        .getattr = op_getattr,
+        .readlink = op_readlink,
+        .readdir = op_readdir,
+        .open = op_open,
+        .read = op_read,
+        .release = op_release,
+        .statfs = op_statfs,
+};
+
+/* ---- mount ---- */
+
+static void fs_free(struct fs *fs) {
+        if (!fs)
+                return;
+        pool_free(fs->ra_pool);
+        for (size_t i = 0; i < fs->n_points; i++)
+                fs_point_unref(fs->points[i]);
+        free(fs->points);
+        for (size_t i = 0; i < fs->n_seeds; i++)
+                sync_seed_free(fs->seeds[i].seed);
+        free(fs->seeds);
+        for (size_t i = 0; i < fs->n_codecs; i++)
+                store_codec_free(fs->codecs[i]);
+        free(fs->chunks);
+        store_cache_close(fs->cache);
+        store_free(fs->s);
+        free(fs);
+}
+
+static int fs_setup(struct fs *fs, const struct fs_options *o) {
+        char cache_dir[4096];
+        int r;
+
+        fs->o = *o;
+        fs->started = time(NULL);
+        pthread_mutex_init(&fs->cat_lock, NULL);
+        pthread_mutex_init(&fs->codec_lock, NULL);
+        pthread_mutex_init(&fs->ra_lock, NULL);
+        for (unsigned i = 0; i < CHUNK_LOCKS; i++)
+                pthread_mutex_init(&fs->chunk_lock[i], NULL);
+        fs->chunks = calloc(CHUNK_SLOTS, sizeof *fs->chunks);
+        if (!fs->chunks)
+                return -ENOMEM;
+
+        r = store_open(o->vault, &fs->s);
+        if (r < 0)
+                return r; /* the CLI explains vault errors */
+        fs->bs = store_block_size(fs->s);
+
+        if (o->cache_dir)
+                snprintf(cache_dir, sizeof cache_dir, "%s", o->cache_dir);
+        else
+                fs_default_cache_dir(cache_dir, sizeof cache_dir);
+        r = store_cache_open(cache_dir, fs->bs, o->cache_size, &fs->cache);
+        if (r == -EBUSY)
+                return log_error_errno(r, "cache %s is in use by another rpfs mount; give this mount its own --cache DIR",
+                                       cache_dir);
+        if (r == -EINVAL)
+                return log_error_errno(r, "--cache-size must hold at least 16 blocks of %u bytes", fs->bs);
+        if (r < 0)
+                return log_error_errno(r, "cache %s", cache_dir);
+
+        fs->seeds = calloc(MAX(o->n_seeds, 1), sizeof *fs->seeds);
+        if (!fs->seeds)
+                return -ENOMEM;
+        for (size_t i = 0; i < o->n_seeds; i++) {
+                r = sync_seed_open(o->seeds[i].path, fs->bs, cache_dir, o->foreground || true, &fs->seeds[i].seed);
+                if (r < 0)
+                        return r;
+                snprintf(fs->seeds[i].vm, sizeof fs->seeds[i].vm, "%s", o->seeds[i].vm);
+                snprintf(fs->seeds[i].disk, sizeof fs->seeds[i].disk, "%s", o->seeds[i].disk);
+                fs->n_seeds++;
+        }
+        catalog_refresh(fs, true);
+        return 0;
+}
+
+int fs_mount(const struct fs_options *o) {
+        struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+        struct fuse_loop_config *lc = NULL;
+        struct fuse *f = NULL;
+        struct fs *fs;
+        char fsname[4200];
+        int r;
+
+        fs = calloc(1, sizeof *fs);
+        if (!fs)
+                return -ENOMEM;
+        r = fs_setup(fs, o);
+        if (r < 0)
+                goto out;
+
+        snprintf(fsname, sizeof fsname, "fsname=rpfs:%s", o->vault);
+        for (char *p = fsname; *p; p++)
+                if (*p == ',')
+                        *p = '_';
+        if (fuse_opt_add_arg(&args, "rpfs") < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
+            fuse_opt_add_arg(&args, "ro,default_permissions,subtype=rpfs") < 0 ||
+            fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, fsname) < 0 ||
+            (o->allow_other && (fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, "allow_other") < 0))) {
+                r = -ENOMEM;
+                goto out;
+        }
+        f = fuse_new(&args, &ops, sizeof ops, fs);
+        if (!f) {
+                r = log_error_errno(-EINVAL, "cannot set up the FUSE file system");
+                goto out;
+        }
+        if (fuse_mount(f, o->mountpoint) != 0) {
+                r = log_error_errno(-EIO, "%s: mounting failed (is /dev/fuse usable, the directory empty and not mounted already?)",
+                                    o->mountpoint);
+                fuse_destroy(f);
+                f = NULL;
+                goto out;
+        }
+        if (fuse_daemonize(o->foreground) != 0) {
+                r = -errno ? -errno : -EIO;
+                goto unmount;
+        }
+        if (!o->foreground && o->log_file) {
+                int lfd = open(o->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (lfd >= 0) {
+                        dup2(lfd, STDERR_FILENO);
+                        close(lfd);
+                }
+        }
+        /* Threads only after daemonizing: fork() keeps just the caller. */
+        r = pool_new(2, 8, &fs->ra_pool);
+        if (r < 0)
+                goto unmount;
+        if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
+                r = -EIO;
+                goto unmount;
+        }
+        lc = fuse_loop_cfg_create();
+        if (!lc) {
+                r = -ENOMEM;
+                goto signals;
+        }
+        fuse_loop_cfg_set_max_threads(lc, 32);
+        fuse_loop_cfg_set_idle_threads(lc, 8);
+        log_info("serving %s at %s", o->vault, o->mountpoint);
+        r = fuse_loop_mt(f, lc) == 0 ? 0 : -EIO;
+        fuse_loop_cfg_destroy(lc);
+signals:
+        fuse_remove_signal_handlers(fuse_get_session(f));
+unmount:
+        fuse_unmount(f);
+        fuse_destroy(f);
+out:
+        fuse_opt_free_args(&args);
+        fs_free(fs);
+        return r;
+}

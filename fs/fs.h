@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fs: the FUSE view of a vault. Every VM, point and disk appears as a
+ * plain, read-only image file; reading one fetches only the blocks it needs
+ * (zero -> cache -> seed -> vault), each verified against its checksum.
+ *
+ *   MOUNT/<vm>/points/<id>/<disk>.raw   the disk at that point
+ *   MOUNT/<vm>/points/<id>/<disk>.vhd   the same bytes + a fixed-VHD footer
+ *   MOUNT/<vm>/points/<id>/point.json   time, type, group, disks
+ *   MOUNT/<vm>/latest, latest-app       symlinks to points/<id>
+ *   MOUNT/.rpfs/stats                   bytes served by source, fetches, errors
+ *
+ * fs_mount() blocks until the file system is unmounted.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fs_seed_spec {
+        const char *vm;
+        const char *disk;
+        const char *path;
+};
+
+struct fs_options {
+        const char *vault;
+        const char *mountpoint;
+        const char *cache_dir;     /* NULL: default */
+        uint64_t cache_size;       /* bytes */
+        const struct fs_seed_spec *seeds;
+        size_t n_seeds;
+        bool foreground;
+        bool allow_other;
+        unsigned timeout;          /* seconds a read retries an unreachable vault */
+        const char *log_file;      /* daemon log, NULL: none when in background */
+};
+
+/* The default cache directory ($RPFS_CACHE_DIR, $XDG_CACHE_HOME/rpfs or
+ * ~/.cache/rpfs) into buf. */
+void fs_default_cache_dir(char *buf, size_t len);
+
+/* Mount and serve until unmounted. Returns 0, or -errno after logging why
+ * (vault, cache, seed or mount failures). In the background case the
+ * calling process returns 0 once the mount is ready and a daemon serves. */
+int fs_mount(const struct fs_options *o);

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "common.h"
+#include "formats.h"
+#include "fs.h"
+#include "retention.h"
+#include "store.h"
+#include "sync.h"
+
+#define CHUNK_SLOTS 1024
+#define CHUNK_LOCKS 16
+#define CODEC_POOL 64
+#define CATALOG_TTL 2.0
+
+/* A point held by the catalog and by open files. */
+struct fs_point {
+        atomic_int refs;
+        struct ret_point *p;
+        struct sync_seed **seeds; /* per disk, NULL when none */
+};
+
+struct chunk_slot {
+        struct hash128 h;
+        bool valid;
+        uint32_t n;
+        struct hash128 e[RET_CHUNK_ENTRIES];
+};
+
+struct fs_stats {
+        atomic_uint_least64_t bytes_zero, bytes_cache, bytes_seed, bytes_vault;
+        atomic_uint_least64_t blocks_fetched, bytes_fetched, blocks_prefetched;
+        atomic_uint_least64_t errors, reads, retries;
+};
+
+struct fs_seed {
+        char vm[65], disk[65];
+        struct sync_seed *seed;
+};
+
+struct fs {
+        struct fs_options o;
+        struct store *s;
+        struct store_cache *cache;
+        uint32_t bs;
+        time_t started;
+
+        pthread_mutex_t cat_lock;  /* protects points, n_points, cat_time; lock order: cat_lock before chunk locks */
+        struct fs_point **points;  /* sorted by vm, id */
+        size_t n_points;
+        double cat_time;
+
+        pthread_mutex_t chunk_lock[CHUNK_LOCKS]; /* slot i uses lock i % CHUNK_LOCKS */
+        struct chunk_slot *chunks;
+
+        pthread_mutex_t codec_lock; /* protects codecs, n_codecs */
+        struct store_codec *codecs[CODEC_POOL];
+        size_t n_codecs;
+
+        struct fs_seed *seeds;
+        size_t n_seeds;
+
+        struct pool *ra_pool;       /* readahead */
+        pthread_mutex_t ra_lock;    /* protects ra_inflight */
+        unsigned ra_inflight;
+
+        struct fs_stats st;
+};
+
+/* A file opened through the mount. */
+enum fs_file_kind { FK_RAW, FK_VHD, FK_TEXT };
+
+struct fs_file {
+        enum fs_file_kind kind;
+        struct fs_point *pt;           /* FK_RAW, FK_VHD */
+        const struct ret_disk *d;
+        size_t disk_index;
+        uint64_t vhd_data;             /* FK_VHD: bytes before the footer */
+        uint8_t footer[FMT_VHD_FOOTER_SIZE];
+        char *text;                    /* FK_TEXT */
+        size_t text_len;
+        pthread_mutex_t lock;          /* protects next_off, ra_end */
+        uint64_t next_off, ra_end;
+};
+
+/* read.c */
+struct store_codec *fs_codec_get(struct fs *fs);
+void fs_codec_put(struct fs *fs, struct store_codec *c);
+/* Read [off, off + len) of disk d of point pt into buf (len may cross
+ * blocks; off + len <= d->size). Returns bytes read or -EIO. */
+int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off);
+char *fs_stats_json(struct fs *fs);
+void fs_point_unref(struct fs_point *pt);

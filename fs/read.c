@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The read path. For each block a read touches: zero -> zeros; in the
+ * cache -> there; in a seed -> read locally; else fetched from the vault,
+ * adjacent blobs of one pack merged into one ranged read. Every block is
+ * verified (by the cache, the seed and the store). Vault errors that may
+ * pass (I/O, a pack that is missing right now) are retried with backoff
+ * for up to the mount's timeout; a checksum mismatch fails at once.
+ * Sequential readers trigger readahead into the cache on a worker pool.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fs_i.h"
+
+#define RA_WINDOW (8u << 20)
+#define RA_MAX_INFLIGHT 4
+
+struct store_codec *fs_codec_get(struct fs *fs) {
+        struct store_codec *c = NULL;
+        pthread_mutex_lock(&fs->codec_lock);
+        if (fs->n_codecs > 0)
+                c = fs->codecs[--fs->n_codecs];
+        pthread_mutex_unlock(&fs->codec_lock);
+        if (!c && store_codec_new(fs->s, &c) < 0)
+                return NULL;
+        return c;
+}
+
+void fs_codec_put(struct fs *fs, struct store_codec *c) {
+        if (!c)
+                return;
+        pthread_mutex_lock(&fs->codec_lock);
+        if (fs->n_codecs < CODEC_POOL) {
+                fs->codecs[fs->n_codecs++] = c;
+                c = NULL;
+        }
+        pthread_mutex_unlock(&fs->codec_lock);
+        store_codec_free(c);
+}
+
+static void sleep_backoff(unsigned attempt) {
+        unsigned ms = MIN(50u << MIN(attempt, 5u), 1000u);
+        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+}
+
+static bool transient(int r) {
+        return r != -EBADMSG && r != -ENOMEM && r != -ENOBUFS;
+}
+
+/* Checksum of block i of disk d, through the shared chunk cache. */
+static int block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret) {
+        size_t ci = (size_t)(i / RET_CHUNK_ENTRIES), slot;
+        const struct hash128 *ch = &d->chunks[ci];
+        uint32_t expect = (uint32_t)MIN((uint64_t)RET_CHUNK_ENTRIES, d->n_blocks - (uint64_t)ci * RET_CHUNK_ENTRIES);
+        struct chunk_slot *cs;
+        _cleanup_free_ struct hash128 *tmp = NULL;
+        struct store_codec *c;
+        double deadline = now_monotonic() + fs->o.timeout;
+        size_t len = 0;
+        uint64_t v;
+        int r;
+
+        memcpy(&v, ch->b, sizeof v);
+        slot = (size_t)(v % CHUNK_SLOTS);
+        cs = &fs->chunks[slot];
+        pthread_mutex_lock(&fs->chunk_lock[slot % CHUNK_LOCKS]);
+        if (cs->valid && memcmp(&cs->h, ch, sizeof *ch) == 0) {
+                *ret = cs->e[i % RET_CHUNK_ENTRIES];
+                pthread_mutex_unlock(&fs->chunk_lock[slot % CHUNK_LOCKS]);
+                return 0;
+        }
+        pthread_mutex_unlock(&fs->chunk_lock[slot % CHUNK_LOCKS]);
+
+        tmp = malloc(RET_CHUNK_ENTRIES * sizeof *tmp);
+        c = fs_codec_get(fs);
+        if (!tmp || !c) {
+                fs_codec_put(fs, c);
+                return -ENOMEM;
+        }
+        for (unsigned attempt = 0;; attempt++) {
+                r = store_read_blob(fs->s, c, ch, tmp, RET_CHUNK_ENTRIES * sizeof *tmp, &len);
+                if (r == -ENOENT && attempt == 0)
+                        (void)store_refresh(fs->s);
+                if (r >= 0 || !transient(r) || now_monotonic() > deadline)
+                        break;
+                atomic_fetch_add(&fs->st.retries, 1);
+                sleep_backoff(attempt);
+        }
+        fs_codec_put(fs, c);
+        if (r >= 0 && len != expect * sizeof *tmp)
+                r = -EBADMSG;
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&fs->chunk_lock[slot % CHUNK_LOCKS]);
+        cs->h = *ch;
+        cs->n = expect;
+        memcpy(cs->e, tmp, len);
+        cs->valid = true;
+        *ret = cs->e[i % RET_CHUNK_ENTRIES];
+        pthread_mutex_unlock(&fs->chunk_lock[slot % CHUNK_LOCKS]);
+        return 0;
+}
+
+/* Fetch v[0..n) from the vault, retrying what may pass until the timeout;
+ * fills results, puts good blocks into the cache. */
+static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool prefetch) {
+        struct store_codec *c = fs_codec_get(fs);
+        double deadline = now_monotonic() + fs->o.timeout;
+        bool refreshed = false;
+
+        if (!c) {
+                for (size_t k = 0; k < n; k++)
+                        v[k].result = -ENOMEM;
+                return;
+        }
+        for (size_t k = 0; k < n; k++)
+                v[k].result = -EAGAIN;
+        for (unsigned attempt = 0;; attempt++) {
+                _cleanup_free_ struct store_fetch *todo = malloc(MAX(n, 1) * sizeof *todo);
+                _cleanup_free_ size_t *map = malloc(MAX(n, 1) * sizeof *map);
+                size_t m = 0;
+                bool again = false;
+                int r;
+
+                if (!todo || !map)
+                        break;
+                for (size_t k = 0; k < n; k++)
+                        if (v[k].result != 0 && (v[k].result == -EAGAIN || transient(v[k].result))) {
+                                todo[m] = v[k];
+                                map[m++] = k;
+                        }
+                if (m == 0)
+                        break;
+                r = store_fetch_blocks(fs->s, c, todo, m);
+                for (size_t k = 0; k < m; k++) {
+                        struct store_fetch *f = &todo[k];
+                        if (r < 0)
+                                f->result = r;
+                        v[map[k]] = *f;
+                        if (f->result == 0) {
+                                (void)store_cache_put(fs->cache, &f->h, f->buf);
+                                atomic_fetch_add(&fs->st.blocks_fetched, 1);
+                                atomic_fetch_add(&fs->st.bytes_fetched, f->stored);
+                                if (prefetch)
+                                        atomic_fetch_add(&fs->st.blocks_prefetched, 1);
+                        } else if (transient(f->result))
+                                again = true;
+                }
+                if (!again)
+                        break;
+                /* A block the index does not know may be in a segment
+                 * written since we looked: refresh once. */
+                if (!refreshed) {
+                        (void)store_refresh(fs->s);
+                        refreshed = true;
+                }
+                if (now_monotonic() > deadline)
+                        break;
+                atomic_fetch_add(&fs->st.retries, 1);
+                sleep_backoff(attempt);
+        }
+        fs_codec_put(fs, c);
+}
+
+static struct sync_seed *file_seed(struct fs_file *f) {
+        return f->pt->seeds ? f->pt->seeds[f->disk_index] : NULL;
+}
+
+int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off) {
+        const struct ret_disk *d = f->d;
+        uint32_t bs = fs->bs;
+        uint64_t first, n;
+        _cleanup_free_ uint8_t *tmp = NULL;
+        _cleanup_free_ uint8_t *src = NULL; /* per block: 0 zero, 1 cache, 2 seed, 3 vault */
+        _cleanup_free_ struct store_fetch *fv = NULL;
+        _cleanup_free_ size_t *fk = NULL;
+        struct sync_seed *seed = file_seed(f);
+        size_t nf = 0;
+        int err = 0;
+
+        if (off >= d->size || len == 0)
+                return 0;
+        len = (size_t)MIN((uint64_t)len, d->size - off);
+        first = off / bs;
+        n = (off + len - 1) / bs - first + 1;
+        tmp = malloc(n * bs);
+        src = malloc(n);
+        fv = malloc(n * sizeof *fv);
+        fk = malloc(n * sizeof *fk);
+        if (!tmp || !src || !fv || !fk)
+                return -ENOMEM;
+
+        for (uint64_t k = 0; k < n; k++) {
+                struct hash128 h;
+                uint8_t *dst = tmp + k * bs;
+                int r = block_hash(fs, d, first + k, &h);
+                if (r < 0) {
+                        log_error_errno(r, "%s/%s %s: manifest chunk for block %" PRIu64 " unreadable",
+                                        f->pt->p->vm, f->pt->p->id, d->name, first + k);
+                        err = -EIO;
+                        break;
+                }
+                if (hash_is_zero(&h)) {
+                        src[k] = 0;
+                        continue;
+                }
+                if (store_cache_get(fs->cache, &h, dst) == 0) {
+                        src[k] = 1;
+                        continue;
+                }
+                if (seed && sync_seed_read(seed, first + k, &h, dst) == 0) {
+                        src[k] = 2;
+                        continue;
+                }
+                src[k] = 3;
+                fv[nf] = (struct store_fetch){ .h = h, .buf = dst };
+                fk[nf++] = (size_t)k;
+        }
+        if (err == 0 && nf > 0) {
+                fetch_blocks(fs, fv, nf, false);
+                for (size_t j = 0; j < nf; j++) {
+                        char pack[64] = "?";
+                        if (fv[j].result == 0)
+                                continue;
+                        if (fv[j].pack_id)
+                                store_pack_name(fv[j].pack_id, pack, sizeof pack);
+                        if (fv[j].result == -EBADMSG)
+                                log_error("%s/%s %s: block %" PRIu64 " failed checksum verification (pack %s)",
+                                          f->pt->p->vm, f->pt->p->id, d->name, first + fk[j], pack);
+                        else
+                                log_error_errno(fv[j].result, "%s/%s %s: block %" PRIu64 " could not be fetched (pack %s)",
+                                                f->pt->p->vm, f->pt->p->id, d->name, first + fk[j], pack);
+                        err = -EIO;
+                }
+        }
+        if (err < 0) {
+                atomic_fetch_add(&fs->st.errors, 1);
+                return err;
+        }
+
+        for (uint64_t k = 0; k < n; k++) {
+                uint64_t bstart = (first + k) * bs;
+                uint64_t a = MAX(off, bstart), b = MIN(off + len, bstart + bs);
+                size_t cnt = (size_t)(b - a);
+                if (src[k] == 0)
+                        memset(buf + (a - off), 0, cnt);
+                else
+                        memcpy(buf + (a - off), tmp + k * bs + (a - bstart), cnt);
+                switch (src[k]) {
+                case 0: atomic_fetch_add(&fs->st.bytes_zero, cnt); break;
+                case 1: atomic_fetch_add(&fs->st.bytes_cache, cnt); break;
+                case 2: atomic_fetch_add(&fs->st.bytes_seed, cnt); break;
+                default: atomic_fetch_add(&fs->st.bytes_vault, cnt); break;
+                }
+        }
+        return (int)len;
+}
+
+/* ---- readahead ---- */
+
+struct ra_job {
+        struct fs *fs;
+        struct fs_point *pt; /* referenced: keeps d alive */
+        const struct ret_disk *d;
+        size_t disk_index;
+        uint64_t start, end; /* block range */
+};
+
+static void ra_work(void *arg) {
+        struct ra_job *j = arg;
+        struct fs *fs = j->fs;
+        uint32_t bs = fs->bs;
+        size_t n = (size_t)(j->end - j->start), nf = 0;
+        struct store_fetch *fv = malloc(MAX(n, 1) * sizeof *fv);
+        uint8_t *tmp = malloc(MAX(n, 1) * bs);
+        struct sync_seed *seed = j->pt->seeds ? j->pt->seeds[j->disk_index] : NULL;
+
+        for (uint64_t b = j->start; fv && tmp && b < j->end; b++) {
+                struct hash128 h;
+                if (block_hash(fs, j->d, b, &h) < 0)
+                        break;
+                if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) ||
+                    (seed && sync_seed_has(seed, b, &h)))
+                        continue;
+                fv[nf] = (struct store_fetch){ .h = h, .buf = tmp + nf * bs };
+                nf++;
+        }
+        if (nf > 0)
+                fetch_blocks(fs, fv, nf, true);
+        free(fv);
+        free(tmp);
+        pthread_mutex_lock(&fs->ra_lock);
+        fs->ra_inflight--;
+        pthread_mutex_unlock(&fs->ra_lock);
+        fs_point_unref(j->pt);
+        free(j);
+}
+
+/* Called after a read of [off, off + len): a reader that keeps going
+ * forward gets the next RA_WINDOW fetched in the background. */
+void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len);
+void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len) {
+        uint64_t end = off + len, start, stop;
+        struct ra_job *j;
+        bool seq;
+
+        pthread_mutex_lock(&f->lock);
+        seq = off == f->next_off || (off < f->next_off && off + (1u << 20) >= f->next_off);
+        f->next_off = end;
+        if (!seq || end + RA_WINDOW / 2 < f->ra_end || end >= f->d->size) {
+                pthread_mutex_unlock(&f->lock);
+                return;
+        }
+        start = MAX(end, f->ra_end);
+        stop = MIN(start + RA_WINDOW, f->d->size);
+        if (stop <= start) {
+                pthread_mutex_unlock(&f->lock);
+                return;
+        }
+        pthread_mutex_lock(&fs->ra_lock);
+        if (fs->ra_inflight >= RA_MAX_INFLIGHT) {
+                pthread_mutex_unlock(&fs->ra_lock);
+                pthread_mutex_unlock(&f->lock);
+                return;
+        }
+        fs->ra_inflight++;
+        pthread_mutex_unlock(&fs->ra_lock);
+        f->ra_end = stop;
+        pthread_mutex_unlock(&f->lock);
+
+        j = calloc(1, sizeof *j);
+        if (!j) {
+                pthread_mutex_lock(&fs->ra_lock);
+                fs->ra_inflight--;
+                pthread_mutex_unlock(&fs->ra_lock);
+                return;
+        }
+        j->fs = fs;
+        j->pt = f->pt;
+        j->d = f->d;
+        j->disk_index = f->disk_index;
+        atomic_fetch_add(&f->pt->refs, 1);
+        j->start = start / fs->bs;
+        j->end = DIV_ROUND_UP(stop, fs->bs);
+        pool_submit(fs->ra_pool, ra_work, j);
+}
+
+char *fs_stats_json(struct fs *fs) {
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                              "bytes_zero", (json_int_t)atomic_load(&fs->st.bytes_zero),
+                              "bytes_cache", (json_int_t)atomic_load(&fs->st.bytes_cache),
+                              "bytes_seed", (json_int_t)atomic_load(&fs->st.bytes_seed),
+                              "bytes_vault", (json_int_t)atomic_load(&fs->st.bytes_vault),
+                              "blocks_fetched", (json_int_t)atomic_load(&fs->st.blocks_fetched),
+                              "bytes_fetched", (json_int_t)atomic_load(&fs->st.bytes_fetched),
+                              "blocks_prefetched", (json_int_t)atomic_load(&fs->st.blocks_prefetched),
+                              "errors", (json_int_t)atomic_load(&fs->st.errors),
+                              "reads", (json_int_t)atomic_load(&fs->st.reads),
+                              "retries", (json_int_t)atomic_load(&fs->st.retries));
+        char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        if (text) {
+                size_t n = strlen(text);
+                char *t = realloc(text, n + 2);
+                if (t) {
+                        t[n] = '\n';
+                        t[n + 1] = 0;
+                        text = t;
+                }
+        }
+        return text;
+}

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Azure Blob Storage, private to store/: where the vault is (account,
+ * container, prefix, endpoint), how requests are authorised (Shared Key or
+ * SAS), and the HTTP layer that sends them (libcurl, pooled connections,
+ * several requests in flight, retries).
+ *
+ *   azure-auth.c     vault URL and credentials from the environment, the
+ *                    Shared Key string-to-sign and signature, encodings
+ *   azure-http.c     request execution: sessions of curl handles, retries
+ *                    with backoff, HTTP/curl errors translated to -errno
+ *   backend-azure.c  the backend operations (put/get/list/...) on top
+ *
+ * Secrets (account key, SAS) live only in struct az_cfg and in request
+ * headers/URLs built from it; nothing here logs them or puts them in an
+ * error message. Debug logs name the method, the blob and the status.
+ *
+ * Thread rule: struct az_cfg is immutable after az_cfg_load(); struct
+ * az_http is internally locked (its session pool), so any thread may run
+ * requests at once; one struct az_req belongs to one caller.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* The REST API version every request pins. Azurite 3.x supports it. */
+#define AZ_API_VERSION "2021-08-06"
+
+struct az_cfg {
+        char *account;
+        char *container;
+        char *prefix;      /* "" or "dir/sub/" (always ends in '/') */
+        char *endpoint;    /* "https://acct.blob.core.windows.net", no trailing '/' */
+        char *ep_path;     /* the endpoint's path part: "" or "/devstoreaccount1" */
+        uint8_t *key;      /* decoded account key, or NULL */
+        size_t key_len;
+        char *sas;         /* SAS query string without '?', or NULL */
+};
+
+/* Parse "azure://ACCOUNT/CONTAINER[/PREFIX]" and read the endpoint and
+ * credentials from the environment (RPFS_AZURE_ENDPOINT, set by
+ * --endpoint; AZURE_STORAGE_CONNECTION_STRING; AZURE_STORAGE_KEY;
+ * AZURE_STORAGE_SAS_TOKEN). -EINVAL for a malformed URL, endpoint or
+ * credential (the message, if any, never quotes a secret). */
+int az_cfg_load(const char *url, struct az_cfg **ret);
+void az_cfg_free(struct az_cfg *c);
+
+/* Percent-encode s for a URL path ('/' kept when keep_slash) or a query
+ * value. malloc'd, NULL on ENOMEM. */
+char *az_encode(const char *s, bool keep_slash);
+/* Base64 encode (malloc'd) / decode (-EINVAL when not base64). */
+char *az_base64(const void *p, size_t len);
+int az_unbase64(const char *s, uint8_t **ret, size_t *ret_len);
+/* RFC 1123 date in GMT, "Sun, 06 Nov 1994 08:49:37 GMT", locale-free. */
+void az_http_date(time_t t, char buf[static 32]);
+
+/* One header or query parameter. */
+struct az_kv {
+        const char *name;
+        const char *value;
+};
+
+/* What the Shared Key signature covers. Header names are given as sent;
+ * the standard ones (Content-Length, Content-Type, If-None-Match, ...) go
+ * to their fixed positions, every x-ms-* header is canonicalised, others
+ * are ignored. Query values are given decoded. */
+struct az_sign_input {
+        const char *method;
+        const char *account;
+        const char *path;          /* the URL path exactly as sent (encoded) */
+        const struct az_kv *headers;
+        size_t n_headers;
+        const struct az_kv *query;
+        size_t n_query;
+};
+
+/* The Shared Key string-to-sign (version 2015-02-21 and later rules).
+ * *ret malloc'd. -ENOMEM. */
+int az_string_to_sign(const struct az_sign_input *in, char **ret);
+/* base64(HMAC-SHA256(key, sts)) into out. 0 or -EIO. */
+int az_sign(const uint8_t *key, size_t key_len, const char *sts, char out[static 64]);
+
+/* ---- HTTP ---- */
+
+struct az_http;
+
+enum az_out {
+        AZ_OUT_MEM = 0, /* collect the body into resp (grown as needed) */
+        AZ_OUT_BUF,     /* into a caller's buffer of exactly out_cap bytes */
+        AZ_OUT_FD,      /* into a file descriptor (truncated on retry) */
+};
+
+#define AZ_MAX_PARAMS 6
+#define AZ_MAX_HEADERS 6
+
+struct az_req {
+        /* request */
+        const char *method;                 /* GET PUT HEAD DELETE */
+        const char *blob;                   /* full blob name, or NULL for the container */
+        struct az_kv query[AZ_MAX_PARAMS];  /* decoded values */
+        size_t n_query;
+        struct az_kv headers[AZ_MAX_HEADERS]; /* extra headers (x-ms-*, If-None-Match, Content-Type) */
+        size_t n_headers;
+        const void *body;
+        size_t body_len;
+        enum az_out out;
+        void *out_buf;
+        size_t out_cap;
+        int out_fd;
+
+        /* response (valid after az_http_run) */
+        long status;                        /* last HTTP status, 0 if none */
+        char error_code[64];                /* x-ms-error-code of the last response */
+        char meta_put[40];                  /* x-ms-meta-rpfsput of the last response */
+        char *resp;                         /* AZ_OUT_MEM body, malloc'd, NUL-terminated */
+        size_t resp_len;                    /* bytes received (every out mode) */
+        uint64_t content_length;            /* Content-Length header, if have_cl */
+        bool have_cl;
+        unsigned attempts;
+        bool ambiguous;                     /* an earlier attempt may have reached the server */
+        int result;                         /* 0 or -errno */
+
+        /* internal to azure-http.c */
+        size_t resp_cap;
+        size_t body_pos;
+        double retry_after;
+        double next_at;
+        double deadline;
+        char errbuf[256];               /* CURLOPT_ERRORBUFFER */
+        bool in_error_body;
+        bool overflow;
+        int state;
+};
+
+/* A pool of connections to the configured endpoint. */
+int az_http_new(const struct az_cfg *cfg, struct az_http **ret);
+void az_http_free(struct az_http *h);
+
+/*
+ * Run n requests (at most a few at once on pooled connections), retrying
+ * each as needed. Returns 0 when all succeeded with a 2xx status, else the
+ * first failed request's result. Each request's result:
+ *   0           2xx
+ *   -ENOENT     404 (error_code tells BlobNotFound / ContainerNotFound)
+ *   -EEXIST     409 or 412 (error_code tells which condition)
+ *   -EACCES     401 or 403: credentials refused
+ *   -EBADMSG    416, or a ranged body of the wrong length
+ *   -EPROTO     any other unexpected status
+ *   -EIO        network failure or 408/429/5xx that outlasted the retries
+ *   -ENOMEM
+ * Free each req's resp afterwards (az_req_done).
+ */
+int az_http_run(struct az_http *h, struct az_req *reqs, size_t n);
+void az_req_done(struct az_req *r);
+/* Add a header/query parameter to a request (at most AZ_MAX_*). */
+void az_req_header(struct az_req *r, const char *name, const char *value);
+void az_req_query(struct az_req *r, const char *name, const char *value);
+
+/* ---- List Blobs ---- */
+
+/* Called for each <Blob> of a List Blobs page with its full name and
+ * Content-Length. A negative return stops the parse and is returned. */
+typedef int (*az_list_fn)(void *userdata, const char *name, uint64_t size);
+/* Parse one List Blobs response page. *ret_marker gets the NextMarker
+ * (malloc'd) or NULL on the last page. -EPROTO when it is not a List Blobs
+ * answer. */
+int az_parse_list(const char *xml, size_t len, az_list_fn fn, void *userdata, char **ret_marker);
