@@ -115,6 +115,7 @@ bench_warm() {
 # BT_KIB (peak RSS, KiB, from /usr/bin/time %M: the largest resident set of
 # the process or any child it waited for). A failing command stops the
 # benchmark.
+# shellcheck disable=SC2034 # BT_* are read by the callers
 bench_time() {
 	local log=$BENCH_LOGS/$1.log tf=$BENCH_LOGS/.time t0 t1 c0 c1 rc=0
 	shift

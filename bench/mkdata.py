@@ -15,7 +15,6 @@ import argparse
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import zlib

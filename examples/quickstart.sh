@@ -14,7 +14,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 DEPS=(build-essential meson ninja-build pkg-config libqcow-dev libvhdi-dev
       libvmdk-dev libxxhash-dev libzstd-dev libjansson-dev libfuse3-dev fuse3
-      libcurl4-openssl-dev libssl-dev qemu-utils e2fsprogs)
+      libcurl4-openssl-dev libssl-dev libxml2-dev qemu-utils e2fsprogs)
 missing=()
 for p in "${DEPS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

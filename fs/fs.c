@@ -545,6 +545,31 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
         return (int)done;
 }
 
+/* The same as op_read, but hands libfuse a buffer it may splice into
+ * /dev/fuse instead of copying it with writev. */
+static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                       struct fuse_file_info *fi) {
+        struct fuse_bufvec *bv = malloc(sizeof *bv);
+        char *mem = malloc(MAX(size, 1));
+        int r;
+
+        if (!bv || !mem) {
+                free(bv);
+                free(mem);
+                return -ENOMEM;
+        }
+        r = op_read(path, mem, size, off, fi);
+        if (r < 0) {
+                free(bv);
+                free(mem);
+                return r;
+        }
+        *bv = FUSE_BUFVEC_INIT((size_t)r);
+        bv->buf[0].mem = mem;
+        *bufp = bv;
+        return 0;
+}
+
 static int op_release(const char *path, struct fuse_file_info *fi) {
         struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
         fs_point_unref(f->pt);
@@ -566,7 +591,13 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
         cfg->entry_timeout = 1;
         cfg->attr_timeout = 1;
         cfg->negative_timeout = 1;
-        conn->max_readahead = 1u << 20;
+        conn->max_readahead = 4u << 20;
+        /* Replies by splice: the kernel takes page references instead of
+         * pinning and copying the reply buffer page by page. */
+        if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+                conn->want |= FUSE_CAP_SPLICE_WRITE;
+        if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+                conn->want |= FUSE_CAP_SPLICE_MOVE;
         conn->max_background = 64;
         return fuse_get_context()->private_data;
 }
@@ -578,6 +609,7 @@ static const struct fuse_operations ops = {
         .readdir = op_readdir,
         .open = op_open,
         .read = op_read,
+        .read_buf = op_read_buf,
         .release = op_release,
         .statfs = op_statfs,
 };
@@ -597,6 +629,8 @@ static void fs_free(struct fs *fs) {
         for (size_t i = 0; i < fs->n_codecs; i++)
                 store_codec_free(fs->codecs[i]);
         free(fs->chunks);
+        free(fs->fl);
+        free(fs->fl_used);
         store_cache_close(fs->cache);
         store_free(fs->s);
         free(fs);
@@ -613,8 +647,12 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
         pthread_mutex_init(&fs->ra_lock, NULL);
         for (unsigned i = 0; i < CHUNK_LOCKS; i++)
                 pthread_mutex_init(&fs->chunk_lock[i], NULL);
+        pthread_mutex_init(&fs->fl_lock, NULL);
+        pthread_cond_init(&fs->fl_cond, NULL);
         fs->chunks = calloc(CHUNK_SLOTS, sizeof *fs->chunks);
-        if (!fs->chunks)
+        fs->fl = calloc(FL_CAP, sizeof *fs->fl);
+        fs->fl_used = calloc(FL_CAP, sizeof *fs->fl_used);
+        if (!fs->chunks || !fs->fl || !fs->fl_used)
                 return -ENOMEM;
 
         r = store_open(o->vault, &fs->s);

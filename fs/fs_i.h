@@ -15,6 +15,7 @@
 #define CHUNK_LOCKS 16
 #define CODEC_POOL 64
 #define CATALOG_TTL 2.0
+#define FL_CAP 8192 /* in-flight fetch table; > all fetches that can be under way */
 
 /* A point held by the catalog and by open files. */
 struct fs_point {
@@ -62,6 +63,12 @@ struct fs {
 
         struct fs_seed *seeds;
         size_t n_seeds;
+
+        pthread_mutex_t fl_lock;    /* protects fl, fl_n */
+        pthread_cond_t fl_cond;     /* broadcast when a fetch completes */
+        struct hash128 *fl;         /* blocks being fetched: open addressing, FL_CAP */
+        bool *fl_used;
+        size_t fl_n;
 
         struct pool *ra_pool;       /* readahead */
         pthread_mutex_t ra_lock;    /* protects ra_inflight */

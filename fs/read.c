@@ -105,6 +105,79 @@ static int block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struc
         return 0;
 }
 
+/* ---- blocks being fetched ----
+ * A block is fetched once: whoever finds it in flight waits for it (a
+ * reader) or leaves it (readahead). Open addressing with backward-shift
+ * deletion; fl_lock protects it. */
+
+static size_t fl_home(const struct hash128 *h) {
+        uint64_t v;
+        memcpy(&v, h->b + 4, sizeof v);
+        return (size_t)(v & (FL_CAP - 1));
+}
+
+static bool fl_find(struct fs *fs, const struct hash128 *h, size_t *pos) {
+        for (size_t i = fl_home(h);; i = (i + 1) & (FL_CAP - 1)) {
+                if (!fs->fl_used[i]) {
+                        *pos = i;
+                        return false;
+                }
+                if (memcmp(&fs->fl[i], h, sizeof *h) == 0) {
+                        *pos = i;
+                        return true;
+                }
+        }
+}
+
+/* Claim h for fetching: true if the caller must fetch it, false if it is
+ * in flight already (or the table is full: then fetch without a claim). */
+static bool fl_claim(struct fs *fs, const struct hash128 *h, bool *claimed) {
+        size_t pos;
+        bool mine;
+        pthread_mutex_lock(&fs->fl_lock);
+        if (fl_find(fs, h, &pos))
+                mine = *claimed = false;
+        else if (fs->fl_n >= FL_CAP / 2) {
+                mine = true;
+                *claimed = false;
+        } else {
+                fs->fl[pos] = *h;
+                fs->fl_used[pos] = true;
+                fs->fl_n++;
+                mine = *claimed = true;
+        }
+        pthread_mutex_unlock(&fs->fl_lock);
+        return mine;
+}
+
+static void fl_release(struct fs *fs, const struct hash128 *h) {
+        size_t i, j;
+        pthread_mutex_lock(&fs->fl_lock);
+        if (fl_find(fs, h, &i)) {
+                fs->fl_used[i] = false;
+                fs->fl_n--;
+                for (j = (i + 1) & (FL_CAP - 1); fs->fl_used[j]; j = (j + 1) & (FL_CAP - 1)) {
+                        size_t k = fl_home(&fs->fl[j]);
+                        if ((i <= j) ? (i < k && k <= j) : (i < k || k <= j))
+                                continue;
+                        fs->fl[i] = fs->fl[j];
+                        fs->fl_used[i] = true;
+                        fs->fl_used[j] = false;
+                        i = j;
+                }
+                pthread_cond_broadcast(&fs->fl_cond);
+        }
+        pthread_mutex_unlock(&fs->fl_lock);
+}
+
+static void fl_wait(struct fs *fs, const struct hash128 *h) {
+        size_t pos;
+        pthread_mutex_lock(&fs->fl_lock);
+        while (fl_find(fs, h, &pos))
+                pthread_cond_wait(&fs->fl_cond, &fs->fl_lock);
+        pthread_mutex_unlock(&fs->fl_lock);
+}
+
 /* Fetch v[0..n) from the vault, retrying what may pass until the timeout;
  * fills results, puts good blocks into the cache. */
 static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool prefetch) {
@@ -178,8 +251,12 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
         _cleanup_free_ uint8_t *src = NULL; /* per block: 0 zero, 1 cache, 2 seed, 3 vault */
         _cleanup_free_ struct store_fetch *fv = NULL;
         _cleanup_free_ size_t *fk = NULL;
+        _cleanup_free_ bool *claimed = NULL;
+        _cleanup_free_ size_t *wk = NULL;    /* blocks someone else is fetching */
+        _cleanup_free_ uint8_t **wdst = NULL;
+        _cleanup_free_ struct hash128 *wh = NULL;
         struct sync_seed *seed = file_seed(f);
-        size_t nf = 0;
+        size_t nf = 0, nw = 0;
         int err = 0;
 
         if (off >= d->size || len == 0)
@@ -187,16 +264,23 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
         len = (size_t)MIN((uint64_t)len, d->size - off);
         first = off / bs;
         n = (off + len - 1) / bs - first + 1;
-        tmp = malloc(n * bs);
+        tmp = malloc(2 * (size_t)bs); /* only the first and last block can be partial */
         src = malloc(n);
         fv = malloc(n * sizeof *fv);
         fk = malloc(n * sizeof *fk);
-        if (!tmp || !src || !fv || !fk)
+        claimed = calloc(n, sizeof *claimed);
+        wk = malloc(n * sizeof *wk);
+        wdst = malloc(n * sizeof *wdst);
+        wh = malloc(n * sizeof *wh);
+        if (!tmp || !src || !fv || !fk || !claimed || !wk || !wdst || !wh)
                 return -ENOMEM;
 
         for (uint64_t k = 0; k < n; k++) {
                 struct hash128 h;
-                uint8_t *dst = tmp + k * bs;
+                uint64_t bstart = (first + k) * bs;
+                /* A block the read covers whole is produced in place. */
+                bool whole = bstart >= off && bstart + bs <= off + len;
+                uint8_t *dst = whole ? (uint8_t *)buf + (bstart - off) : tmp + (k == 0 ? 0 : bs);
                 int r = block_hash(fs, d, first + k, &h);
                 if (r < 0) {
                         log_error_errno(r, "%s/%s %s: manifest chunk for block %" PRIu64 " unreadable",
@@ -217,11 +301,33 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                         continue;
                 }
                 src[k] = 3;
+                if (!fl_claim(fs, &h, &claimed[nf])) {
+                        wh[nw] = h;
+                        wdst[nw] = dst;
+                        wk[nw++] = (size_t)k;
+                        continue;
+                }
                 fv[nf] = (struct store_fetch){ .h = h, .buf = dst };
                 fk[nf++] = (size_t)k;
         }
+        /* Blocks another thread is fetching: wait, then take them from the
+         * cache; fetch them ourselves only if that fetch failed. */
+        for (size_t j = 0; err == 0 && j < nw; j++) {
+                struct hash128 h = wh[j];
+                fl_wait(fs, &h);
+                if (store_cache_get(fs->cache, &h, wdst[j]) == 0) {
+                        src[wk[j]] = 1;
+                        continue;
+                }
+                fv[nf] = (struct store_fetch){ .h = h, .buf = wdst[j] };
+                claimed[nf] = false;
+                fk[nf++] = wk[j];
+        }
         if (err == 0 && nf > 0) {
                 fetch_blocks(fs, fv, nf, false);
+                for (size_t j = 0; j < nf; j++)
+                        if (claimed[j])
+                                fl_release(fs, &fv[j].h);
                 for (size_t j = 0; j < nf; j++) {
                         char pack[64] = "?";
                         if (fv[j].result == 0)
@@ -248,8 +354,8 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                 size_t cnt = (size_t)(b - a);
                 if (src[k] == 0)
                         memset(buf + (a - off), 0, cnt);
-                else
-                        memcpy(buf + (a - off), tmp + k * bs + (a - bstart), cnt);
+                else if (cnt != bs)
+                        memcpy(buf + (a - off), tmp + (k == 0 ? 0 : bs) + (a - bstart), cnt);
                 switch (src[k]) {
                 case 0: atomic_fetch_add(&fs->st.bytes_zero, cnt); break;
                 case 1: atomic_fetch_add(&fs->st.bytes_cache, cnt); break;
@@ -274,10 +380,11 @@ static void ra_work(void *arg) {
         struct ra_job *j = arg;
         struct fs *fs = j->fs;
         uint32_t bs = fs->bs;
-        size_t n = (size_t)(j->end - j->start), nf = 0;
-        struct store_fetch *fv = malloc(MAX(n, 1) * sizeof *fv);
-        uint8_t *tmp = malloc(MAX(n, 1) * bs);
+        size_t sub = MAX((1u << 20) / bs, 1u), nf = 0;
+        struct store_fetch *fv = malloc(sub * sizeof *fv);
+        uint8_t *tmp = malloc(sub * bs);
         struct sync_seed *seed = j->pt->seeds ? j->pt->seeds[j->disk_index] : NULL;
+        bool claimed;
 
         for (uint64_t b = j->start; fv && tmp && b < j->end; b++) {
                 struct hash128 h;
@@ -286,11 +393,23 @@ static void ra_work(void *arg) {
                 if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) ||
                     (seed && sync_seed_has(seed, b, &h)))
                         continue;
+                if (!fl_claim(fs, &h, &claimed))
+                        continue; /* someone is fetching it */
+                if (!claimed) /* table full: leave it to the reader */
+                        continue;
                 fv[nf] = (struct store_fetch){ .h = h, .buf = tmp + nf * bs };
-                nf++;
+                if (++nf == sub || b + 1 == j->end) {
+                        fetch_blocks(fs, fv, nf, true);
+                        for (size_t k = 0; k < nf; k++)
+                                fl_release(fs, &fv[k].h);
+                        nf = 0;
+                }
         }
-        if (nf > 0)
+        if (nf > 0) {
                 fetch_blocks(fs, fv, nf, true);
+                for (size_t k = 0; k < nf; k++)
+                        fl_release(fs, &fv[k].h);
+        }
         free(fv);
         free(tmp);
         pthread_mutex_lock(&fs->ra_lock);

@@ -13,6 +13,8 @@
 #                    (sanitizer reports exit 86 and fail the test); 0: skip
 #   RPFS_NO_INSTALL  set to 1 to skip the dependency check
 #   MESON_TEST_OPTS  extra `meson test` options, e.g. "--suite integration"
+#   RPFS_AZURITE     1 (default): install and start Azurite for the Azure tests;
+#                    0: do not (they skip)
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -28,8 +30,8 @@ finish() {  # PASSED FAILED SKIPPED
 # --- dependencies ---------------------------------------------------------------
 DEPS=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3
       libqcow-dev libvhdi-dev libvmdk-dev libxxhash-dev libzstd-dev
-      libcurl4-openssl-dev libssl-dev libjansson-dev qemu-utils e2fsprogs
-      python3)
+      libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev qemu-utils
+      e2fsprogs python3 curl)
 
 if [[ ${RPFS_NO_INSTALL:-0} != 1 ]] && command -v dpkg-query >/dev/null; then
     missing=()
@@ -49,11 +51,91 @@ if [[ ${RPFS_NO_INSTALL:-0} != 1 ]] && command -v dpkg-query >/dev/null; then
     fi
 fi
 
-# Azure: the Azure Blob backend's tests need Azurite (npm) running; a later
-# issue adds its installation and start/stop here, e.g.
-#   install_azurite   # npm install azurite when missing
-#   start_azurite     # export RPFS_AZURITE=... for tests/integration
-# and stops it on exit.  Nothing to do yet.
+# --- Azurite: the Azure Blob emulator for the Azure backend's tests -------------
+# Installed from npm (pinned) into tests/.azurite when missing, started on a free
+# loopback port with a temporary data directory, stopped (by PID) on exit, also
+# on failure.  Tests find it through RPFS_AZURITE_* and skip when it is absent.
+# Debian's azure-cli (the independent client of the interoperability checks) is
+# installed when available; the checks that need it skip without it.
+AZURITE_VERSION=3.37.0
+AZURITE_DIR=$PWD/tests/.azurite
+AZURITE_BIN=$AZURITE_DIR/node_modules/.bin/azurite-blob
+AZURITE_PID= AZURITE_DATA=
+
+install_azurite() {
+    local have
+    have=$(node -p "require('$AZURITE_DIR/node_modules/azurite/package.json').version" 2>/dev/null) || have=
+    [[ -x $AZURITE_BIN && $have == "$AZURITE_VERSION" ]] && return 0
+    if ! command -v npm >/dev/null; then
+        [[ ${RPFS_NO_INSTALL:-0} == 1 ]] && return 1
+        say "installing nodejs npm"
+        SUDO=; [[ $(id -u) != 0 ]] && SUDO=sudo
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm ||
+            return 1
+    fi
+    say "installing azurite $AZURITE_VERSION into $AZURITE_DIR"
+    mkdir -p "$AZURITE_DIR" &&
+        npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error \
+            "azurite@$AZURITE_VERSION" >&2
+}
+
+install_azure_cli() {
+    command -v az >/dev/null && return 0
+    [[ ${RPFS_NO_INSTALL:-0} == 1 ]] && return 0
+    say "installing azure-cli (optional: interoperability checks)"
+    SUDO=; [[ $(id -u) != 0 ]] && SUDO=sudo
+    DEBIAN_FRONTEND=noninteractive timeout 900 $SUDO apt-get install -y -q --no-install-recommends \
+        azure-cli >/dev/null 2>&1 || say "azure-cli is not installable here; its checks will skip"
+}
+
+stop_azurite() {
+    if [[ -n $AZURITE_PID ]]; then
+        kill -TERM "$AZURITE_PID" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$AZURITE_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$AZURITE_PID" 2>/dev/null
+        wait "$AZURITE_PID" 2>/dev/null
+        AZURITE_PID=
+    fi
+    [[ -n $AZURITE_DATA ]] && rm -rf -- "$AZURITE_DATA"
+    AZURITE_DATA=
+}
+
+start_azurite() {
+    local port i
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') ||
+        return 1
+    AZURITE_DATA=$(mktemp -d "${TMPDIR:-/tmp}/rpfs-azurite.XXXXXX") || return 1
+    # --blobHost 127.0.0.1: loopback only.  --silent: no access log.
+    "$AZURITE_BIN" --blobHost 127.0.0.1 --blobPort "$port" --location "$AZURITE_DATA" \
+        --disableTelemetry --silent >"$AZURITE_DATA/azurite.log" 2>&1 &
+    AZURITE_PID=$!
+    for i in $(seq 100); do
+        if curl -s -o /dev/null "http://127.0.0.1:$port/devstoreaccount1?comp=list"; then
+            export RPFS_AZURITE_BIN=$AZURITE_BIN
+            export RPFS_AZURITE_ENDPOINT=http://127.0.0.1:$port/devstoreaccount1
+            # The emulator's well-known development account (public).
+            export RPFS_AZURITE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=$RPFS_AZURITE_ENDPOINT;"
+            say "azurite listening on 127.0.0.1:$port (pid $AZURITE_PID)"
+            return 0
+        fi
+        kill -0 "$AZURITE_PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    say "azurite did not start: $(tail -5 "$AZURITE_DATA/azurite.log" 2>/dev/null)"
+    stop_azurite
+    return 1
+}
+
+trap stop_azurite EXIT
+trap 'exit 130' INT TERM
+if [[ ${RPFS_AZURITE:-1} == 1 ]]; then
+    if install_azurite; then
+        install_azure_cli
+        start_azurite || say "Azure tests will skip"
+    else
+        say "azurite could not be installed; Azure tests will skip"
+    fi
+fi
 
 # --- build and test ---------------------------------------------------------------
 # run_suite DIR [meson setup options...]: build DIR and run every test in it;

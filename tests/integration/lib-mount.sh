@@ -19,7 +19,8 @@
 #   mounted DIR                 DIR is a FUSE mount point
 
 MH=(python3 "$(dirname "${BASH_SOURCE[0]}")/mount_helper.py")
-BS=65536
+BS=65536  # the vault block size the tests use (rpfs init default)
+# shellcheck disable=SC2034
 
 # need_fuse: skip (77) without /dev/fuse or fusermount3.
 need_fuse() {
@@ -151,11 +152,10 @@ mount_bg() {
 }
 
 # expect_mount_fail CODE VAULT MNT [ARGS...]: `rpfs mount` (without -f) must
-# fail with CODE and leave MNT unmounted.
+# fail with CODE and leave MNT unmounted.  MNT is not created.
 expect_mount_fail() {
     local code=$1 vault=$2 mnt=$3
     shift 3
-    mkdir -p "$mnt"
     _register_mount "$mnt" "" "" 0
     expect_fail "$code" "$RPFS" mount "$vault" "$mnt" "$@"
     if mounted "$mnt"; then

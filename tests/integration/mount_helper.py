@@ -15,6 +15,7 @@ starting with "error:" and exits 1 when what it checks is wrong.
   randread MFILE SRC N SEED BS  N random aligned 4 KiB reads, one per block
   blockscan MFILE SRC BS        read block by block: EIO blocks, mismatches
   timed-read MFILE OFF LEN [SRC]  "ok|EIO|ERR:<name>|MISMATCH SECONDS"
+  slowread MFILE SRC DELAY      read it all slowly: "ok|EIO|ERR:<name> BYTES"
   corrupt VAULT SRC BS          flip one byte of a stored data block
   pack-of VAULT SRC BS BLOCK    the pack ID holding that source block
 """
@@ -329,6 +330,32 @@ def cmd_timed_read(a):
     print("ok %.2f" % dt)
 
 
+def cmd_slowread(a):
+    """slowread MFILE SRC DELAY: read the whole file 64 KiB at a time, DELAY
+    seconds between reads; print "ok N" or "EIO N" / "ERR:<name> N" (N =
+    bytes read until then); wrong bytes are an error."""
+    mfile, src, delay = a[0], a[1], float(a[2])
+    bs = 65536
+    off = 0
+    try:
+        fd = os.open(mfile, os.O_RDONLY)
+        with open(src, "rb") as s:
+            while True:
+                got = os.pread(fd, bs, off)
+                want = s.read(bs)
+                if got != want:
+                    die("%d bytes at %d differ from the source" % (len(got), off))
+                if not got:
+                    break
+                off += len(got)
+                time.sleep(delay)
+        os.close(fd)
+    except OSError as e:
+        print("%s %d" % ("EIO" if e.errno == errno.EIO else "ERR:" + errno.errorcode.get(e.errno, str(e.errno)), off))
+        return
+    print("ok %d" % off)
+
+
 # ------------------------------------------------------------------ packs
 
 def read_pack_table(path):
@@ -423,7 +450,7 @@ CMDS = {
     "vhd-footer": cmd_vhd_footer, "point-json": cmd_point_json,
     "distinct-blocks": cmd_distinct_blocks, "nonzero-blocks": cmd_nonzero_blocks,
     "chunks": cmd_chunks, "concurrent": cmd_concurrent, "randread": cmd_randread,
-    "blockscan": cmd_blockscan, "timed-read": cmd_timed_read,
+    "blockscan": cmd_blockscan, "timed-read": cmd_timed_read, "slowread": cmd_slowread,
     "corrupt": cmd_corrupt, "pack-of": cmd_pack_of,
 }
 

@@ -113,16 +113,21 @@ for e in "${EXPECT[@]}"; do
     assert_eq "$(file_size "$f.raw")" "$size" "size of $vm/$id/$disk.raw"
     assert_eq "$(msum "$f.raw")" "${SUMS[$src]}" "sha256 of $vm/$id/$disk.raw (source $src)"
     TOTAL=$(( TOTAL + size ))
-    if (( size % 512 == 0 )); then
-        mh vhd-footer "$f.vhd" "$size"
-        timeout 120 qemu-img compare -f vpc -F raw "$f.vhd" "$T/$src" >"$T/cmp.out" 2>&1 ||
-            { cat "$T/cmp.out" >&2; fail "qemu-img compare -f vpc $vm/$id/$disk.vhd $src"; }
-        vsize=$(qemu-img info -f vpc --output=json "$f.vhd" |
-                python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
-        assert_eq "$vsize" "$size" "virtual size of $vm/$id/$disk.vhd as qemu-img sees it"
-    else
-        assert_eq "$(file_size "$f.vhd")" $(( size + 512 )) "size of $vm/$id/$disk.vhd"
+    # A VHD holds whole sectors: a disk whose size is not a multiple of 512
+    # (the 1000-byte one) is padded with zeros to the next sector.
+    vsrc="$T/$src" vsize=$(( (size + 511) / 512 * 512 ))
+    if (( vsize != size )); then
+        vsrc="$T/padded.raw"
+        cp "$T/$src" "$vsrc"
+        truncate -s "$vsize" "$vsrc"
     fi
+    mh vhd-footer "$f.vhd" "$vsize"
+    timeout 120 qemu-img compare -f vpc -F raw "$f.vhd" "$vsrc" >"$T/cmp.out" 2>&1 ||
+        { cat "$T/cmp.out" >&2; fail "qemu-img compare -f vpc $vm/$id/$disk.vhd $src"; }
+    qsize=$(qemu-img info -f vpc --output=json "$f.vhd" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
+    assert_eq "$qsize" "$vsize" "virtual size of $vm/$id/$disk.vhd as qemu-img sees it"
+    rm -f "$T/padded.raw"
 done
 msg "all ${#EXPECT[@]} disks read back exactly (.raw and .vhd)"
 

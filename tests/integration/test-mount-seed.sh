@@ -116,6 +116,7 @@ assert_ge $(( ST[blocks_fetched] - f0 )) $(( N + ${#SEEDBAD[@]} )) \
 unmount_ok "$M"
 
 # --- a missing seed file ---------------------------------------------------------------
+mkdir "$T/mnt4"
 expect_mount_fail 1 "$V" "$T/mnt4" --cache "$T/cache4" --seed "vm/disk0=$T/no-such-seed.raw"
 expect_err_contains "$T/no-such-seed.raw"
 msg "missing seed: $ERR"

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Azure backend pieces that need no server: Shared Key signing against
+ * known vectors, encodings, vault URL and credential parsing, List Blobs
+ * XML. (tests/integration/test-azure.sh runs the backend against Azurite.) */
+#include <stdio.h>
+#include <string.h>
+
+#include "azure_i.h"
+#include "backend_i.h"
+#include "common.h"
+
+static int failures;
+#define CHECK(x) do { if (!(x)) { fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #x); failures++; } } while (0)
+
+/* The well-known, public Azurite development key. */
+#define DEV_KEY "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+#define DATE "Sun, 22 Nov 2026 10:15:00 GMT"
+
+/* Sign a request; returns the signature (static buffer). */
+static const char *sign(const char *method, const char *path, const struct az_kv *h, size_t nh,
+                        const struct az_kv *q, size_t nq, char **ret_sts) {
+        static char sig[64];
+        struct az_sign_input in = { method, "devstoreaccount1", path, h, nh, q, nq };
+        uint8_t *key;
+        size_t key_len;
+        char *sts = NULL;
+
+        CHECK(az_unbase64(DEV_KEY, &key, &key_len) == 0);
+        CHECK(key_len == 64);
+        CHECK(az_string_to_sign(&in, &sts) == 0);
+        CHECK(az_sign(key, key_len, sts, sig) == 0);
+        free(key);
+        if (ret_sts)
+                *ret_sts = sts;
+        else
+                free(sts);
+        return sig;
+}
+
+/*
+ * Vectors: the signatures were computed independently with the Azure
+ * Storage Python SDK's SharedKeyCredentialPolicy (azure-storage-blob as
+ * shipped in Debian's azure-cli, API 2021-08-06) for the same requests.
+ */
+static void test_signing(void) {
+        /* Put Block with every kind of header: standard ones in their fixed
+         * places, x-ms-* sorted and lower-cased, query sorted. */
+        const struct az_kv h1[] = {
+                { "x-ms-date", DATE },
+                { "x-ms-version", "2021-08-06" },
+                { "Content-Length", "1048576" },
+                { "x-ms-blob-type", "BlockBlob" },
+                { "Content-Type", "application/octet-stream" },
+                { "If-None-Match", "*" },
+                { "x-ms-meta-rpfsput", "0123456789abcdef" },
+        };
+        const struct az_kv q1[] = {
+                { "comp", "block" },
+                { "blockid", "MDEyMzQ1Njc4OWFiY2RlZi0wMDAwMDE=" },
+        };
+        const char *sts1 =
+                "PUT\n"
+                "\n"                       /* Content-Encoding */
+                "\n"                       /* Content-Language */
+                "1048576\n"                /* Content-Length */
+                "\n"                       /* Content-MD5 */
+                "application/octet-stream\n"
+                "\n"                       /* Date (x-ms-date is used) */
+                "\n\n"                     /* If-Modified-Since, If-Match */
+                "*\n"                      /* If-None-Match */
+                "\n\n"                     /* If-Unmodified-Since, Range */
+                "x-ms-blob-type:BlockBlob\n"
+                "x-ms-date:" DATE "\n"
+                "x-ms-meta-rpfsput:0123456789abcdef\n"
+                "x-ms-version:2021-08-06\n"
+                "/devstoreaccount1/devstoreaccount1/vault/packs/ab/ab01.pack\n"
+                "blockid:MDEyMzQ1Njc4OWFiY2RlZi0wMDAwMDE=\n"
+                "comp:block";
+        char *sts = NULL;
+        const char *sig = sign("PUT", "/devstoreaccount1/vault/packs/ab/ab01.pack", h1, ELEMENTSOF(h1), q1,
+                               ELEMENTSOF(q1), &sts);
+        CHECK(strcmp(sts, sts1) == 0);
+        if (strcmp(sts, sts1) != 0)
+                fprintf(stderr, "string-to-sign:\n%s\n---\nexpected:\n%s\n", sts, sts1);
+        free(sts);
+        CHECK(strcmp(sig, "xPb9YP9lmbe22L77ZiVmzu8T1hHBpFs75lKoyqCJpy8=") == 0);
+
+        /* List Blobs on a production-style endpoint, with a marker. */
+        const struct az_kv h2[] = { { "x-ms-date", DATE }, { "x-ms-version", "2021-08-06" } };
+        const struct az_kv q2[] = {
+                { "restype", "container" }, { "comp", "list" }, { "prefix", "pre/points/" },
+                { "maxresults", "5000" },
+                { "marker", "2!96!MDAwMDE5IXByZS9wb2ludHMvYS5qc29uITAwMDAyOCE5OTk5LTEyLTMxVDIzOjU5OjU5Ljk5OTk5OTlaIQ--" },
+        };
+        sig = sign("GET", "/mycontainer", h2, ELEMENTSOF(h2), q2, ELEMENTSOF(q2), NULL);
+        CHECK(strcmp(sig, "7mjiasig/UwlcWhvk88ypUgZFPyVcAUJ5sGh3mueZc0=") == 0);
+
+        /* A ranged GET (x-ms-range is a canonical header, Range is empty). */
+        const struct az_kv h3[] = {
+                { "x-ms-date", DATE }, { "x-ms-version", "2021-08-06" }, { "x-ms-range", "bytes=16-65551" },
+        };
+        sig = sign("GET", "/mycontainer/pre/index/0011223344556677.idx", h3, ELEMENTSOF(h3), NULL, 0, NULL);
+        CHECK(strcmp(sig, "7/OX6l7YNhnRmmrAv0u66mUsNNFlNI3HQDBzCelP7hQ=") == 0);
+
+        /* A zero Content-Length is signed as empty; header values are
+         * trimmed and their inner white space folded. */
+        const struct az_kv h4[] = { { "Content-Length", "0" }, { "x-ms-meta-a", "  x   y  " } };
+        const struct az_sign_input in = { "PUT", "acct", "/c", h4, 2, NULL, 0 };
+        CHECK(az_string_to_sign(&in, &sts) == 0);
+        CHECK(strcmp(sts, "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-meta-a:x y\n/acct/c") == 0);
+        free(sts);
+}
+
+static void test_encodings(void) {
+        char *s, date[32];
+        uint8_t *b;
+        size_t n;
+
+        s = az_encode("packs/ab/x y+z=.pack", true);
+        CHECK(strcmp(s, "packs/ab/x%20y%2Bz%3D.pack") == 0);
+        free(s);
+        s = az_encode("a/b=", false);
+        CHECK(strcmp(s, "a%2Fb%3D") == 0);
+        free(s);
+        s = az_base64("hello!", 6);
+        CHECK(strcmp(s, "aGVsbG8h") == 0);
+        free(s);
+        CHECK(az_unbase64("aGVsbG8=", &b, &n) == 0 && n == 5 && memcmp(b, "hello", 5) == 0);
+        free(b);
+        CHECK(az_unbase64("not base64!", &b, &n) == -EINVAL);
+        CHECK(az_unbase64("abc", &b, &n) == -EINVAL);
+        az_http_date(1795342500, date); /* 2026-11-22T10:15:00Z */
+        CHECK(strcmp(date, DATE) == 0);
+}
+
+static void clear_env(void) {
+        unsetenv("AZURE_STORAGE_CONNECTION_STRING");
+        unsetenv("AZURE_STORAGE_KEY");
+        unsetenv("AZURE_STORAGE_SAS_TOKEN");
+        unsetenv("RPFS_AZURE_ENDPOINT");
+}
+
+static void test_config(void) {
+        struct az_cfg *c = NULL;
+
+        clear_env();
+        CHECK(az_cfg_load("azure://myacct/vault", &c) == 0);
+        CHECK(strcmp(c->endpoint, "https://myacct.blob.core.windows.net") == 0);
+        CHECK(strcmp(c->ep_path, "") == 0 && strcmp(c->prefix, "") == 0 && !c->key && !c->sas);
+        az_cfg_free(c);
+
+        CHECK(az_cfg_load("azure://myacct/vault/a/b/", &c) == 0);
+        CHECK(strcmp(c->container, "vault") == 0 && strcmp(c->prefix, "a/b/") == 0);
+        az_cfg_free(c);
+
+        CHECK(az_cfg_load("azure://myacct", &c) == -EINVAL);
+        CHECK(az_cfg_load("azure://MyAcct/vault", &c) == -EINVAL);
+        CHECK(az_cfg_load("azure://myacct/Vault", &c) == -EINVAL);
+        CHECK(az_cfg_load("azure://myacct/va", &c) == -EINVAL);
+        CHECK(az_cfg_load("azure://myacct/a--b", &c) == -EINVAL);
+        CHECK(az_cfg_load("azure://myacct/vault/../x", &c) == -EINVAL);
+        CHECK(az_cfg_load("azure://myacct/vault/a b", &c) == -EINVAL);
+
+        /* Azurite through a connection string: endpoint with a path. */
+        setenv("AZURE_STORAGE_CONNECTION_STRING",
+               "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" DEV_KEY
+               ";BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1/;", 1);
+        CHECK(az_cfg_load("azure://devstoreaccount1/vault", &c) == 0);
+        CHECK(strcmp(c->endpoint, "http://127.0.0.1:10000/devstoreaccount1") == 0);
+        CHECK(strcmp(c->ep_path, "/devstoreaccount1") == 0);
+        CHECK(c->key && c->key_len == 64 && !c->sas);
+        az_cfg_free(c);
+        /* --endpoint wins over BlobEndpoint. */
+        setenv("RPFS_AZURE_ENDPOINT", "http://127.0.0.2:10001/devstoreaccount1", 1);
+        CHECK(az_cfg_load("azure://devstoreaccount1/vault", &c) == 0);
+        CHECK(strcmp(c->endpoint, "http://127.0.0.2:10001/devstoreaccount1") == 0);
+        az_cfg_free(c);
+        /* A key is for its own account only. */
+        CHECK(az_cfg_load("azure://otheraccount/vault", &c) == -ENOKEY);
+        clear_env();
+
+        setenv("AZURE_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true", 1);
+        CHECK(az_cfg_load("azure://devstoreaccount1/vault", &c) == 0);
+        CHECK(strcmp(c->endpoint, "http://127.0.0.1:10000/devstoreaccount1") == 0 && c->key);
+        az_cfg_free(c);
+        clear_env();
+
+        setenv("AZURE_STORAGE_CONNECTION_STRING",
+               "BlobEndpoint=https://x.example/;SharedAccessSignature=sv=2021-08-06&sp=rl&sig=abc%3D", 1);
+        CHECK(az_cfg_load("azure://myacct/vault", &c) == 0);
+        CHECK(!c->key && c->sas && strcmp(c->sas, "sv=2021-08-06&sp=rl&sig=abc%3D") == 0);
+        CHECK(strcmp(c->endpoint, "https://x.example") == 0);
+        az_cfg_free(c);
+        clear_env();
+
+        setenv("AZURE_STORAGE_KEY", "not-a-key", 1);
+        CHECK(az_cfg_load("azure://myacct/vault", &c) == -ENOKEY);
+        clear_env();
+        setenv("AZURE_STORAGE_SAS_TOKEN", "?sv=2021-08-06&sig=x", 1);
+        CHECK(az_cfg_load("azure://myacct/vault", &c) == 0);
+        CHECK(c->sas && strcmp(c->sas, "sv=2021-08-06&sig=x") == 0);
+        az_cfg_free(c);
+        clear_env();
+        setenv("RPFS_AZURE_ENDPOINT", "ftp://x", 1);
+        CHECK(az_cfg_load("azure://myacct/vault", &c) == -EINVAL);
+        clear_env();
+
+        CHECK(backend_azure_explain(-EACCES) && strstr(backend_azure_explain(-EACCES), "authentication failed"));
+        CHECK(backend_azure_explain(-ENOENT) && strstr(backend_azure_explain(-ENOENT), "container not found"));
+}
+
+struct seen {
+        char names[8][64];
+        uint64_t sizes[8];
+        int n;
+};
+
+static int collect(void *u, const char *name, uint64_t size) {
+        struct seen *s = u;
+        if (s->n < 8) {
+                snprintf(s->names[s->n], 64, "%s", name);
+                s->sizes[s->n++] = size;
+        }
+        return 0;
+}
+
+static void test_list_xml(void) {
+        const char *xml =
+                "\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+                "<EnumerationResults ServiceEndpoint=\"http://127.0.0.1:10000/devstoreaccount1\" ContainerName=\"v\">"
+                "<Prefix>p/</Prefix><MaxResults>2</MaxResults><Blobs>"
+                "<Blob><Name>p/config.json</Name><Properties><Content-Length>245</Content-Length>"
+                "<BlobType>BlockBlob</BlobType></Properties></Blob>"
+                "<Blob><Name>p/a&amp;b &lt;c&gt;.txt</Name><Properties><Content-Length>7</Content-Length></Properties></Blob>"
+                "</Blobs><NextMarker>2!80!abc</NextMarker></EnumerationResults>";
+        const char *last = "<?xml version=\"1.0\"?><EnumerationResults><Blobs/><NextMarker/></EnumerationResults>";
+        struct seen s = { 0 };
+        char *marker = NULL;
+
+        CHECK(az_parse_list(xml, strlen(xml), collect, &s, &marker) == 0);
+        CHECK(s.n == 2);
+        CHECK(strcmp(s.names[0], "p/config.json") == 0 && s.sizes[0] == 245);
+        CHECK(strcmp(s.names[1], "p/a&b <c>.txt") == 0 && s.sizes[1] == 7);
+        CHECK(marker && strcmp(marker, "2!80!abc") == 0);
+        free(marker);
+        s.n = 0;
+        CHECK(az_parse_list(last, strlen(last), collect, &s, &marker) == 0);
+        CHECK(s.n == 0 && !marker);
+        CHECK(az_parse_list("<Error><Code>x</Code></Error>", 29, collect, &s, &marker) == -EPROTO);
+        CHECK(az_parse_list("garbage <<", 10, collect, &s, &marker) == -EPROTO);
+        CHECK(az_parse_list("", 0, collect, &s, &marker) == -EPROTO);
+}
+
+int main(void) {
+        test_signing();
+        test_encodings();
+        test_config();
+        test_list_xml();
+        if (failures) {
+                fprintf(stderr, "%d check(s) failed\n", failures);
+                return 1;
+        }
+        return 0;
+}
