@@ -616,6 +616,51 @@ static const struct fuse_operations ops = {
 
 /* ---- mount ---- */
 
+/* Raise the kernel's readahead for this mount (FUSE mounts start at
+ * 128 KiB, which caps read requests at that size). Found through
+ * /proc/self/mountinfo because stat()ing our own mount point before we
+ * serve it would deadlock. Best effort: needs root. */
+static void raise_readahead(const char *mountpoint, unsigned kib) {
+        FILE *mi = fopen("/proc/self/mountinfo", "re");
+        char line[8192], path[128];
+        unsigned maj = 0, min = 0, fmaj = 0, fmin = 0;
+        bool found = false;
+
+        if (!mi)
+                return;
+        while (fgets(line, sizeof line, mi)) {
+                char mp[4096], fstype[64];
+                const char *dash = strstr(line, " - ");
+                if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mp) != 3 || !dash ||
+                    sscanf(dash + 3, "%63s", fstype) != 1)
+                        continue;
+                /* mountinfo escapes spaces and such as \ooo */
+                for (char *r = mp, *w = mp; ; r++, w++) {
+                        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] && r[3]) {
+                                *w = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+                                r += 3;
+                        } else
+                                *w = *r;
+                        if (!*r)
+                                break;
+                }
+                if (strcmp(mp, mountpoint) == 0 && strncmp(fstype, "fuse", 4) == 0) {
+                        fmaj = maj; /* the last match is the newest mount */
+                        fmin = min;
+                        found = true;
+                }
+        }
+        fclose(mi);
+        if (!found)
+                return;
+        snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", fmaj, fmin);
+        mi = fopen(path, "we");
+        if (!mi)
+                return;
+        fprintf(mi, "%u\n", kib);
+        fclose(mi);
+}
+
 static void fs_free(struct fs *fs) {
         if (!fs)
                 return;
@@ -726,6 +771,7 @@ int fs_mount(const struct fs_options *o) {
                 f = NULL;
                 goto out;
         }
+        raise_readahead(o->mountpoint, 4096);
         if (fuse_daemonize(o->foreground) != 0) {
                 r = -errno ? -errno : -EIO;
                 goto unmount;

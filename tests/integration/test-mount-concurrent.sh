@@ -44,7 +44,7 @@ ok rpfs replicate "$V" vm --disk "$T/d2.raw" --time $P2 -q
 M="$T/mnt"
 mount_fg "$V" "$M" --cache "$T/cache1"
 assert_eq "$(file_size "$M/vm/points/$P1/disk0.raw")" "$SIZE" "size of disk0.raw"
-out=$(timeout 120 "${MH[@]}" concurrent 16 40 conc \
+out=$(timeout 120 "${MH[@]}" concurrent 16 100 conc \
       "$M/vm/points/$P1/disk0.raw:$T/d1.raw" "$M/vm/points/$P2/disk0.raw:$T/d2.raw") || {
     rc=$?
     printf '%s\n' "$out" >&2
