@@ -239,6 +239,28 @@ static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool pr
         fs_codec_put(fs, c);
 }
 
+/* Log each failed fetch in v[from, to) (block numbers first + k[j]);
+ * -EIO if any failed. */
+static int report_fetch_errors(struct fs_file *f, const struct store_fetch *v, const size_t *k, uint64_t first,
+                               size_t from, size_t to) {
+        int err = 0;
+        for (size_t j = from; j < to; j++) {
+                char pack[64] = "?";
+                if (v[j].result == 0)
+                        continue;
+                if (v[j].pack_id)
+                        store_pack_name(v[j].pack_id, pack, sizeof pack);
+                if (v[j].result == -EBADMSG)
+                        log_error("%s/%s %s: block %" PRIu64 " failed checksum verification (pack %s)",
+                                  f->pt->p->vm, f->pt->p->id, f->d->name, first + k[j], pack);
+                else
+                        log_error_errno(v[j].result, "%s/%s %s: block %" PRIu64 " could not be fetched (pack %s)",
+                                        f->pt->p->vm, f->pt->p->id, f->d->name, first + k[j], pack);
+                err = -EIO;
+        }
+        return err;
+}
+
 static struct sync_seed *file_seed(struct fs_file *f) {
         return f->pt->seeds ? f->pt->seeds[f->disk_index] : NULL;
 }
@@ -310,38 +332,31 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                 fv[nf] = (struct store_fetch){ .h = h, .buf = dst };
                 fk[nf++] = (size_t)k;
         }
-        /* Blocks another thread is fetching: wait, then take them from the
+        /* Our own fetches first: a block can repeat within one read, and
+         * its second copy waits for the first. Claims are always released. */
+        if (err == 0 && nf > 0)
+                fetch_blocks(fs, fv, nf, false);
+        for (size_t j = 0; j < nf; j++)
+                if (claimed[j])
+                        fl_release(fs, &fv[j].h);
+        if (err == 0 && nf > 0)
+                err = report_fetch_errors(f, fv, fk, first, 0, nf);
+
+        /* Blocks another thread was fetching: wait, then take them from the
          * cache; fetch them ourselves only if that fetch failed. */
+        size_t own = nf;
         for (size_t j = 0; err == 0 && j < nw; j++) {
-                struct hash128 h = wh[j];
-                fl_wait(fs, &h);
-                if (store_cache_get(fs->cache, &h, wdst[j]) == 0) {
+                fl_wait(fs, &wh[j]);
+                if (store_cache_get(fs->cache, &wh[j], wdst[j]) == 0) {
                         src[wk[j]] = 1;
                         continue;
                 }
-                fv[nf] = (struct store_fetch){ .h = h, .buf = wdst[j] };
-                claimed[nf] = false;
+                fv[nf] = (struct store_fetch){ .h = wh[j], .buf = wdst[j] };
                 fk[nf++] = wk[j];
         }
-        if (err == 0 && nf > 0) {
-                fetch_blocks(fs, fv, nf, false);
-                for (size_t j = 0; j < nf; j++)
-                        if (claimed[j])
-                                fl_release(fs, &fv[j].h);
-                for (size_t j = 0; j < nf; j++) {
-                        char pack[64] = "?";
-                        if (fv[j].result == 0)
-                                continue;
-                        if (fv[j].pack_id)
-                                store_pack_name(fv[j].pack_id, pack, sizeof pack);
-                        if (fv[j].result == -EBADMSG)
-                                log_error("%s/%s %s: block %" PRIu64 " failed checksum verification (pack %s)",
-                                          f->pt->p->vm, f->pt->p->id, d->name, first + fk[j], pack);
-                        else
-                                log_error_errno(fv[j].result, "%s/%s %s: block %" PRIu64 " could not be fetched (pack %s)",
-                                                f->pt->p->vm, f->pt->p->id, d->name, first + fk[j], pack);
-                        err = -EIO;
-                }
+        if (err == 0 && nf > own) {
+                fetch_blocks(fs, fv + own, nf - own, false);
+                err = report_fetch_errors(f, fv, fk, first, own, nf);
         }
         if (err < 0) {
                 atomic_fetch_add(&fs->st.errors, 1);
