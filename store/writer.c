@@ -21,6 +21,7 @@
 #include "store_i.h"
 
 #define PENDING_MAX (1u << 18)
+#define TAB_MIN 4096
 
 struct pending {
         struct hash128 h;
@@ -68,7 +69,7 @@ int store_writer_new(struct store *s, struct store_writer **ret) {
                 return -ENOMEM;
         w->s = s;
         pthread_mutex_init(&w->lock, NULL);
-        w->tab_cap = 2 * PENDING_MAX;
+        w->tab_cap = TAB_MIN;
         w->tab = calloc(w->tab_cap, sizeof *w->tab);
         if (!w->tab) {
                 free(w);
@@ -180,6 +181,26 @@ static int pack_seal(struct store_writer *w) {
         return 0;
 }
 
+/* Double the table when half full (lock held). The table starts small so
+ * that a run storing little touches little memory. */
+static int tab_grow(struct store_writer *w) {
+        struct pending *old = w->tab, *nt;
+        size_t old_cap = w->tab_cap;
+
+        if (2 * (w->tab_n + 1) < w->tab_cap)
+                return 0;
+        nt = calloc(2 * old_cap, sizeof *nt);
+        if (!nt)
+                return -ENOMEM;
+        w->tab = nt;
+        w->tab_cap = 2 * old_cap;
+        for (size_t i = 0; i < old_cap; i++)
+                if (old[i].used)
+                        *tab_find(w, &old[i].h) = old[i];
+        free(old);
+        return 0;
+}
+
 int store_writer_add(struct store_writer *w, const struct hash128 *h, const void *enc, size_t len) {
         struct pending *p;
         uint8_t *e;
@@ -188,6 +209,11 @@ int store_writer_add(struct store_writer *w, const struct hash128 *h, const void
         if (len < BLOB_HDR_SIZE || len > UINT32_MAX)
                 return -EINVAL;
         pthread_mutex_lock(&w->lock);
+        r = tab_grow(w);
+        if (r < 0) {
+                pthread_mutex_unlock(&w->lock);
+                return r;
+        }
         p = tab_find(w, h);
         pthread_mutex_unlock(&w->lock);
         if (p->used)
@@ -298,7 +324,15 @@ static int write_segment(struct store_writer *w) {
                 return r;
 
         pthread_mutex_lock(&w->lock);
-        memset(w->tab, 0, w->tab_cap * sizeof *w->tab);
+        {
+                struct pending *nt = calloc(TAB_MIN, sizeof *nt);
+                if (nt) {
+                        free(w->tab);
+                        w->tab = nt;
+                        w->tab_cap = TAB_MIN;
+                } else
+                        memset(w->tab, 0, w->tab_cap * sizeof *w->tab);
+        }
         w->tab_n = 0;
         pthread_mutex_unlock(&w->lock);
         return 0;
