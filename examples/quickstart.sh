@@ -83,4 +83,31 @@ debugfs -R "cat /motd" "$WORK/latest.raw" 2>/dev/null
 "$RPFS" export "$WORK/vault" web01 data -o - | cmp - "$WORK/web01-data.raw" || { echo "MISMATCH: data"; exit 1; }
 echo "point 2 data matches web01-data.raw (streamed through stdout)"
 
+step "rpfs mount: every VM, point and disk as a file"
+mkdir -p "$WORK/mnt"
+if [[ -c /dev/fuse ]] && command -v fusermount3 >/dev/null &&
+   "$RPFS" mount "$WORK/vault" "$WORK/mnt" --cache "$WORK/cache"; then
+    trap 'fusermount3 -u "$WORK/mnt" 2>/dev/null || true' EXIT
+    ls -l "$WORK/mnt/web01" "$WORK/mnt/web01/points/20261122T100000Z"
+    step "a file from inside point 1, read through the mount (blocks fetched lazily)"
+    debugfs -R "cat /motd" "$WORK/mnt/web01/latest-app/disk0.raw" 2>/dev/null
+    if [[ $(id -u) == 0 ]]; then
+        mkdir -p "$WORK/inside"
+        if mount -o loop,ro "$WORK/mnt/web01/latest/disk0.raw" "$WORK/inside" 2>/dev/null; then
+            echo "loop-mounted the latest point read-only at $WORK/inside:"
+            ls "$WORK/inside" | head
+            cat "$WORK/inside/motd"
+            umount "$WORK/inside"
+        fi
+    fi
+    [[ $(sha "$WORK/mnt/web01/points/20261122T100000Z/disk0.raw") == "$sum1" ]] ||
+        { echo "MISMATCH: point 1 disk0 through the mount"; exit 1; }
+    echo "point 1 disk0 read through the mount matches (sha256)"
+    "$RPFS" stats "$WORK/mnt"
+    fusermount3 -u "$WORK/mnt"
+    trap - EXIT
+else
+    echo "(skipped: FUSE is not usable here)"
+fi
+
 step "done; everything is in $WORK"
