@@ -502,6 +502,7 @@ static const char mount_help[] =
         "  MOUNTPOINT/<vm>/points/<id>/point.json   time, type, group, disks\n"
         "  MOUNTPOINT/<vm>/latest, latest-app       the newest (app-consistent) point\n"
         "  MOUNTPOINT/.rpfs/stats                   bytes served from zero, cache, seed, vault\n"
+        "  MOUNTPOINT/failback/                     with --onprem DIR: DIR itself, writable\n"
         "Reads fetch only the blocks they touch and verify every block. Points\n"
         "replicated while mounted appear within a few seconds. Unmount with\n"
         "'fusermount3 -u MOUNTPOINT'.\n"
@@ -515,6 +516,12 @@ static const char mount_help[] =
         "  --timeout SECONDS       how long a read retries an unreachable vault before\n"
         "                          failing with EIO (default 30)\n"
         "  --log FILE              log file of the background daemon\n"
+        "  --onprem DIR            show DIR, writable, as MOUNTPOINT/failback: writes there\n"
+        "                          only reach the disk for blocks that differ, and\n"
+        "                          'cp MOUNTPOINT/<vm>/latest/disk0.raw MOUNTPOINT/failback/x.img'\n"
+        "                          fetches and writes only the changed blocks\n"
+        "  --failback-mode MODE    delta (default: compare, write what differs) or full\n"
+        "                          (write every block)\n"
         "  -o allow_other          let other users read the mount\n"
         "  -h, --help              show this help\n";
 
@@ -526,11 +533,13 @@ static int cmd_mount(int argc, char **argv) {
                 { "seed", required_argument, NULL, 's' },
                 { "timeout", required_argument, NULL, 't' },
                 { "log", required_argument, NULL, 'l' },
+                { "onprem", required_argument, NULL, 'O' },
+                { "failback-mode", required_argument, NULL, 'F' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         struct fs_options o = { .cache_size = 20ULL << 30, .timeout = 30 };
-        char vault_abs[PATH_MAX], mnt_abs[PATH_MAX], cache_abs[PATH_MAX], log_abs[PATH_MAX];
+        char vault_abs[PATH_MAX], mnt_abs[PATH_MAX], cache_abs[PATH_MAX], log_abs[PATH_MAX], onprem_abs[PATH_MAX];
         _cleanup_free_ struct fs_seed_spec *seeds = calloc((size_t)argc, sizeof *seeds);
         _cleanup_free_ char *seedbuf = calloc((size_t)argc, 160);
         struct store *s = NULL;
@@ -580,6 +589,17 @@ static int cmd_mount(int argc, char **argv) {
                 case 'l':
                         o.log_file = optarg;
                         break;
+                case 'O':
+                        o.onprem_dir = optarg;
+                        break;
+                case 'F':
+                        if (strcmp(optarg, "full") == 0)
+                                o.failback_full = true;
+                        else if (strcmp(optarg, "delta") == 0)
+                                o.failback_full = false;
+                        else
+                                return usage_error("mount", "invalid --failback-mode '%s': delta or full", optarg);
+                        break;
                 case 'o':
                         if (strcmp(optarg, "allow_other") == 0)
                                 o.allow_other = true;
@@ -620,6 +640,14 @@ static int cmd_mount(int argc, char **argv) {
         if (!realpath(o.mountpoint, mnt_abs))
                 return log_error_errno(-errno, "%s", o.mountpoint), 1;
         o.mountpoint = mnt_abs;
+        if (o.onprem_dir) {
+                struct stat ost;
+                if (!realpath(o.onprem_dir, onprem_abs) || stat(onprem_abs, &ost) < 0)
+                        return log_error_errno(-errno, "--onprem %s", o.onprem_dir), 1;
+                if (!S_ISDIR(ost.st_mode))
+                        return log_error("--onprem %s: not a directory", o.onprem_dir), 1;
+                o.onprem_dir = onprem_abs;
+        }
         if (o.cache_dir) {
                 if (mkdir_p(o.cache_dir, 0700) < 0 || !realpath(o.cache_dir, cache_abs))
                         return log_error_errno(-errno, "cache %s", o.cache_dir), 1;

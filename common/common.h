@@ -129,5 +129,11 @@ struct progress;
 struct progress *progress_new(const char *label, uint64_t total);
 /* Update with bytes done so far; redraws at most every 200 ms. */
 void progress_update(struct progress *p, uint64_t done);
+/* Start a new stage on the same line: new label and total, done = 0, the
+ * rate measured from now. NULL accepted. */
+void progress_restart(struct progress *p, const char *label, uint64_t total);
+/* Extra text drawn after the rate and ETA ("fetched 12 MiB"), kept until
+ * changed; "" clears it. NULL accepted. */
+void progress_note(struct progress *p, const char *fmt, ...) _printf_(2, 3);
 /* Final redraw and newline (only if anything was drawn). NULL accepted. */
 void progress_free(struct progress *p);

@@ -5,7 +5,8 @@
 #include "common.h"
 
 struct progress {
-        char label[32];
+        char label[48];
+        char note[96];          /* extra text after the rate, may be empty */
         uint64_t total, done;
         double start, last_draw;
         bool drawn;
@@ -37,10 +38,10 @@ static void draw(struct progress *p, double now) {
                 format_bytes(p->total, b, sizeof b);
                 if (r > 0 && p->done < p->total)
                         snprintf(eta, sizeof eta, "  ETA %.0fs", (double)(p->total - p->done) / r);
-                fprintf(stderr, "\r\033[K%s: %s / %s (%.0f%%)  %s/s%s", p->label, a, b,
-                        100.0 * (double)p->done / (double)p->total, rate, eta);
+                fprintf(stderr, "\r\033[K%s: %s / %s (%.0f%%)  %s/s%s%s%s", p->label, a, b,
+                        100.0 * (double)p->done / (double)p->total, rate, eta, *p->note ? "  " : "", p->note);
         } else
-                fprintf(stderr, "\r\033[K%s: %s  %s/s", p->label, a, rate);
+                fprintf(stderr, "\r\033[K%s: %s  %s/s%s%s", p->label, a, rate, *p->note ? "  " : "", p->note);
         fflush(stderr);
         p->drawn = true;
         p->last_draw = now;
@@ -54,6 +55,27 @@ void progress_update(struct progress *p, uint64_t done) {
         now = now_monotonic();
         if (now - p->last_draw >= 0.2)
                 draw(p, now);
+}
+
+void progress_restart(struct progress *p, const char *label, uint64_t total) {
+        if (!p)
+                return;
+        if (p->drawn)
+                draw(p, now_monotonic());
+        snprintf(p->label, sizeof p->label, "%s", label);
+        p->total = total;
+        p->done = 0;
+        p->start = now_monotonic();
+        p->last_draw = 0;
+}
+
+void progress_note(struct progress *p, const char *fmt, ...) {
+        va_list ap;
+        if (!p)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(p->note, sizeof p->note, fmt, ap);
+        va_end(ap);
 }
 
 void progress_free(struct progress *p) {

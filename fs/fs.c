@@ -317,9 +317,22 @@ static void fill_times(struct stat *st, time_t t) {
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi) {
         struct fs *fs = get_fs();
         struct node n;
-        int r = resolve(fs, path, &n);
+        const char *rel;
         time_t t = fs->started;
+        int r;
 
+        if (fs_onprem_path(fs, path, &rel)) {
+                struct fs_file *f = fi ? (struct fs_file *)(uintptr_t)fi->fh : NULL;
+                if (f && f->kind == FK_ONPREM) {
+                        if (fstat(f->fd, st) < 0)
+                                return -errno;
+                        if (f->trunc_pending)
+                                st->st_size = (off_t)f->logical_end;
+                        return 0;
+                }
+                return onprem_getattr(fs, rel, st);
+        }
+        r = resolve(fs, path, &n);
         if (r < 0)
                 return r;
         memset(st, 0, sizeof *st);
@@ -369,8 +382,19 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 }
 
 static int op_readlink(const char *path, char *buf, size_t size) {
+        struct fs *fs = get_fs();
         struct node n;
-        int r = resolve(get_fs(), path, &n);
+        const char *rel;
+        int r;
+
+        if (fs_onprem_path(fs, path, &rel)) {
+                ssize_t k = readlinkat(fs->onprem_fd, rel, buf, size - 1);
+                if (k < 0)
+                        return -errno;
+                buf[k] = 0;
+                return 0;
+        }
+        r = resolve(fs, path, &n);
         if (r < 0)
                 return r;
         if (n.t != N_LATEST && n.t != N_LATEST_APP) {
@@ -386,8 +410,12 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
                       enum fuse_readdir_flags flags) {
         struct fs *fs = get_fs();
         struct node n;
-        int r = resolve(fs, path, &n);
+        const char *rel;
+        int r;
 
+        if (fs_onprem_path(fs, path, &rel))
+                return onprem_readdir(fs, rel, buf, (void *)fill);
+        r = resolve(fs, path, &n);
         if (r < 0)
                 return r;
         fill(buf, ".", NULL, 0, 0);
@@ -395,10 +423,13 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
         switch (n.t) {
         case N_ROOT:
                 fill(buf, ".rpfs", NULL, 0, 0);
+                if (fs->onprem_fd >= 0)
+                        fill(buf, FS_ONPREM_NAME, NULL, 0, 0);
                 catalog_refresh(fs, false);
                 pthread_mutex_lock(&fs->cat_lock);
                 for (size_t i = 0; i < fs->n_points; i++)
-                        if (i == 0 || strcmp(fs->points[i]->p->vm, fs->points[i - 1]->p->vm) != 0)
+                        if ((i == 0 || strcmp(fs->points[i]->p->vm, fs->points[i - 1]->p->vm) != 0) &&
+                            !(fs->onprem_fd >= 0 && strcmp(fs->points[i]->p->vm, FS_ONPREM_NAME) == 0))
                                 fill(buf, fs->points[i]->p->vm, NULL, 0, 0);
                 pthread_mutex_unlock(&fs->cat_lock);
                 break;
@@ -446,8 +477,17 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
         struct fs *fs = get_fs();
         struct fs_file *f;
         struct node n;
+        const char *rel;
         int r;
 
+        if (fs_onprem_path(fs, path, &rel)) {
+                log_debug("open %s flags %#o", path, fi->flags);
+                r = onprem_open(fs, rel, fi->flags, 0, false, &f);
+                if (r < 0)
+                        return r;
+                fi->fh = (uint64_t)(uintptr_t)f;
+                return 0;
+        }
         if ((fi->flags & O_ACCMODE) != O_RDONLY)
                 return -EROFS;
         r = resolve(fs, path, &n);
@@ -511,6 +551,10 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
         int r;
 
         atomic_fetch_add(&fs->st.reads, 1);
+        if (f->kind == FK_ONPREM) {
+                ssize_t k = pread(f->fd, buf, size, off);
+                return k < 0 ? -errno : (int)k;
+        }
         if (f->kind == FK_TEXT) {
                 if (o >= f->text_len)
                         return 0;
@@ -572,6 +616,8 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 
 static int op_release(const char *path, struct fuse_file_info *fi) {
         struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+        if (f->kind == FK_ONPREM)
+                onprem_close(f);
         fs_point_unref(f->pt);
         pthread_mutex_destroy(&f->lock);
         free(f->text);
@@ -580,10 +626,141 @@ static int op_release(const char *path, struct fuse_file_info *fi) {
 }
 
 static int op_statfs(const char *path, struct statvfs *sv) {
+        struct fs *fs = get_fs();
+        const char *rel;
+        if (fs_onprem_path(fs, path, &rel))
+                return fstatvfs(fs->onprem_fd, sv) < 0 ? -errno : 0;
         memset(sv, 0, sizeof *sv);
         sv->f_bsize = sv->f_frsize = get_fs()->bs;
         sv->f_namemax = 255;
         return 0;
+}
+
+/* ---- the writable on-prem directory (MOUNT/failback) ---- */
+
+#define ONPREM_OR_EROFS(path, rel)                                          \
+        const char *rel;                                                    \
+        struct fs *fs = get_fs();                                           \
+        if (!fs_onprem_path(fs, path, &rel) || strcmp(rel, ".") == 0)       \
+                return -EROFS
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
+        struct fs_file *f;
+        int r;
+        ONPREM_OR_EROFS(path, rel);
+        r = onprem_open(fs, rel, fi->flags, mode, true, &f);
+        if (r < 0)
+                return r;
+        fi->fh = (uint64_t)(uintptr_t)f;
+        return 0;
+}
+
+static int op_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
+        struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+        if (f->kind != FK_ONPREM)
+                return -EBADF;
+        return onprem_write(get_fs(), f, buf, size, (uint64_t)off);
+}
+
+static ssize_t op_copy_file_range(const char *path_in, struct fuse_file_info *fi_in, off_t off_in,
+                                  const char *path_out, struct fuse_file_info *fi_out, off_t off_out, size_t len,
+                                  int flags) {
+        struct fs *fs = get_fs();
+        struct fs_file *src = (struct fs_file *)(uintptr_t)fi_in->fh, *dst = (struct fs_file *)(uintptr_t)fi_out->fh;
+        _cleanup_free_ char *buf = NULL;
+        ssize_t done = 0;
+
+        if (dst->kind != FK_ONPREM)
+                return -EBADF;
+        if (src->kind == FK_RAW)
+                return onprem_copy_from_point(fs, src, (uint64_t)off_in, dst, (uint64_t)off_out, len);
+        if (src->kind == FK_ONPREM) {
+                loff_t a = off_in, b = off_out;
+                ssize_t k = copy_file_range(src->fd, &a, dst->fd, &b, len, 0);
+                return k < 0 ? -errno : k;
+        }
+        /* Other point files (.vhd, point.json): read, then a compared write. */
+        len = MIN(len, (size_t)(8u << 20));
+        buf = malloc(len);
+        if (!buf)
+                return -ENOMEM;
+        done = op_read(path_in, buf, len, off_in, fi_in);
+        if (done <= 0)
+                return done;
+        return onprem_write(fs, dst, buf, (size_t)done, (uint64_t)off_out);
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi) {
+        struct fs_file *f = fi ? (struct fs_file *)(uintptr_t)fi->fh : NULL;
+        int fd, r = 0;
+        ONPREM_OR_EROFS(path, rel);
+        log_debug("truncate %s to %lld (%s)", path, (long long)size, f ? "open file" : "by path");
+        if (f && f->kind == FK_ONPREM)
+                return onprem_truncate(f, (uint64_t)size);
+        fd = openat(fs->onprem_fd, rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, size) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
+
+static int op_unlink(const char *path) {
+        ONPREM_OR_EROFS(path, rel);
+        return unlinkat(fs->onprem_fd, rel, 0) < 0 ? -errno : 0;
+}
+
+static int op_rmdir(const char *path) {
+        ONPREM_OR_EROFS(path, rel);
+        return unlinkat(fs->onprem_fd, rel, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+static int op_mkdir(const char *path, mode_t mode) {
+        ONPREM_OR_EROFS(path, rel);
+        return mkdirat(fs->onprem_fd, rel, mode) < 0 ? -errno : 0;
+}
+
+static int op_symlink(const char *target, const char *path) {
+        ONPREM_OR_EROFS(path, rel);
+        return symlinkat(target, fs->onprem_fd, rel) < 0 ? -errno : 0;
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags) {
+        const char *rel_to;
+        ONPREM_OR_EROFS(from, rel);
+        if (!fs_onprem_path(fs, to, &rel_to) || strcmp(rel_to, ".") == 0)
+                return -EXDEV;
+        return renameat2(fs->onprem_fd, rel, fs->onprem_fd, rel_to, flags) < 0 ? -errno : 0;
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi) {
+        ONPREM_OR_EROFS(path, rel);
+        return fchmodat(fs->onprem_fd, rel, mode, 0) < 0 ? -errno : 0;
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi) {
+        ONPREM_OR_EROFS(path, rel);
+        return fchownat(fs->onprem_fd, rel, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi) {
+        ONPREM_OR_EROFS(path, rel);
+        return utimensat(fs->onprem_fd, rel, tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static int op_flush(const char *path, struct fuse_file_info *fi) {
+        struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+        return f->kind == FK_ONPREM ? onprem_flush(f) : 0;
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
+        struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+        if (f->kind != FK_ONPREM)
+                return 0;
+        if (onprem_flush(f) < 0)
+                return -EIO;
+        return (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0 ? -errno : 0;
 }
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
@@ -612,6 +789,20 @@ static const struct fuse_operations ops = {
         .read_buf = op_read_buf,
         .release = op_release,
         .statfs = op_statfs,
+        .create = op_create,
+        .write = op_write,
+        .copy_file_range = op_copy_file_range,
+        .truncate = op_truncate,
+        .unlink = op_unlink,
+        .rmdir = op_rmdir,
+        .mkdir = op_mkdir,
+        .symlink = op_symlink,
+        .rename = op_rename,
+        .chmod = op_chmod,
+        .chown = op_chown,
+        .utimens = op_utimens,
+        .fsync = op_fsync,
+        .flush = op_flush,
 };
 
 /* ---- mount ---- */
@@ -678,6 +869,8 @@ static void fs_free(struct fs *fs) {
         free(fs->fl_used);
         store_cache_close(fs->cache);
         store_free(fs->s);
+        if (fs->onprem_fd >= 0)
+                close(fs->onprem_fd);
         free(fs);
 }
 
@@ -687,6 +880,7 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
 
         fs->o = *o;
         fs->started = time(NULL);
+        fs->onprem_fd = -1;
         pthread_mutex_init(&fs->cat_lock, NULL);
         pthread_mutex_init(&fs->codec_lock, NULL);
         pthread_mutex_init(&fs->ra_lock, NULL);
@@ -729,6 +923,11 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
                 snprintf(fs->seeds[i].disk, sizeof fs->seeds[i].disk, "%s", o->seeds[i].disk);
                 fs->n_seeds++;
         }
+        if (o->onprem_dir) {
+                fs->onprem_fd = open(o->onprem_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fs->onprem_fd < 0)
+                        return log_error_errno(-errno, "--onprem %s", o->onprem_dir);
+        }
         catalog_refresh(fs, true);
         return 0;
 }
@@ -753,7 +952,8 @@ int fs_mount(const struct fs_options *o) {
                 if (*p == ',')
                         *p = '_';
         if (fuse_opt_add_arg(&args, "rpfs") < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
-            fuse_opt_add_arg(&args, "ro,default_permissions,subtype=rpfs") < 0 ||
+            fuse_opt_add_arg(&args, o->onprem_dir ? "default_permissions,subtype=rpfs" :
+                                                    "ro,default_permissions,subtype=rpfs") < 0 ||
             fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, fsname) < 0 ||
             (o->allow_other && (fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, "allow_other") < 0))) {
                 r = -ENOMEM;

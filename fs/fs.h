@@ -9,6 +9,12 @@
  *   MOUNT/<vm>/points/<id>/point.json   time, type, group, disks
  *   MOUNT/<vm>/latest, latest-app       symlinks to points/<id>
  *   MOUNT/.rpfs/stats                   bytes served by source, fetches, errors
+ *   MOUNT/failback/                     with onprem_dir: that directory, writable;
+ *                                       a write only reaches the disk for the
+ *                                       blocks that differ from what is there,
+ *                                       and copy_file_range from a point file is
+ *                                       a delta sync (unchanged blocks are
+ *                                       neither fetched nor written)
  *
  * fs_mount() blocks until the file system is unmounted.
  */
@@ -35,6 +41,8 @@ struct fs_options {
         bool allow_other;
         unsigned timeout;          /* seconds a read retries an unreachable vault */
         const char *log_file;      /* daemon log, NULL: none when in background */
+        const char *onprem_dir;    /* shown writable as MOUNT/failback, or NULL */
+        bool failback_full;        /* writes there: write every block, no compare */
 };
 
 /* The default cache directory ($RPFS_CACHE_DIR, $XDG_CACHE_HOME/rpfs or

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 #include "common.h"
 #include "formats.h"
@@ -32,6 +33,7 @@ struct chunk_slot {
 };
 
 struct fs_stats {
+        atomic_uint_least64_t blocks_compared, blocks_skipped, blocks_written, bytes_written;
         atomic_uint_least64_t bytes_zero, bytes_cache, bytes_seed, bytes_vault;
         atomic_uint_least64_t blocks_fetched, bytes_fetched, blocks_prefetched;
         atomic_uint_least64_t errors, reads, retries;
@@ -74,11 +76,13 @@ struct fs {
         pthread_mutex_t ra_lock;    /* protects ra_inflight */
         unsigned ra_inflight;
 
+        int onprem_fd;              /* O_PATH|O_DIRECTORY of onprem_dir, or -1 */
+
         struct fs_stats st;
 };
 
 /* A file opened through the mount. */
-enum fs_file_kind { FK_RAW, FK_VHD, FK_TEXT };
+enum fs_file_kind { FK_RAW, FK_VHD, FK_TEXT, FK_ONPREM };
 
 struct fs_file {
         enum fs_file_kind kind;
@@ -87,11 +91,31 @@ struct fs_file {
         size_t disk_index;
         uint64_t vhd_data;             /* FK_VHD: bytes before the footer */
         uint8_t footer[FMT_VHD_FOOTER_SIZE];
+        int fd;                        /* FK_ONPREM */
+        bool trunc_pending;            /* opened with O_TRUNC: truncation deferred to flush */
+        uint64_t logical_end;          /* size the file will have */
+        uint64_t (*covered)[2];        /* written ranges since open, sorted, merged */
+        size_t n_covered, cap_covered;
         char *text;                    /* FK_TEXT */
         size_t text_len;
         pthread_mutex_t lock;          /* protects next_off, ra_end */
         uint64_t next_off, ra_end;
 };
+
+/* onprem.c: MOUNT/failback, the writable on-prem directory. rel is the
+ * path below it ("." for the directory itself). */
+#define FS_ONPREM_NAME "failback"
+bool fs_onprem_path(const struct fs *fs, const char *path, const char **rel);
+int onprem_getattr(struct fs *fs, const char *rel, struct stat *st);
+int onprem_readdir(struct fs *fs, const char *rel, void *buf, void *filler);
+int onprem_open(struct fs *fs, const char *rel, int flags, mode_t mode, bool create, struct fs_file **ret);
+int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size, uint64_t off);
+int onprem_truncate(struct fs_file *f, uint64_t size);
+int onprem_flush(struct fs_file *f);
+void onprem_close(struct fs_file *f);
+ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_in, struct fs_file *dst,
+                               uint64_t off_out, size_t len);
+char *onprem_stats_extra(struct fs *fs);
 
 /* read.c */
 struct store_codec *fs_codec_get(struct fs *fs);

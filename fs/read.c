@@ -52,7 +52,8 @@ static bool transient(int r) {
 }
 
 /* Checksum of block i of disk d, through the shared chunk cache. */
-static int block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret) {
+int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret);
+int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret) {
         size_t ci = (size_t)(i / RET_CHUNK_ENTRIES), slot;
         const struct hash128 *ch = &d->chunks[ci];
         uint32_t expect = (uint32_t)MIN((uint64_t)RET_CHUNK_ENTRIES, d->n_blocks - (uint64_t)ci * RET_CHUNK_ENTRIES);
@@ -303,7 +304,7 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                 /* A block the read covers whole is produced in place. */
                 bool whole = bstart >= off && bstart + bs <= off + len;
                 uint8_t *dst = whole ? (uint8_t *)buf + (bstart - off) : tmp + (k == 0 ? 0 : bs);
-                int r = block_hash(fs, d, first + k, &h);
+                int r = fs_block_hash(fs, d, first + k, &h);
                 if (r < 0) {
                         log_error_errno(r, "%s/%s %s: manifest chunk for block %" PRIu64 " unreadable",
                                         f->pt->p->vm, f->pt->p->id, d->name, first + k);
@@ -403,7 +404,7 @@ static void ra_work(void *arg) {
 
         for (uint64_t b = j->start; fv && tmp && b < j->end; b++) {
                 struct hash128 h;
-                if (block_hash(fs, j->d, b, &h) < 0)
+                if (fs_block_hash(fs, j->d, b, &h) < 0)
                         break;
                 if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) ||
                     (seed && sync_seed_has(seed, b, &h)))
@@ -484,7 +485,7 @@ void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len) {
 }
 
 char *fs_stats_json(struct fs *fs) {
-        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                               "bytes_zero", (json_int_t)atomic_load(&fs->st.bytes_zero),
                               "bytes_cache", (json_int_t)atomic_load(&fs->st.bytes_cache),
                               "bytes_seed", (json_int_t)atomic_load(&fs->st.bytes_seed),
@@ -494,7 +495,11 @@ char *fs_stats_json(struct fs *fs) {
                               "blocks_prefetched", (json_int_t)atomic_load(&fs->st.blocks_prefetched),
                               "errors", (json_int_t)atomic_load(&fs->st.errors),
                               "reads", (json_int_t)atomic_load(&fs->st.reads),
-                              "retries", (json_int_t)atomic_load(&fs->st.retries));
+                              "retries", (json_int_t)atomic_load(&fs->st.retries),
+                              "blocks_compared", (json_int_t)atomic_load(&fs->st.blocks_compared),
+                              "blocks_skipped", (json_int_t)atomic_load(&fs->st.blocks_skipped),
+                              "blocks_written", (json_int_t)atomic_load(&fs->st.blocks_written),
+                              "bytes_written", (json_int_t)atomic_load(&fs->st.bytes_written));
         char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         json_decref(o);
         if (text) {

@@ -14,8 +14,10 @@
  * 500, 502, 503, 504 or a connection failure are retried with exponential
  * backoff and jitter, at least as late as Retry-After says, until the
  * request's retry window (RPFS_AZURE_RETRY_SECONDS, default 60) would be
- * exceeded. Every attempt has a stall timeout and an overall timeout
- * (RPFS_AZURE_TIMEOUT, default 30 s, plus time for the bytes to move).
+ * exceeded; once one request has given up that way, later ones try once
+ * until a request succeeds again. Every attempt has a stall timeout and an
+ * overall timeout (RPFS_AZURE_TIMEOUT, default 30 s, plus time for the
+ * bytes to move).
  * HTTP and curl errors become -errno here and nowhere else.
  */
 #include <curl/curl.h>
@@ -49,6 +51,11 @@ struct az_http {
         pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
         double retry_window;
         long io_timeout_ms;
+        /* A request outlasted its retries on a network failure or 5xx: the
+         * endpoint is down, so later requests try once instead of waiting
+         * out a whole window each (say, a failed replicate cleaning up its
+         * packs). The next success clears it. Atomic. */
+        bool down;
 
         pthread_mutex_t lock; /* protects idle, n_sessions */
         pthread_cond_t cond;
@@ -688,6 +695,7 @@ static void reap(struct az_http *h, struct az_session *s, struct az_req *reqs, s
 int az_http_run(struct az_http *h, struct az_req *reqs, size_t n) {
         struct az_session *s;
         double start = now_monotonic();
+        bool down = __atomic_load_n(&h->down, __ATOMIC_RELAXED);
         int rc;
 
         for (size_t i = 0; i < n; i++) {
@@ -696,7 +704,7 @@ int az_http_run(struct az_http *h, struct az_req *reqs, size_t n) {
                 reqs[i].ambiguous = false;
                 reqs[i].result = 0;
                 reqs[i].next_at = 0;
-                reqs[i].deadline = start + h->retry_window;
+                reqs[i].deadline = start + (down ? 0 : h->retry_window);
                 reqs[i].resp_cap = 0;
                 reqs[i].resp = NULL;
                 reqs[i].resp_len = 0;
@@ -728,13 +736,19 @@ int az_http_run(struct az_http *h, struct az_req *reqs, size_t n) {
                         s->owner[k] = NULL;
                 }
         session_put(h, s);
+        rc = 0;
         for (size_t i = 0; i < n; i++) {
                 if (reqs[i].state != REQ_DONE) {
                         reqs[i].state = REQ_DONE;
                         reqs[i].result = -EIO;
                 }
-                if (reqs[i].result < 0)
-                        return reqs[i].result;
+                /* Any answer but a retryable failure shows the endpoint up. */
+                if (reqs[i].result == -EIO && reqs[i].attempts > 0)
+                        __atomic_store_n(&h->down, true, __ATOMIC_RELAXED);
+                else if (reqs[i].result != -EIO && reqs[i].status > 0)
+                        __atomic_store_n(&h->down, false, __ATOMIC_RELAXED);
+                if (reqs[i].result < 0 && rc == 0)
+                        rc = reqs[i].result;
         }
-        return 0;
+        return rc;
 }

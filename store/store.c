@@ -322,6 +322,31 @@ int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret)
         return r;
 }
 
+int store_blob_stored_size(struct store *s, const struct hash128 *h, uint32_t *ret) {
+        struct blob_loc loc;
+        int r;
+
+        if (hash_is_zero(h))
+                return -ENOENT;
+        r = store_lookup(s, h, &loc);
+        if (r < 0)
+                return r;
+        *ret = loc.len;
+        return 0;
+}
+
+void store_read_stats(struct store *s, uint64_t *ret_bytes, uint64_t *ret_requests) {
+        if (ret_bytes)
+                *ret_bytes = atomic_load(&s->read_bytes);
+        if (ret_requests)
+                *ret_requests = atomic_load(&s->read_requests);
+}
+
+static void count_read(struct store *s, uint64_t len) {
+        atomic_fetch_add(&s->read_bytes, len);
+        atomic_fetch_add(&s->read_requests, 1);
+}
+
 int store_has(struct store *s, const struct hash128 *h) {
         if (hash_is_zero(h))
                 return 0;
@@ -474,6 +499,7 @@ int store_read_blob(struct store *s, struct store_codec *c, const struct hash128
         r = s->b->ops->get_range(s->b, name, loc.offset, c->scratch, loc.len);
         if (r < 0)
                 return r;
+        count_read(s, loc.len);
         return store_decode(c, h, c->scratch, loc.len, buf, cap, ret_len);
 }
 
@@ -543,6 +569,8 @@ int store_fetch_blocks(struct store *s, struct store_codec *c, struct store_fetc
                 }
                 pack_name(refs[a].loc.pack_id, name, sizeof name);
                 r = s->b->ops->get_range(s->b, name, start, c->scratch, end - start);
+                if (r >= 0)
+                        count_read(s, end - start);
                 for (size_t k = a; k < b; k++) {
                         struct store_fetch *f = &v[refs[k].i];
                         if (r < 0) {

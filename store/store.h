@@ -92,6 +92,13 @@ int store_has(struct store *s, const struct hash128 *h);
  * its length. -ENOENT unknown, -EBADMSG corrupt/mismatch, -ENOBUFS small. */
 int store_read_blob(struct store *s, struct store_codec *c, const struct hash128 *h,
                     void *buf, size_t cap, size_t *ret_len);
+/* The encoded (stored) length of blob h, from the index; no I/O.
+ * 0, -ENOENT unknown (or h is the zero hash). */
+int store_blob_stored_size(struct store *s, const struct hash128 *h, uint32_t *ret);
+/* Bytes read from the vault by store_read_blob() and store_fetch_blocks()
+ * since store_open() (merged ranges count whole, gaps included), and how
+ * many ranged reads that took. Any thread. */
+void store_read_stats(struct store *s, uint64_t *ret_bytes, uint64_t *ret_requests);
 /* Re-scan the index (picks up segments written by other processes). */
 int store_refresh(struct store *s);
 

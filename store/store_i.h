@@ -2,6 +2,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "backend_i.h"
 #include "format_i.h"
@@ -25,6 +26,8 @@ struct store {
         pthread_rwlock_t idx_lock; /* protects segs, n_segs */
         struct segment *segs;
         size_t n_segs;
+        atomic_uint_fast64_t read_bytes;    /* blob bytes read from the backend */
+        atomic_uint_fast64_t read_requests; /* ranged reads issued for blobs */
 };
 
 /* Look h up in the mapped segments. 0 found, -ENOENT. */

@@ -82,3 +82,168 @@ int sync_seed_read(struct sync_seed *s, uint64_t i, const struct hash128 *h, voi
 /* true when the seed (probably) holds a block with checksum h, at index i
  * or elsewhere; no I/O. */
 bool sync_seed_has(struct sync_seed *s, uint64_t i, const struct hash128 *h);
+
+/* ---- failback ---- */
+/*
+ * sync_failback(): bring on-prem targets (raw image files or block
+ * devices) to a recovery point, as Site Recovery's failback does.
+ *   delta: checksum every target block (all cores), compare with the
+ *     point's manifest, fetch and write only the blocks that differ; a
+ *     needed block found elsewhere on the target or in the block cache is
+ *     copied locally instead of fetched.
+ *   full: no checksums: every non-zero block is fetched and written.
+ *   two phases: SYNC_FB_PREPARE syncs and records the target's
+ *     fingerprint; SYNC_FB_COMPLETE later applies only the manifest
+ *     difference between the prepared point and the newer one (no rescan),
+ *     refusing a target changed since; SYNC_FB_COMMIT records it as done.
+ * Every target has a journal in state_dir: which point, how far (a
+ * high-water mark checkpointed after fdatasync of the target). An
+ * interrupted run (kill -9 included) resumes from it when run again.
+ *
+ * Thread rule: each call is self-contained (it runs its own worker pool);
+ * two processes never work on one target at once (the journal is locked).
+ * Errors: -errno as store.h; the function logs what went wrong (it knows
+ * the target, point and disk), and sets ret->fault to the class of the
+ * failure, which is what a caller should act on.
+ */
+enum sync_fb_mode {
+        SYNC_FB_AUTO = 0,       /* delta, unless a sample shows most blocks differ */
+        SYNC_FB_DELTA,
+        SYNC_FB_FULL,
+};
+
+enum sync_fb_action {
+        SYNC_FB_SYNC = 0,       /* one-shot sync to the point */
+        SYNC_FB_PREPARE,        /* phase 1: sync, record the target's fingerprint */
+        SYNC_FB_COMPLETE,       /* phase 2: prepared point -> newer point by manifest difference */
+        SYNC_FB_COMMIT,         /* record a consistent target as committed (no vault access) */
+        SYNC_FB_DRY_RUN,        /* count what a sync would fetch and write; writes nothing */
+};
+
+enum sync_retry_profile {
+        SYNC_RETRY_DEFAULT = 0,  /* 1, 2, 4, 8, 16, 30 s, then give up */
+        SYNC_RETRY_SITE_RECOVERY, /* 1, 2, 4, 8, 10 min, then every 30 min, forever */
+        SYNC_RETRY_NONE,
+};
+
+/* What kind of failure stopped a failback (and the CLI's exit status). */
+enum sync_fb_fault {
+        SYNC_FB_OK = 0,
+        SYNC_FB_FAILED,         /* anything not below */
+        SYNC_FB_BAD_TARGET,     /* missing, wrong type, smaller than the disk, busy, read-only,
+                                 * changed since prepare, wrong state for the action */
+        SYNC_FB_NOT_FOUND,      /* no such VM, point or disk (or the point is another VM's) */
+        SYNC_FB_AUTH,           /* the vault refused the credentials */
+        SYNC_FB_CORRUPT,        /* vault data that fails its checksum or does not parse;
+                                 * a block the point needs is missing; --verify mismatch */
+        SYNC_FB_RETRIES,        /* a recoverable error outlasted the retry profile */
+};
+
+struct sync_fb_target {
+        const char *disk;       /* disk name in the point */
+        const char *path;       /* file or block device */
+};
+
+/* Figures of one target. In a dry run, what would be fetched/written. */
+struct sync_fb_stats {
+        char point[POINT_ID_LEN + 1];   /* the point the target is at (or would be) */
+        char base[POINT_ID_LEN + 1];    /* complete: the prepared point; else "" */
+        const char *method;             /* "delta", "full", "diff", "none" (static) */
+        const char *state;              /* "consistent", "committed", "unchanged" (static) */
+        uint64_t disk_bytes, n_blocks;
+        uint64_t resumed_from;          /* first block of this run (> 0: resumed) */
+        uint64_t blocks_scanned, bytes_scanned;
+        uint64_t blocks_differing;      /* delta/diff: blocks that needed a write */
+        uint64_t blocks_fetched;        /* from the vault */
+        uint64_t bytes_fetched;         /* read from the vault: blocks and manifest chunks */
+        uint64_t blocks_local;          /* copied from elsewhere on the target */
+        uint64_t blocks_cached;         /* copied from the block cache */
+        uint64_t blocks_zeroed;         /* holes punched or zeros written */
+        uint64_t blocks_written;        /* blocks changed on the target (data + zeroed) */
+        uint64_t bytes_written;         /* bytes of data written (zeroing excluded) */
+        uint64_t blocks_verified;       /* --verify */
+        double seconds;
+};
+
+/* Progress reports, for a machine-readable stream (at most about one per
+ * second per target, plus one at the end of each pass). */
+struct sync_fb_event {
+        const char *type;       /* "progress" or "retry" */
+        const char *disk, *target;
+        const char *pass;       /* "scan", "write", "verify" */
+        uint64_t done, total;   /* bytes of the disk covered by this pass */
+        double rate, eta;       /* bytes/s of the pass, seconds left (-1 unknown) */
+        const struct sync_fb_stats *stats;
+        int error;              /* "retry": the error, the delay in seconds, the attempt */
+        double delay;
+        unsigned attempt;
+};
+
+struct sync_failback_opts {
+        const char *vault;      /* the vault's URL as given: recorded in journals */
+        const char *vm;
+        const char *point;      /* "latest" (NULL), "latest-app" or an ID */
+        const struct sync_fb_target *targets;
+        size_t n_targets;
+        enum sync_fb_mode mode;
+        enum sync_fb_action action;
+        bool create;            /* create a missing target as a sparse file */
+        bool resume;            /* only continue interrupted runs */
+        bool verify;            /* re-read every block afterwards */
+        unsigned threads;       /* 0: one per CPU */
+        uint64_t bwlimit;       /* bytes per second fetched from the vault; 0: none */
+        const char *cache_dir;  /* block cache to copy blocks from; NULL: none */
+        const char *state_dir;  /* journals */
+        enum sync_retry_profile retry;
+        bool progress;          /* a progress line when stderr is a terminal */
+        void (*on_event)(void *userdata, const struct sync_fb_event *e);
+        void *userdata;
+};
+
+struct sync_failback_result {
+        enum sync_fb_fault fault;
+        char point[POINT_ID_LEN + 1];   /* the point synced to */
+        struct sync_fb_stats *targets;  /* n_targets entries, owned by the caller */
+};
+
+/* Run o->action on every target. All targets are checked (existence,
+ * size, busy, read-only, disk names, point) before anything is written.
+ * ret->targets must point to o->n_targets entries. SYNC_FB_COMMIT does
+ * not use s (may be NULL). */
+int sync_failback(struct store *s, const struct sync_failback_opts *o, struct sync_failback_result *ret);
+
+/* The recorded state of one target, from its journal (no vault access). */
+enum sync_fb_state {
+        SYNC_FB_STATE_NONE = 0,         /* no journal */
+        SYNC_FB_STATE_RUNNING,          /* a failback is at work on it now */
+        SYNC_FB_STATE_INTERRUPTED,      /* stopped midway: rerun to finish */
+        SYNC_FB_STATE_CONSISTENT,       /* equals point */
+        SYNC_FB_STATE_COMMITTED,        /* equals point, committed */
+};
+
+struct sync_fb_status {
+        enum sync_fb_state state;
+        char vault[1024];
+        char vm[65], disk[65];
+        char point[POINT_ID_LEN + 1];   /* the point synced to (or being synced to) */
+        char base[POINT_ID_LEN + 1];
+        char op[16];                    /* "sync", "prepare", "complete" */
+        char method[8];                 /* "delta", "full", "diff" */
+        char pass[8];                   /* "scan", "write", "verify" while running */
+        unsigned percent;               /* of the current pass */
+        uint64_t done_blocks, n_blocks; /* durable high-water mark */
+        time_t updated;
+};
+
+/* Read target's journal in state_dir. -ENOENT none (state NONE filled in),
+ * -EBADMSG unreadable journal. */
+int sync_failback_status(const char *state_dir, const char *target, struct sync_fb_status *ret);
+/* "consistent at point ID", "in progress N%", "interrupted: rerun to
+ * finish", "no failback recorded"... into buf. */
+const char *sync_fb_status_text(const struct sync_fb_status *st, char *buf, size_t len);
+/* Seconds to wait before retry number attempt (1-based) of a recoverable
+ * error, or -1 when the profile gives up. */
+double sync_retry_delay(enum sync_retry_profile p, unsigned attempt);
+/* true for errors worth retrying: network, throttling, out of space or
+ * memory. */
+bool sync_error_recoverable(int r);

@@ -48,6 +48,29 @@ _wait_gone() {
     ! _alive "$1"
 }
 
+# A read stuck in the kernel (D state, e.g. waiting for a FUSE reply that
+# never comes) cannot be interrupted, not even by `timeout`, and would hold
+# the test until meson kills it, leaving mounts behind.  Killing the daemon
+# aborts the FUSE connection and fails such reads, so a watchdog does that
+# after MOUNT_WATCHDOG seconds (default 200, under meson's 300 s timeout);
+# the test then fails.
+MOUNT_WATCHDOG=${MOUNT_WATCHDOG:-200}
+_start_watchdog() {
+    local test_pid=$$
+    : >"$T/.daemons"
+    (
+        for (( i = 0; i < MOUNT_WATCHDOG; i++ )); do
+            sleep 1
+            kill -0 "$test_pid" 2>/dev/null || exit 0
+        done
+        printf '%s: FAIL: watchdog: still running after %d s (a read hung?); killing the rpfs daemons\n' \
+            "$TEST_NAME" "$MOUNT_WATCHDOG" >&2
+        : >"$T/.watchdog"
+        while read -r p; do kill -KILL "$p" 2>/dev/null; done <"$T/.daemons"
+    ) &
+    track_pid $!
+}
+
 # Mounts of this test: MNT -> daemon PID ("" when unknown) and log file
 declare -A _MNT_PID=() _MNT_LOG=() _MNT_CHILD=()
 _MNT_N=0
@@ -56,12 +79,18 @@ _register_mount() {  # MNT PID LOG CHILD
     _MNT_PID[$1]=$2 _MNT_LOG[$1]=$3 _MNT_CHILD[$1]=$4
     if (( ! _MNT_HOOKED )); then
         at_exit _unmount_all
+        _start_watchdog
         _MNT_HOOKED=1
     fi
+    [[ -z $2 ]] || echo "$2" >>"$T/.daemons"
 }
 
 _unmount_all() {
     local mnt pid
+    # (runs inside lib.sh's _cleanup: setting its rc fails the test)
+    if [[ -e $T/.watchdog ]]; then
+        rc=1
+    fi
     for mnt in "${!_MNT_PID[@]}"; do
         pid=${_MNT_PID[$mnt]}
         if mounted "$mnt"; then
@@ -149,6 +178,7 @@ mount_bg() {
     MPID=$(_daemon_pid "$mnt")
     [[ -n $MPID ]] || fail "no rpfs daemon process found serving $mnt"
     _MNT_PID[$mnt]=$MPID
+    echo "$MPID" >>"$T/.daemons"
 }
 
 # expect_mount_fail CODE VAULT MNT [ARGS...]: `rpfs mount` (without -f) must

@@ -404,21 +404,25 @@ def cmd_corrupt(a):
     SRC holding that content, which must now fail."""
     vault, src, bs = a[0], a[1], int(a[2])
     idx = source_index(src, bs)
+    blobs = [(path, b) for path in packs(vault) for b in read_pack_table(path) if b["kind"] == 0]
     cands = []
-    for path in packs(vault):
-        for b in read_pack_table(path):
-            if b["kind"] != 0:
+    # blobs stored as is first (no decompression needed), then compressed ones
+    for want_codec in (0, 1):
+        for path, b in blobs:
+            if (b["codec"] != 0) != bool(want_codec):
                 continue
             data = decode(b)
             if data is None:
                 continue
             where = idx.get(hashlib.sha256(data + bytes(bs - len(data))).digest(), [])
             if where:
-                cands.append((b["codec"] != 0, len(where) != 1, path, b, where))
+                cands.append((len(where) != 1, path, b, where))
+        if any(not c[0] for c in cands):
+            break
     if not cands:
         die("no data block of %s found in the packs" % src)
-    cands.sort(key=lambda c: (c[0], c[1]))
-    _, _, path, b, where = cands[len([c for c in cands if not c[0] and not c[1]]) // 2]
+    cands.sort(key=lambda c: c[0])
+    _, path, b, where = cands[len([c for c in cands if not c[0]]) // 2]
     pos = b["off"] + 8 + len(b["payload"]) // 2
     mode = os.stat(path).st_mode
     os.chmod(path, mode | 0o200)

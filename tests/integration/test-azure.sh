@@ -185,19 +185,22 @@ assert_not_contains "$ERR" "${SAS#*sig=}" "error message"
 
 # --- Debian's azure-cli, an independent client ---------------------------------------------
 if command -v az >/dev/null 2>&1; then
-    AZ=(az storage --connection-string "$RPFS_AZURITE_CONNECTION_STRING" --only-show-errors)
-    names=$(AZURE_CORE_COLLECT_TELEMETRY=0 timeout 60 "${AZ[@]}" blob list -c "$C" --prefix vaults/one/ \
-            --num-results 5000 --query '[].name' -o tsv) || fail "az storage blob list failed"
+    az_() {  # az storage SUBCOMMAND... against Azurite, quietly
+        AZURE_CORE_COLLECT_TELEMETRY=0 timeout 120 az storage "$@" \
+            --connection-string "$RPFS_AZURITE_CONNECTION_STRING" --only-show-errors
+    }
+    names=$(az_ blob list -c "$C" --prefix vaults/one/ --num-results 5000 --query '[].name' -o tsv) ||
+        fail "az storage blob list failed"
     grep -qxF vaults/one/config.json <<<"$names" || fail "az does not list config.json: $names"
     grep -qxF vaults/one/points/vm1/20261122T100000Z.json <<<"$names" || fail "az does not list the point"
-    (( $(grep -c '^vaults/one/packs/.*\.pack$' <<<"$names") > 0 )) || fail "az lists no pack"
+    grep -q '^vaults/one/packs/.*\.pack$' <<<"$names" || fail "az lists no pack"
     msg "az lists $(wc -l <<<"$names") objects of the vault"
-    AZSAS=$(AZURE_CORE_COLLECT_TELEMETRY=0 timeout 60 "${AZ[@]}" container generate-sas -n "$C" \
-            --permissions rl --expiry "$(date -u -d '+2 hours' +%Y-%m-%dT%H:%MZ)" -o tsv) ||
+    AZSAS=$(az_ container generate-sas -n "$C" --permissions rl \
+            --expiry "$(date -u -d '+2 hours' +%Y-%m-%dT%H:%MZ)" -o tsv) ||
         fail "az storage container generate-sas failed"
     sas_checks "$AZSAS" az
-    AZURE_CORE_COLLECT_TELEMETRY=0 timeout 60 "${AZ[@]}" blob upload -c "$C" -n vaults/one/points/vm1/az.json \
-        -f "$T/foreign.txt" >/dev/null || fail "az storage blob upload failed"
+    az_ blob upload -c "$C" -n vaults/one/points/vm1/az.json -f "$T/foreign.txt" --no-progress >/dev/null ||
+        fail "az storage blob upload failed"
     assert_eq "$(point_ids "$V" vm1 | wc -l)" 2 "points of vm1 after an az upload"
 else
     msg "azure-cli (az) is not installed: skipping the interoperability checks with it"

@@ -57,8 +57,10 @@ loop_mount "$M/vm/points/$P1/disk0.raw" "$T/fs1"
 findmnt -rn -M "$T/fs2" -o FSTYPE,OPTIONS | grep -q '^ext4 ro' ||
     fail "$T/fs2 is not a read-only ext4 mount: $(findmnt -rn -M "$T/fs2")"
 
-manifest "$T/fs2" >"$T/got2" || fail "reading the files of the loop-mounted latest point failed"
-manifest "$T/fs1" >"$T/got1" || fail "reading the files of the loop-mounted first point failed"
+manifest "$T/fs2" >"$T/got2" 2>"$T/got2.err" ||
+    fail "reading the files of the loop-mounted latest point failed: $(head -3 "$T/got2.err")"
+manifest "$T/fs1" >"$T/got1" 2>"$T/got1.err" ||
+    fail "reading the files of the loop-mounted first point failed: $(head -3 "$T/got1.err")"
 if ! diff -q "$T/want2" "$T/got2" >/dev/null; then
     diff "$T/want2" "$T/got2" | head -20 >&2
     fail "files of vm/latest/disk0.raw (loop-mounted) differ from the tree"

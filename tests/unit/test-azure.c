@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Azure backend pieces that need no server: Shared Key signing against
  * known vectors, encodings, vault URL and credential parsing, List Blobs
- * XML. (tests/integration/test-azure.sh runs the backend against Azurite.) */
+ * XML. When tests/run.sh has started Azurite (RPFS_AZURITE_*), also the
+ * backend operations themselves, from 16 threads at once.
+ * (tests/integration/test-azure.sh runs rpfs itself against Azurite.) */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "azure_i.h"
 #include "backend_i.h"
@@ -251,11 +256,137 @@ static void test_list_xml(void) {
         CHECK(az_parse_list("", 0, collect, &s, &marker) == -EPROTO);
 }
 
+/* ---- against Azurite ---- */
+
+#define THREADS 16
+#define BIG (17u << 20) /* uploaded as blocks */
+
+struct worker {
+        struct backend *b;
+        const uint8_t *big;
+        unsigned seed;
+        int errors;
+};
+
+static void *reader(void *u) {
+        struct worker *w = u;
+        uint8_t buf[65536];
+        unsigned x = w->seed;
+
+        for (int i = 0; i < 40; i++) {
+                size_t len = 1 + (x = x * 1103515245u + 12345u) % sizeof buf;
+                uint64_t off = (x = x * 1103515245u + 12345u) % (BIG - len);
+                if (w->b->ops->get_range(w->b, "packs/00/big.pack", off, buf, len) != 0 ||
+                    memcmp(buf, w->big + off, len) != 0)
+                        w->errors++;
+        }
+        return NULL;
+}
+
+static int count_cb(void *u, const char *name, uint64_t size) {
+        struct seen *s = u;
+        return collect(s, name, size);
+}
+
+static void test_backend(void) {
+        const char *cs = getenv("RPFS_AZURITE_CONNECTION_STRING");
+        struct worker w[THREADS];
+        pthread_t th[THREADS];
+        struct backend *b = NULL;
+        struct seen s = { 0 };
+        char url[128], tmpl[] = "/tmp/rpfs-test-azure-XXXXXX", *got, *path = NULL, *cache;
+        uint8_t *big, rnd[6], buf[16];
+        size_t len;
+        bool exists, empty;
+
+        if (!cs || !*cs) {
+                fprintf(stderr, "Azurite not running (RPFS_AZURITE_CONNECTION_STRING unset): backend checks skipped\n");
+                return;
+        }
+        clear_env();
+        setenv("AZURE_STORAGE_CONNECTION_STRING", cs, 1);
+        cache = mkdtemp(tmpl);
+        CHECK(cache);
+        setenv("RPFS_CACHE_DIR", cache, 1);
+        CHECK(getrandom(rnd, sizeof rnd, 0) == sizeof rnd);
+        snprintf(url, sizeof url, "azure://devstoreaccount1/unit-%02x%02x%02x%02x%02x%02x/p", rnd[0], rnd[1], rnd[2],
+                 rnd[3], rnd[4], rnd[5]);
+        CHECK(backend_open(url, &b) == 0);
+        if (!b)
+                return;
+        CHECK(b->ops->probe(b, &exists, &empty) == 0 && !exists);
+        CHECK(b->ops->get(b, "config.json", &got, &len) == -ENOENT);
+        CHECK(b->ops->create(b) == 0);
+        CHECK(b->ops->probe(b, &exists, &empty) == 0 && exists && empty);
+
+        CHECK(b->ops->put(b, "points/vm/a.json", "hello", 5, BACKEND_PUT_EXCLUSIVE) == 0);
+        CHECK(b->ops->put(b, "points/vm/a.json", "other", 5, BACKEND_PUT_EXCLUSIVE) == -EEXIST);
+        CHECK(b->ops->get(b, "points/vm/a.json", &got, &len) == 0 && len == 5 && memcmp(got, "hello", 5) == 0);
+        free(got);
+        CHECK(b->ops->put(b, "empty", "", 0, 0) == 0);
+        CHECK(b->ops->get(b, "empty", &got, &len) == 0 && len == 0 && got[0] == 0);
+        free(got);
+        CHECK(b->ops->probe(b, &exists, &empty) == 0 && exists && !empty);
+
+        big = malloc(BIG);
+        CHECK(big);
+        if (!big)
+                return;
+        for (size_t i = 0; i < BIG; i++)
+                big[i] = (uint8_t)(i * 2654435761u >> 13);
+        CHECK(b->ops->put(b, "packs/00/big.pack", big, BIG, BACKEND_PUT_EXCLUSIVE | BACKEND_PUT_NOSYNC) == 0);
+        CHECK(b->ops->put(b, "packs/00/big.pack", big, BIG, BACKEND_PUT_EXCLUSIVE) == -EEXIST);
+        CHECK(b->ops->sync(b) == 0);
+        CHECK(b->ops->get_range(b, "packs/00/big.pack", BIG - 16, buf, 16) == 0 && memcmp(buf, big + BIG - 16, 16) == 0);
+        CHECK(b->ops->get_range(b, "packs/00/big.pack", BIG - 8, buf, 16) == -EBADMSG);
+        CHECK(b->ops->get_range(b, "packs/00/big.pack", BIG + 100, buf, 16) == -EBADMSG);
+        CHECK(b->ops->get_range(b, "packs/00/nosuch.pack", 0, buf, 16) == -ENOENT);
+
+        for (unsigned i = 0; i < THREADS; i++) {
+                w[i] = (struct worker){ b, big, i * 7919 + 1, 0 };
+                CHECK(pthread_create(&th[i], NULL, reader, &w[i]) == 0);
+        }
+        for (unsigned i = 0; i < THREADS; i++) {
+                pthread_join(th[i], NULL);
+                CHECK(w[i].errors == 0);
+        }
+
+        CHECK(b->ops->local_path(b, "packs/00/big.pack", &path) == 0);
+        if (path) {
+                CHECK(read_file_all(path, &got, &len) == 0 && len == BIG && memcmp(got, big, BIG) == 0);
+                free(got);
+                free(path);
+        }
+        CHECK(b->ops->list(b, "points/", count_cb, &s) == 0);
+        CHECK(s.n == 1 && strcmp(s.names[0], "points/vm/a.json") == 0 && s.sizes[0] == 5);
+        s.n = 0;
+        CHECK(b->ops->list(b, "", count_cb, &s) == 0);
+        CHECK(s.n == 3);
+        CHECK(b->ops->del(b, "packs/00/big.pack") == 0);
+        CHECK(b->ops->del(b, "packs/00/big.pack") == -ENOENT);
+        free(big);
+        b->ops->free(b);
+
+        /* The same container under another prefix is another, empty vault. */
+        snprintf(url + strlen(url) - 1, 8, "q");
+        CHECK(backend_open(url, &b) == 0);
+        CHECK(b->ops->probe(b, &exists, &empty) == 0 && exists && empty);
+        b->ops->free(b);
+        clear_env();
+        unsetenv("RPFS_CACHE_DIR");
+        {
+                char cmd[256];
+                snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
+                CHECK(system(cmd) == 0);
+        }
+}
+
 int main(void) {
         test_signing();
         test_encodings();
         test_config();
         test_list_xml();
+        test_backend();
         if (failures) {
                 fprintf(stderr, "%d check(s) failed\n", failures);
                 return 1;

@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * MOUNT/failback: the on-prem directory, passed through and writable.
+ *
+ * A write compares each block with the bytes already on disk and writes
+ * only the blocks that differ (or every block with failback_full); zero
+ * blocks past the end of a file are not written at all, so new files stay
+ * sparse. copy_file_range from a point file (what cp does) is a delta sync:
+ * for each block, the target's checksum is compared with the point's
+ * manifest; equal blocks are neither fetched nor written, the others are
+ * fetched through the normal read path (cache, seed, vault) and written.
+ *
+ * Opening an existing file with O_TRUNC (cp, dd without conv=notrunc) would
+ * destroy what there is to compare with, so the truncation is deferred: the
+ * file is opened as it is, the written ranges are recorded, and at flush
+ * (the close(2) of the writer) ranges never written are punched out and the
+ * file is cut to its new size. The result is what O_TRUNC plus the writes
+ * would have left, with only the differing blocks written.
+ */
+#define FUSE_USE_VERSION 314
+#include <dirent.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs_i.h"
+
+#define COPY_WINDOW (8u << 20)
+
+bool fs_onprem_path(const struct fs *fs, const char *path, const char **rel) {
+        size_t n = strlen(FS_ONPREM_NAME);
+        if (fs->onprem_fd < 0 || path[0] != '/' || strncmp(path + 1, FS_ONPREM_NAME, n) != 0)
+                return false;
+        if (path[1 + n] == 0) {
+                *rel = ".";
+                return true;
+        }
+        if (path[1 + n] != '/')
+                return false;
+        *rel = path + 2 + n;
+        if (!**rel)
+                *rel = ".";
+        return true;
+}
+
+int onprem_getattr(struct fs *fs, const char *rel, struct stat *st) {
+        if (fstatat(fs->onprem_fd, rel, st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        return 0;
+}
+
+int onprem_readdir(struct fs *fs, const char *rel, void *buf, void *filler) {
+        fuse_fill_dir_t fill = (fuse_fill_dir_t)filler;
+        int fd = openat(fs->onprem_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct dirent *de;
+        DIR *d;
+
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        while ((de = readdir(d)))
+                fill(buf, de->d_name, NULL, 0, 0);
+        closedir(d);
+        return 0;
+}
+
+int onprem_open(struct fs *fs, const char *rel, int flags, mode_t mode, bool create, struct fs_file **ret) {
+        struct fs_file *f;
+        int fd;
+
+        bool trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
+
+        /* O_TRUNC is deferred (see the top of this file). */
+        flags &= ~(O_NOFOLLOW | O_CREAT | O_EXCL | O_TRUNC);
+        /* Comparing needs to read what is there: a write-only open becomes
+         * read-write where the permissions allow. */
+        fd = -1;
+        if ((flags & O_ACCMODE) == O_WRONLY)
+                fd = openat(fs->onprem_fd, rel, (flags & ~O_ACCMODE) | O_RDWR | O_CLOEXEC |
+                            (create ? O_CREAT | O_EXCL : 0), mode);
+        if (fd < 0)
+                fd = openat(fs->onprem_fd, rel, flags | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), mode);
+        if (fd < 0)
+                return -errno;
+        f = calloc(1, sizeof *f);
+        if (!f) {
+                close(fd);
+                return -ENOMEM;
+        }
+        pthread_mutex_init(&f->lock, NULL);
+        f->kind = FK_ONPREM;
+        f->fd = fd;
+        if (!create && trunc) {
+                struct stat st;
+                if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+                        f->trunc_pending = true;
+        }
+        *ret = f;
+        return 0;
+}
+
+/* Record [a, b) as written (trunc_pending files only). */
+static int cover(struct fs_file *f, uint64_t a, uint64_t b) {
+        size_t i, j;
+
+        if (!f->trunc_pending || a >= b)
+                return 0;
+        pthread_mutex_lock(&f->lock);
+        f->logical_end = MAX(f->logical_end, b);
+        /* Find the first range ending at or after a, merge all that touch. */
+        for (i = 0; i < f->n_covered && f->covered[i][1] < a; i++)
+                ;
+        for (j = i; j < f->n_covered && f->covered[j][0] <= b; j++) {
+                a = MIN(a, f->covered[j][0]);
+                b = MAX(b, f->covered[j][1]);
+        }
+        if (j == i) { /* insert at i */
+                if (f->n_covered == f->cap_covered) {
+                        size_t nc = f->cap_covered ? 2 * f->cap_covered : 16;
+                        void *nv = realloc(f->covered, nc * sizeof *f->covered);
+                        if (!nv) {
+                                pthread_mutex_unlock(&f->lock);
+                                return -ENOMEM;
+                        }
+                        f->covered = nv;
+                        f->cap_covered = nc;
+                }
+                memmove(f->covered + i + 1, f->covered + i, (f->n_covered - i) * sizeof *f->covered);
+                f->n_covered++;
+        } else if (j > i + 1) { /* ranges i..j-1 become one */
+                memmove(f->covered + i + 1, f->covered + j, (f->n_covered - j) * sizeof *f->covered);
+                f->n_covered -= j - i - 1;
+        }
+        f->covered[i][0] = a;
+        f->covered[i][1] = b;
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+}
+
+int onprem_truncate(struct fs_file *f, uint64_t size) {
+        if (!f->trunc_pending)
+                return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
+        pthread_mutex_lock(&f->lock);
+        /* Bytes past size are gone; below it, unwritten bytes read as zero. */
+        while (f->n_covered > 0 && f->covered[f->n_covered - 1][0] >= size)
+                f->n_covered--;
+        if (f->n_covered > 0 && f->covered[f->n_covered - 1][1] > size)
+                f->covered[f->n_covered - 1][1] = size;
+        f->logical_end = size;
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+}
+
+static int zero_range(int fd, uint64_t a, uint64_t b) {
+        static const char zeros[64 << 10];
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a)) == 0)
+                return 0;
+        for (; a < b;) {
+                size_t n = (size_t)MIN((uint64_t)sizeof zeros, b - a);
+                int r = pwrite_full(fd, zeros, n, a);
+                if (r < 0)
+                        return r;
+                a += n;
+        }
+        return 0;
+}
+
+static int finalize(struct fs_file *f) {
+        struct stat st;
+        uint64_t pos = 0;
+        int r = 0;
+
+        if (!f->trunc_pending)
+                return 0;
+        if (fstat(f->fd, &st) < 0)
+                return -errno;
+        pthread_mutex_lock(&f->lock);
+        for (size_t i = 0; i <= f->n_covered && r == 0; i++) {
+                uint64_t gap_end = i < f->n_covered ? f->covered[i][0] : f->logical_end;
+                gap_end = MIN(gap_end, MIN(f->logical_end, (uint64_t)st.st_size));
+                if (pos < gap_end)
+                        r = zero_range(f->fd, pos, gap_end);
+                if (i < f->n_covered)
+                        pos = MAX(pos, f->covered[i][1]);
+        }
+        if (r == 0 && (uint64_t)st.st_size != f->logical_end && ftruncate(f->fd, (off_t)f->logical_end) < 0)
+                r = -errno;
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
+/* flush comes with every close(2) of a descriptor of the file, dup()s
+ * included (dd closes its first descriptor before writing through the
+ * dup): finalize only once something was written; release always does. */
+int onprem_flush(struct fs_file *f) {
+        bool written;
+        pthread_mutex_lock(&f->lock);
+        written = f->n_covered > 0 || f->logical_end > 0;
+        pthread_mutex_unlock(&f->lock);
+        return written ? finalize(f) : 0;
+}
+
+void onprem_close(struct fs_file *f) {
+        (void)finalize(f);
+        close(f->fd);
+        free(f->covered);
+}
+
+/* Write [off, off + size) of buf to f, piece by piece along block
+ * boundaries, skipping pieces equal to what is on disk. */
+int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size, uint64_t off) {
+        uint32_t bs = fs->bs;
+        _cleanup_free_ char *cur = NULL;
+        struct stat st;
+        uint64_t fsize, end = off + size;
+        ssize_t have = 0;
+
+        if (size == 0)
+                return 0;
+        if (cover(f, off, off + size) < 0)
+                return -ENOMEM;
+        if (fstat(f->fd, &st) < 0)
+                return -errno;
+        fsize = (uint64_t)st.st_size;
+        if (!fs->o.failback_full && off < fsize) {
+                cur = malloc(size);
+                if (!cur)
+                        return -ENOMEM;
+                have = pread(f->fd, cur, size, (off_t)off);
+                if (have < 0)
+                        have = 0; /* cannot compare: write everything */
+        }
+        for (uint64_t a = off; a < end;) {
+                uint64_t b = MIN(end, (a / bs + 1) * bs);
+                size_t n = (size_t)(b - a);
+                const char *p = buf + (a - off);
+                bool same;
+
+                atomic_fetch_add(&fs->st.blocks_compared, 1);
+                if (fs->o.failback_full)
+                        same = false;
+                else if (a >= fsize)
+                        same = mem_is_zero(p, n); /* a hole past EOF reads as zeros */
+                else
+                        same = (uint64_t)have >= b - off && memcmp(cur + (a - off), p, n) == 0;
+                if (same)
+                        atomic_fetch_add(&fs->st.blocks_skipped, 1);
+                else {
+                        int r = pwrite_full(f->fd, p, n, a);
+                        if (r < 0)
+                                return r;
+                        atomic_fetch_add(&fs->st.blocks_written, 1);
+                        atomic_fetch_add(&fs->st.bytes_written, n);
+                }
+                a = b;
+        }
+        /* Zero pieces past EOF were skipped: the size must still grow. A
+         * file with a deferred truncation gets its size at flush. */
+        if (!f->trunc_pending && end > fsize && fstat(f->fd, &st) == 0 && (uint64_t)st.st_size < end &&
+            ftruncate(f->fd, (off_t)end) < 0)
+                return -errno;
+        return (int)size;
+}
+
+/* Is the target's block [a, a + n) (n <= bs, a block-aligned) equal to the
+ * point's block with checksum h? tmp holds bs bytes. */
+static bool target_has(struct fs *fs, int fd, uint64_t fsize, uint64_t a, size_t n, const struct hash128 *h,
+                       uint8_t *tmp) {
+        struct hash128 got;
+        ssize_t r;
+
+        if (a >= fsize)
+                return hash_is_zero(h); /* past EOF reads as zeros */
+        r = pread(fd, tmp, n, (off_t)a);
+        if (r != (ssize_t)n)
+                return false;
+        memset(tmp + n, 0, fs->bs - n);
+        if (hash_is_zero(h))
+                return mem_is_zero(tmp, fs->bs);
+        store_hash(tmp, fs->bs, &got);
+        return memcmp(&got, h, sizeof got) == 0;
+}
+
+int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret);
+
+ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_in, struct fs_file *dst,
+                               uint64_t off_out, size_t len) {
+        uint32_t bs = fs->bs;
+        const struct ret_disk *d = src->d;
+        _cleanup_free_ uint8_t *tmp = malloc(bs);
+        _cleanup_free_ char *win = malloc(COPY_WINDOW);
+        struct stat st;
+        uint64_t fsize, done = 0;
+        int r;
+
+        if (!tmp || !win)
+                return -ENOMEM;
+        if (off_in >= d->size)
+                return 0;
+        len = (size_t)MIN((uint64_t)len, d->size - off_in);
+        if (cover(dst, off_out, off_out + len) < 0)
+                return -ENOMEM;
+        if (fstat(dst->fd, &st) < 0)
+                return -errno;
+        fsize = (uint64_t)st.st_size;
+
+        while (done < len) {
+                /* One window, along the source's block boundaries. */
+                uint64_t a = off_in + done;
+                uint64_t wend = MIN(off_in + len, (a / bs) * bs + COPY_WINDOW);
+                uint64_t run_start = UINT64_MAX;
+
+                for (uint64_t p = a; p < wend;) {
+                        uint64_t q = MIN(wend, (p / bs + 1) * bs), o = off_out + (p - off_in);
+                        size_t n = (size_t)(q - p);
+                        bool same = false;
+                        struct hash128 h;
+
+                        atomic_fetch_add(&fs->st.blocks_compared, 1);
+                        /* Whole, aligned blocks are compared by checksum
+                         * without fetching; partial ones are fetched. */
+                        if (!fs->o.failback_full && p % bs == 0 && (n == bs || q == d->size) && o % bs == 0) {
+                                r = fs_block_hash(fs, d, p / bs, &h);
+                                if (r < 0)
+                                        return -EIO;
+                                same = target_has(fs, dst->fd, fsize, o, n, &h, tmp);
+                        }
+                        if (same) {
+                                atomic_fetch_add(&fs->st.blocks_skipped, 1);
+                                if (run_start != UINT64_MAX) {
+                                        /* flush the run [run_start, p) */
+                                        r = fs_read_disk(fs, src, win, (size_t)(p - run_start), run_start);
+                                        if (r < 0)
+                                                return r;
+                                        r = pwrite_full(dst->fd, win, (size_t)(p - run_start),
+                                                        off_out + (run_start - off_in));
+                                        if (r < 0)
+                                                return r;
+                                        run_start = UINT64_MAX;
+                                }
+                        } else {
+                                atomic_fetch_add(&fs->st.blocks_written, 1);
+                                atomic_fetch_add(&fs->st.bytes_written, n);
+                                if (run_start == UINT64_MAX)
+                                        run_start = p;
+                        }
+                        p = q;
+                }
+                if (run_start != UINT64_MAX) {
+                        r = fs_read_disk(fs, src, win, (size_t)(wend - run_start), run_start);
+                        if (r < 0)
+                                return r;
+                        r = pwrite_full(dst->fd, win, (size_t)(wend - run_start), off_out + (run_start - off_in));
+                        if (r < 0)
+                                return r;
+                }
+                done = wend - off_in;
+        }
+        if (!dst->trunc_pending && off_out + len > fsize && fstat(dst->fd, &st) == 0 && (uint64_t)st.st_size < off_out + len &&
+            ftruncate(dst->fd, (off_t)(off_out + len)) < 0)
+                return -errno;
+        return (ssize_t)len;
+}
