@@ -660,6 +660,12 @@ static int cmd_mount(int argc, char **argv) {
                 strcat(log_abs, o.log_file);
                 o.log_file = log_abs;
         }
+        /* A remote vault's retries must end within the read timeout. */
+        if (strncmp(o.vault, "azure://", 8) == 0 && !getenv("RPFS_AZURE_RETRY_SECONDS")) {
+                char t[16];
+                snprintf(t, sizeof t, "%u", o.timeout ? o.timeout : 1);
+                setenv("RPFS_AZURE_RETRY_SECONDS", t, 1);
+        }
         r = fs_mount(&o);
         return r < 0 ? 1 : 0;
 }

@@ -243,6 +243,16 @@ static int replicate_disk(struct rep *r, struct pool *pool, struct fmt_image *im
         return err;
 }
 
+/* Log a vault failure, with the vault kind's explanation when it has one. */
+static int vault_error(struct store *s, int r, const char *what) {
+        const char *hint = store_error_hint(store_url(s), r);
+        if (hint)
+                log_error("%s: %s: %s", store_url(s), what, hint);
+        else
+                log_error_errno(r, "%s: %s", store_url(s), what);
+        return r;
+}
+
 static void rep_free(struct rep *r) {
         for (unsigned i = 0; i < RING; i++) {
                 free(r->ring[i].data);
@@ -371,7 +381,7 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         r = store_writer_flush(w);
         log_debug("replicate: vault flushed after %.2fs", now_monotonic() - t0);
         if (r < 0) {
-                log_error_errno(r, "writing to the vault failed");
+                vault_error(s, r, "writing to the vault failed");
                 goto out;
         }
         store_writer_stats(w, &res->stored_bytes, NULL);
@@ -379,7 +389,9 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         if (r == -EEXIST)
                 goto out;
         if (r < 0) {
-                log_error_errno(r, "committing point %s/%s failed", o->vm, res->id);
+                char what[200];
+                snprintf(what, sizeof what, "committing point %s/%s failed", o->vm, res->id);
+                vault_error(s, r, what);
                 goto out;
         }
         res->seconds = now_monotonic() - t0;
