@@ -63,8 +63,9 @@ def cmd_stats_sh(a):
     except OSError as e:
         die("cannot read %s: %s" % (path, e))
     d = check_stats(text, path)
-    for k in STATS_KEYS:
-        print("ST[%s]=%d" % (k, d[k]))
+    for k, v in sorted(d.items()):
+        if isinstance(v, int) and k.replace("_", "").isalnum():
+            print("ST[%s]=%d" % (k, v))
 
 
 def cmd_stats_check(a):

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The writable on-prem side of the mount (rpfs mount --onprem DIR):
+# MNT/failback is DIR. A manual failback with cp, dd conv=notrunc, plain dd
+# (O_TRUNC) or rsync --inplace leaves the target equal to the point, and
+# only the changed blocks are written (cp also fetches only those: it
+# reaches rpfs as copy_file_range, handled as a delta sync). New files are
+# created sparse. --failback-mode full writes every block.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-mount.sh"
+need_fuse
+need mkfs.ext4 python3 rsync
+
+BS=65536
+make_tree "$T/tree" 40
+make_ext4_image "$T/v1.raw" 64 "$T/tree"
+rm -rf "$T/tree"
+cp "$T/v1.raw" "$T/v2.raw"
+# ~1.5% of the non-zero blocks change between the points
+mapfile -t NZ < <(nonzero_blocks "$T/v1.raw" $BS)
+CHANGED=()
+for (( i = 7; i < ${#NZ[@]}; i += 67 )); do CHANGED+=("${NZ[$i]}"); done
+overwrite_blocks "$T/v2.raw" $BS failback "${CHANGED[@]}"
+NCH=${#CHANGED[@]}
+msg "${#NZ[@]} non-zero blocks, $NCH changed"
+SUM1=$(sum "$T/v1.raw") SUM2=$(sum "$T/v2.raw")
+
+V=$T/vault
+ok rpfs init "$V" >/dev/null
+ok rpfs replicate "$V" vm --disk "$T/v1.raw" --time 20261122T100000Z -q
+ok rpfs replicate "$V" vm --disk "$T/v2.raw" --time 20261122T101500Z -q
+
+ONP=$T/onprem
+mkdir -p "$ONP"
+for t in cp dd ddt rsync; do cp --sparse=always "$T/v1.raw" "$ONP/$t.img"; done
+M=$T/mnt
+mount_fg "$V" "$M" --cache "$T/cache" --onprem "$ONP"
+
+[[ -d $M/failback ]] || fail "$M/failback is missing"
+ls "$M" | grep -qx failback || fail "failback not listed in $M"
+
+declare -A ST0
+snap() { stats "$M"; for k in blocks_written blocks_fetched blocks_skipped; do ST0[$k]=${ST[$k]}; done; }
+delta() { stats "$M"; echo $(( ${ST[$1]} - ${ST0[$1]} )); }
+
+# cp: copy_file_range -> delta sync: fetch and write only the changed blocks
+snap
+cp "$M/vm/latest/disk0.raw" "$M/failback/cp.img" || fail "cp failed"
+assert_file_sum "$ONP/cp.img" "$SUM2" "cp target equals the point"
+W=$(delta blocks_written) F=$(delta blocks_fetched)
+msg "cp: $W blocks written, $F fetched ($NCH changed)"
+assert_eq "$W" "$NCH" "cp: blocks written"
+assert_le "$F" $(( NCH + 2 )) "cp: blocks fetched"
+
+# dd conv=notrunc: every block read, only changed ones written
+snap
+dd if="$M/vm/latest/disk0.raw" of="$M/failback/dd.img" bs=1M conv=notrunc status=none || fail "dd failed"
+assert_file_sum "$ONP/dd.img" "$SUM2" "dd conv=notrunc target equals the point"
+W=$(delta blocks_written)
+msg "dd conv=notrunc: $W blocks written"
+assert_eq "$W" "$NCH" "dd conv=notrunc: blocks written"
+
+# plain dd opens with O_TRUNC: truncation is deferred, the compare still works
+snap
+dd if="$M/vm/latest/disk0.raw" of="$M/failback/ddt.img" bs=1M status=none || fail "dd (O_TRUNC) failed"
+assert_file_sum "$ONP/ddt.img" "$SUM2" "dd (O_TRUNC) target equals the point"
+W=$(delta blocks_written)
+msg "dd (O_TRUNC): $W blocks written"
+assert_eq "$W" "$NCH" "dd (O_TRUNC): blocks written"
+
+# rsync --inplace
+snap
+rsync --inplace "$M/vm/latest/disk0.raw" "$M/failback/rsync.img" || fail "rsync failed"
+assert_file_sum "$ONP/rsync.img" "$SUM2" "rsync --inplace target equals the point"
+W=$(delta blocks_written)
+msg "rsync --inplace: $W blocks written"
+assert_le "$W" $(( NCH + 2 )) "rsync --inplace: blocks written"
+
+# back to point 1 with cp: the same blocks change back
+snap
+cp "$M/vm/points/20261122T100000Z/disk0.raw" "$M/failback/cp.img" || fail "cp back failed"
+assert_file_sum "$ONP/cp.img" "$SUM1" "cp back to point 1"
+assert_eq "$(delta blocks_written)" "$NCH" "cp back: blocks written"
+
+# a new file (alternate location) is created sparse
+cp "$M/vm/latest/disk0.raw" "$M/failback/new.img" || fail "cp to a new file failed"
+assert_file_sum "$ONP/new.img" "$SUM2" "new file equals the point"
+alloc=$(( $(stat -c %b "$ONP/new.img") * 512 ))
+data=$(( ${#NZ[@]} * BS ))
+msg "new file: $alloc bytes allocated for $data bytes of non-zero blocks"
+assert_le "$alloc" $(( data + 4 * 1024 * 1024 )) "new file is sparse"
+
+# a shorter copy over a longer file leaves exactly the shorter content
+head -c 1000000 "$T/v2.raw" >"$T/short"
+cp "$T/short" "$M/failback/cp.img" || fail "cp of a short file failed"
+assert_file_sum "$ONP/cp.img" "$(sum "$T/short")" "short copy over a long file"
+
+# ordinary file operations pass through
+echo hello >"$M/failback/note.txt" && mkdir "$M/failback/d" && mv "$M/failback/note.txt" "$M/failback/d/" ||
+    fail "file operations in $M/failback failed"
+[[ $(cat "$ONP/d/note.txt") == hello ]] || fail "note.txt not in the on-prem directory"
+rm -r "$M/failback/d" || fail "rm in $M/failback failed"
+# point files stay read-only
+if echo x 2>/dev/null >"$M/vm/latest/disk0.raw"; then fail "a point file was writable"; fi
+unmount_ok "$M"
+
+# --failback-mode full: every block written
+cp --sparse=always "$T/v1.raw" "$ONP/full.img"
+mount_fg "$V" "$M" --cache "$T/cache" --onprem "$ONP" --failback-mode full
+cp "$M/vm/latest/disk0.raw" "$M/failback/full.img" || fail "cp (full) failed"
+assert_file_sum "$ONP/full.img" "$SUM2" "full mode target equals the point"
+stats "$M"
+msg "full mode: ${ST[blocks_written]} blocks written"
+assert_ge "${ST[blocks_written]}" "${#NZ[@]}" "full mode writes every block"
+unmount_ok "$M"
+msg PASS
