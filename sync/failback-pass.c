@@ -1,0 +1,1016 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The two failback pipelines.
+ *
+ * Scan (delta, --verify): the calling thread walks the target in batches
+ * of SCAN_BATCH_BYTES, finds holes with SEEK_DATA (hole-only batches are
+ * settled on the spot, without a read), loads the manifest checksums, and
+ * hands each batch to the worker pool, which reads it with one large pread
+ * per data run and hashes every block. Batches are collected in order: a
+ * block whose checksum differs from the point's is marked in a bitmap (one
+ * bit per block), and every non-zero block goes into an index (checksum ->
+ * block) of what the target holds.
+ *
+ * Apply (every kind): the calling thread produces the blocks to change, in
+ * increasing order (bits of the bitmap, every block, or the blocks whose
+ * checksum differs between two manifests), in batches of up to
+ * APPLY_BATCH_BLOCKS data blocks. A worker produces each block's bytes:
+ * from elsewhere on the target (index), from the block cache, or from the
+ * vault (one store_fetch_blocks() per batch: merged ranged reads), and
+ * writes the batch (pwrite per run of adjacent blocks; zero blocks become
+ * holes, or zeros on a device). Several batches are in flight. Collected in
+ * order, they move the journal's high-water mark, after fdatasync, every
+ * FB_CHECKPOINT_BYTES or FB_CHECKPOINT_SECONDS.
+ *
+ * Local copies and ordering: a worker reads a block from elsewhere on the
+ * target while other batches are being written. Candidates that no batch
+ * writes (not in the bitmap) or that lie at or after the worker's own
+ * batch (written only once this batch is collected... or by a later
+ * batch's worker) are tried first; whatever is read is hashed and used only
+ * if it matches, so a block overwritten meanwhile falls back to the cache or
+ * the vault. Correctness never depends on the index, only efficiency does.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "failback_i.h"
+
+#define SCAN_BATCH_BYTES (4u << 20)
+#define APPLY_BATCH_BYTES (4u << 20)
+#define APPLY_BATCH_ITEMS 2048
+#define LOCAL_TRIES 4
+
+static inline bool bit_get(const uint64_t *v, uint64_t i) { return v[i / 64] >> (i % 64) & 1; }
+static inline void bit_set(uint64_t *v, uint64_t i) { v[i / 64] |= 1ull << (i % 64); }
+
+static size_t block_len(const struct fb_run *r, uint64_t pos) {
+        return (size_t)MIN((uint64_t)r->bs, r->d->size - pos * r->bs);
+}
+
+/* ---- shared state ---- */
+
+int fb_run_init(struct fb_run *r) {
+        int e;
+
+        pthread_mutex_init(&r->lock, NULL);
+        r->threads = r->o->threads ? r->o->threads : cpu_count();
+        r->ring = MIN(2 * r->threads + 2, 16u);
+        r->n = r->d->n_blocks;
+        r->bw_t0 = now_monotonic();
+        store_read_stats(r->s, &r->fetched_base, NULL);
+        e = pool_new(r->threads, r->ring, &r->pool);
+        return e;
+}
+
+void fb_run_done(struct fb_run *r) {
+        pool_free(r->pool);
+        r->pool = NULL;
+        for (size_t i = 0; i < r->n_codecs; i++)
+                store_codec_free(r->codecs[i]);
+        r->n_codecs = 0;
+        free(r->idx.v);
+        memset(&r->idx, 0, sizeof r->idx);
+        free(r->diff);
+        r->diff = NULL;
+        pthread_mutex_destroy(&r->lock);
+}
+
+static struct store_codec *codec_get(struct fb_run *r) {
+        struct store_codec *c = NULL;
+        pthread_mutex_lock(&r->lock);
+        if (r->n_codecs > 0)
+                c = r->codecs[--r->n_codecs];
+        pthread_mutex_unlock(&r->lock);
+        if (!c && store_codec_new(r->s, &c) < 0)
+                return NULL;
+        return c;
+}
+
+static void codec_put(struct fb_run *r, struct store_codec *c) {
+        pthread_mutex_lock(&r->lock);
+        if (r->n_codecs < ELEMENTSOF(r->codecs))
+                r->codecs[r->n_codecs++] = c;
+        else
+                store_codec_free(c);
+        pthread_mutex_unlock(&r->lock);
+}
+
+static void update_fetched(struct fb_run *r) {
+        uint64_t b;
+        store_read_stats(r->s, &b, NULL);
+        r->st->bytes_fetched = b - r->fetched_base;
+}
+
+static void pass_begin(struct fb_run *r, const char *pass, uint64_t total) {
+        char label[48];
+
+        r->pass = pass;
+        r->pass_total = total;
+        r->pass_t0 = now_monotonic();
+        r->last_event = 0;
+        snprintf(label, sizeof label, "%s %s", r->t->disk, pass);
+        progress_restart(r->pg, label, total);
+        snprintf(r->t->j.pass, sizeof r->t->j.pass, "%s", pass);
+}
+
+void fb_event(struct fb_run *r, uint64_t done, bool force) {
+        struct sync_fb_event e = { .type = "progress", .disk = r->t->disk, .target = r->t->path };
+        double now = now_monotonic(), el = now - r->pass_t0;
+        char a[24], b[24];
+
+        update_fetched(r);
+        progress_note(r->pg, "fetched %s, written %s", format_bytes(r->st->bytes_fetched, a, sizeof a),
+                      format_bytes(r->st->bytes_written, b, sizeof b));
+        progress_update(r->pg, done);
+        if (!r->o->on_event || (!force && now - r->last_event < 1.0))
+                return;
+        r->last_event = now;
+        e.pass = r->pass;
+        e.done = done;
+        e.total = r->pass_total;
+        e.rate = el > 0 ? (double)done / el : 0;
+        e.eta = e.rate > 0 && done <= e.total ? (double)(e.total - done) / e.rate : -1;
+        e.stats = r->st;
+        r->o->on_event(r->o->userdata, &e);
+}
+
+/* Record the pass and its percentage (not the high-water mark) now and
+ * then, for --status. */
+static void note_progress(struct fb_run *r, uint64_t done) {
+        double now = now_monotonic();
+        if (r->dry_run || now - r->last_save < FB_CHECKPOINT_SECONDS)
+                return;
+        r->last_save = now;
+        r->t->j.percent = r->pass_total ? (unsigned)(100 * MIN(done, r->pass_total) / r->pass_total) : 0;
+        (void)fb_journal_save(&r->t->j);
+}
+
+/* ---- the index ---- */
+
+static int ient_cmp(const void *a, const void *b) {
+        const struct fb_ient *x = a, *y = b;
+        int c = memcmp(x->h.b, y->h.b, STORE_HASH_SIZE);
+        if (c)
+                return c;
+        return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int index_add(struct fb_index *x, const struct hash128 *h, uint64_t pos) {
+        if (h->b[15] & x->mask)
+                return 0;
+        if (x->n == x->cap) {
+                if (x->cap >= FB_INDEX_MAX) {
+                        /* Full: keep half of the checksums (by one more bit). */
+                        size_t k = 0;
+                        if (x->mask == 0xff)
+                                return 0;
+                        x->mask = (uint8_t)(x->mask << 1 | 1);
+                        for (size_t i = 0; i < x->n; i++)
+                                if (!(x->v[i].h.b[15] & x->mask))
+                                        x->v[k++] = x->v[i];
+                        x->n = k;
+                        if (h->b[15] & x->mask)
+                                return 0;
+                } else {
+                        size_t nc = MIN((size_t)FB_INDEX_MAX, x->cap ? 2 * x->cap : 4096);
+                        struct fb_ient *nv = realloc(x->v, nc * sizeof *nv);
+                        if (!nv)
+                                return -ENOMEM;
+                        x->v = nv;
+                        x->cap = nc;
+                }
+        }
+        x->v[x->n].h = *h;
+        x->v[x->n++].pos = pos;
+        return 0;
+}
+
+static void index_sort(struct fb_index *x) {
+        if (x->n > 1)
+                qsort(x->v, x->n, sizeof *x->v, ient_cmp);
+}
+
+/* First entry with checksum h, and how many there are. */
+static size_t index_find(const struct fb_index *x, const struct hash128 *h, size_t *ret_count) {
+        size_t lo = 0, hi = x->n, k;
+
+        *ret_count = 0;
+        if (h->b[15] & x->mask)
+                return 0;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (memcmp(x->v[mid].h.b, h->b, STORE_HASH_SIZE) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (k = lo; k < x->n && memcmp(x->v[k].h.b, h->b, STORE_HASH_SIZE) == 0; k++)
+                ;
+        *ret_count = k - lo;
+        return lo;
+}
+
+int fb_index_manifest(struct fb_run *r, const struct ret_disk *d) {
+        struct ret_manifest *m = NULL;
+        struct hash128 h;
+        int e;
+
+        e = ret_manifest_open(r->s, d, &m);
+        if (e < 0)
+                return e;
+        for (uint64_t i = 0; i < d->n_blocks; i++) {
+                e = ret_manifest_get(m, i, &h);
+                if (e < 0)
+                        break;
+                if (!hash_is_zero(&h))
+                        e = index_add(&r->idx, &h, i);
+                if (e < 0)
+                        break;
+        }
+        ret_manifest_free(m);
+        index_sort(&r->idx);
+        return e < 0 ? e : 0;
+}
+
+/* ---- scan ---- */
+
+struct sbatch {
+        struct fb_run *r;
+        struct scan *sc;
+        uint64_t first;
+        size_t n;
+        uint8_t *data;
+        uint8_t *hole;
+        struct hash128 *want, *got;
+        bool busy, done;
+        int err;
+};
+
+struct scan {
+        pthread_mutex_t lock; /* protects busy/done/err of the batches */
+        pthread_cond_t cond;
+        struct sbatch *ring;
+};
+
+static void hash_block(const uint8_t *p, size_t bs, struct hash128 *ret) {
+        if (mem_is_zero(p, bs))
+                memset(ret, 0, sizeof *ret);
+        else
+                store_hash(p, bs, ret);
+}
+
+static void sbatch_work(void *arg) {
+        struct sbatch *b = arg;
+        struct fb_run *r = b->r;
+        int err = 0;
+
+        for (size_t k = 0; k < b->n && err == 0;) {
+                size_t e = k;
+                uint64_t off, end;
+                if (b->hole[k]) {
+                        memset(&b->got[k], 0, sizeof b->got[k]);
+                        k++;
+                        continue;
+                }
+                while (e < b->n && !b->hole[e])
+                        e++;
+                off = (b->first + k) * r->bs;
+                end = MIN(r->d->size, (b->first + e) * r->bs);
+                err = pread_full(r->t->fd, b->data + k * r->bs, (size_t)(end - off), off);
+                if (err < 0)
+                        break;
+                if (end - off < (uint64_t)(e - k) * r->bs) /* a partial last block: pad */
+                        memset(b->data + k * r->bs + (end - off), 0, (e - k) * r->bs - (size_t)(end - off));
+                for (; k < e; k++)
+                        hash_block(b->data + k * r->bs, r->bs, &b->got[k]);
+        }
+        pthread_mutex_lock(&b->sc->lock);
+        b->err = err;
+        b->done = true;
+        pthread_cond_broadcast(&b->sc->cond);
+        pthread_mutex_unlock(&b->sc->lock);
+}
+
+/* Mark the blocks of b that hold no data at all (SEEK_DATA/SEEK_HOLE).
+ * *hole_until caches "no data before this offset". Returns true when the
+ * whole batch is a hole. */
+static bool map_holes(struct fb_run *r, struct sbatch *b, uint64_t *hole_until) {
+        uint64_t start = b->first * r->bs, end = MIN(r->d->size, (b->first + b->n) * r->bs), off;
+        off_t ds, de;
+
+        if (start >= *hole_until) {
+                ds = lseek(r->t->fd, (off_t)start, SEEK_DATA);
+                *hole_until = ds < 0 ? (errno == ENXIO ? UINT64_MAX : start) : (uint64_t)ds;
+        }
+        if (*hole_until >= end) {
+                memset(b->hole, 1, b->n);
+                return true;
+        }
+        memset(b->hole, 1, b->n);
+        for (off = start; off < end;) {
+                ds = lseek(r->t->fd, (off_t)off, SEEK_DATA);
+                if (ds < 0 && errno == ENXIO)
+                        break;
+                if (ds < 0) { /* no SEEK_DATA here: all data */
+                        memset(b->hole, 0, b->n);
+                        break;
+                }
+                if ((uint64_t)ds >= end)
+                        break;
+                de = lseek(r->t->fd, ds, SEEK_HOLE);
+                if (de < 0 || (uint64_t)de > end)
+                        de = (off_t)end;
+                for (uint64_t i = (uint64_t)ds / r->bs; i < DIV_ROUND_UP((uint64_t)de, r->bs); i++)
+                        b->hole[i - b->first] = 0;
+                off = (uint64_t)de;
+        }
+        return false;
+}
+
+struct scan_out {
+        bool verify;
+        uint64_t bad, first_bad;
+};
+
+static int sbatch_collect(struct fb_run *r, struct sbatch *b, struct scan_out *out) {
+        for (size_t k = 0; k < b->n; k++) {
+                uint64_t pos = b->first + k;
+                bool same = memcmp(&b->got[k], &b->want[k], sizeof b->got[k]) == 0;
+                if (out->verify) {
+                        if (!same && out->bad++ == 0)
+                                out->first_bad = pos;
+                        continue;
+                }
+                if (!same) {
+                        bit_set(r->diff, pos);
+                        r->st->blocks_differing++;
+                }
+                if (!hash_is_zero(&b->got[k])) {
+                        int e = index_add(&r->idx, &b->got[k], pos);
+                        if (e < 0)
+                                return e;
+                }
+        }
+        if (out->verify)
+                r->st->blocks_verified += b->n;
+        else {
+                r->st->blocks_scanned += b->n;
+                r->st->bytes_scanned += MIN(r->d->size, (b->first + b->n) * r->bs) - b->first * r->bs;
+        }
+        return 0;
+}
+
+static void scan_free(struct scan *sc, unsigned ring) {
+        for (unsigned i = 0; sc->ring && i < ring; i++) {
+                free(sc->ring[i].data);
+                free(sc->ring[i].hole);
+                free(sc->ring[i].want);
+                free(sc->ring[i].got);
+        }
+        free(sc->ring);
+        pthread_mutex_destroy(&sc->lock);
+        pthread_cond_destroy(&sc->cond);
+}
+
+static int scan_init(struct fb_run *r, struct scan *sc, size_t per) {
+        pthread_mutex_init(&sc->lock, NULL);
+        pthread_cond_init(&sc->cond, NULL);
+        sc->ring = calloc(r->ring, sizeof *sc->ring);
+        if (!sc->ring)
+                return -ENOMEM;
+        for (unsigned i = 0; i < r->ring; i++) {
+                struct sbatch *b = &sc->ring[i];
+                b->r = r;
+                b->sc = sc;
+                b->data = malloc(per * r->bs);
+                b->hole = malloc(per);
+                b->want = malloc(per * sizeof *b->want);
+                b->got = malloc(per * sizeof *b->got);
+                if (!b->data || !b->hole || !b->want || !b->got)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int fb_scan(struct fb_run *r, uint64_t from, bool verify, uint64_t *ret_bad, uint64_t *ret_first_bad) {
+        struct scan sc = { 0 };
+        struct ret_manifest *m = NULL;
+        struct scan_out out = { .verify = verify };
+        size_t per = MAX(SCAN_BATCH_BYTES / r->bs, 1u);
+        uint64_t next = from, hole_until = 0;
+        unsigned slot = 0;
+        int e, err = 0;
+
+        if (!verify && !r->diff) {
+                r->diff = calloc(DIV_ROUND_UP(r->n, 64) + 1, sizeof *r->diff);
+                if (!r->diff)
+                        return -ENOMEM;
+        }
+        err = scan_init(r, &sc, per);
+        if (err < 0)
+                goto out;
+        err = ret_manifest_open(r->s, r->d, &m);
+        if (err < 0)
+                goto out;
+        pass_begin(r, verify ? "verify" : "scan", r->d->size - MIN(r->d->size, from * r->bs));
+        for (;;) {
+                struct sbatch *b = &sc.ring[slot];
+                if (b->busy) {
+                        pthread_mutex_lock(&sc.lock);
+                        while (!b->done)
+                                pthread_cond_wait(&sc.cond, &sc.lock);
+                        b->busy = false;
+                        pthread_mutex_unlock(&sc.lock);
+                        if (b->err < 0 && err == 0)
+                                err = log_error_errno(b->err, "target %s: reading block %llu failed", r->t->path,
+                                                      (unsigned long long)b->first);
+                        if (err == 0)
+                                err = sbatch_collect(r, b, &out);
+                        fb_event(r, MIN(r->d->size, (b->first + b->n) * r->bs) - from * r->bs, false);
+                        note_progress(r, MIN(r->d->size, (b->first + b->n) * r->bs) - from * r->bs);
+                }
+                if (next >= r->n || err < 0) {
+                        bool any = false;
+                        for (unsigned k = 0; k < r->ring; k++)
+                                any |= sc.ring[k].busy;
+                        if (!any)
+                                break;
+                        slot = (slot + 1) % r->ring;
+                        continue;
+                }
+                b->first = next;
+                b->n = (size_t)MIN((uint64_t)per, r->n - next);
+                for (size_t k = 0; k < b->n; k++) {
+                        e = ret_manifest_get(m, next + k, &b->want[k]);
+                        if (e < 0) {
+                                err = log_error_errno(e, "disk %s: manifest unreadable at block %llu", r->t->disk,
+                                                      (unsigned long long)(next + k));
+                                break;
+                        }
+                }
+                if (err < 0)
+                        continue;
+                next += b->n;
+                if (map_holes(r, b, &hole_until)) {
+                        /* Nothing to read: settle it here, in order (every
+                         * earlier batch is collected before this slot's turn
+                         * comes round... so collect the ring first). */
+                        for (unsigned k = 1; k < r->ring; k++) {
+                                struct sbatch *o = &sc.ring[(slot + k) % r->ring];
+                                if (!o->busy)
+                                        continue;
+                                pthread_mutex_lock(&sc.lock);
+                                while (!o->done)
+                                        pthread_cond_wait(&sc.cond, &sc.lock);
+                                o->busy = false;
+                                pthread_mutex_unlock(&sc.lock);
+                                if (o->err < 0 && err == 0)
+                                        err = log_error_errno(o->err, "target %s: reading block %llu failed",
+                                                              r->t->path, (unsigned long long)o->first);
+                                if (err == 0)
+                                        err = sbatch_collect(r, o, &out);
+                        }
+                        memset(b->got, 0, b->n * sizeof *b->got);
+                        if (err == 0)
+                                err = sbatch_collect(r, b, &out);
+                        fb_event(r, MIN(r->d->size, next * r->bs) - from * r->bs, false);
+                        continue;
+                }
+                b->busy = true;
+                b->done = false;
+                b->err = 0;
+                pool_submit(r->pool, sbatch_work, b);
+                slot = (slot + 1) % r->ring;
+        }
+        if (err == 0) {
+                fb_event(r, r->pass_total, true);
+                if (!verify)
+                        index_sort(&r->idx);
+        }
+out:
+        ret_manifest_free(m);
+        scan_free(&sc, r->ring);
+        if (ret_bad)
+                *ret_bad = out.bad;
+        if (ret_first_bad)
+                *ret_first_bad = out.first_bad;
+        return err;
+}
+
+int fb_sample(struct fb_run *r, double *ret_fraction) {
+        struct ret_manifest *m = NULL;
+        _cleanup_free_ uint8_t *buf = malloc(r->bs);
+        uint64_t samples = MIN(r->n, 256u), data = 0, differ = 0;
+        int e;
+
+        *ret_fraction = 0;
+        if (!buf)
+                return -ENOMEM;
+        e = ret_manifest_open(r->s, r->d, &m);
+        if (e < 0)
+                return e;
+        for (uint64_t i = 0; i < samples; i++) {
+                uint64_t pos = i * r->n / samples;
+                struct hash128 want, got;
+                size_t len = block_len(r, pos);
+                e = ret_manifest_get(m, pos, &want);
+                if (e < 0)
+                        break;
+                if (hash_is_zero(&want))
+                        continue;
+                e = pread_full(r->t->fd, buf, len, pos * r->bs);
+                if (e < 0)
+                        break;
+                memset(buf + len, 0, r->bs - len);
+                hash_block(buf, r->bs, &got);
+                data++;
+                differ += memcmp(&got, &want, sizeof got) != 0;
+        }
+        ret_manifest_free(m);
+        if (e < 0)
+                return e;
+        *ret_fraction = data ? (double)differ / (double)data : 0;
+        log_debug("target %s: %llu of %llu sampled data blocks differ", r->t->path, (unsigned long long)differ,
+                  (unsigned long long)data);
+        return 0;
+}
+
+/* ---- apply ---- */
+
+enum { SRC_ZERO, SRC_FETCH, SRC_LOCAL, SRC_CACHE };
+
+struct aitem {
+        uint64_t pos;
+        struct hash128 h;
+        int32_t slot;           /* data slot, -1 for a zero block */
+        uint8_t src;
+};
+
+struct apply;
+
+struct abatch {
+        struct fb_run *r;
+        struct apply *ap;
+        struct aitem *it;
+        size_t n, n_data;
+        uint8_t *data;
+        struct store_fetch *f;
+        size_t *f_item;
+        uint64_t first, last;
+        uint64_t local, cached, fetched, zeroed, written, bytes;
+        bool busy, done;
+        int err;
+        uint64_t bad_pos;
+        bool bad_target;        /* err came from writing the target */
+};
+
+struct apply {
+        pthread_mutex_t lock;   /* protects busy/done/err of the batches */
+        pthread_cond_t cond;
+        struct abatch *ring;
+        size_t per;             /* data blocks per batch */
+        bool zero_fallback;     /* punching/zeroing unsupported: write zeros */
+};
+
+/* Produces the blocks to write, in increasing order. */
+struct producer {
+        enum fb_source src;
+        struct ret_manifest *m, *mb;
+        uint64_t next;
+};
+
+static int produce(struct fb_run *r, struct producer *p, struct aitem *it, bool *eof) {
+        struct hash128 h, hb;
+        int e;
+
+        for (;;) {
+                uint64_t pos = p->next;
+                if (pos >= r->n) {
+                        *eof = true;
+                        return 0;
+                }
+                if (p->src == FB_SRC_DIFF) {
+                        uint64_t w = r->diff[pos / 64] >> (pos % 64);
+                        if (!w) {
+                                p->next = (pos / 64 + 1) * 64;
+                                continue;
+                        }
+                        pos += (uint64_t)__builtin_ctzll(w);
+                        if (pos >= r->n) {
+                                *eof = true;
+                                return 0;
+                        }
+                }
+                p->next = pos + 1;
+                e = ret_manifest_get(p->m, pos, &h);
+                if (e < 0)
+                        return log_error_errno(e, "disk %s: manifest unreadable at block %llu", r->t->disk,
+                                               (unsigned long long)pos);
+                if (p->src == FB_SRC_ALL && r->fresh && hash_is_zero(&h))
+                        continue;
+                if (p->src == FB_SRC_MANIFESTS && pos < r->base_d->n_blocks) {
+                        e = ret_manifest_get(p->mb, pos, &hb);
+                        if (e < 0)
+                                return log_error_errno(e, "disk %s: manifest of the prepared point unreadable at "
+                                                       "block %llu", r->t->disk, (unsigned long long)pos);
+                        if (memcmp(&h, &hb, sizeof h) == 0)
+                                continue;
+                }
+                it->pos = pos;
+                it->h = h;
+                it->slot = -1;
+                it->src = hash_is_zero(&h) ? SRC_ZERO : SRC_FETCH;
+                *eof = false;
+                return 1;
+        }
+}
+
+/* Copy block h from elsewhere on the target into buf; verified. */
+static int local_copy(struct fb_run *r, const struct abatch *b, const struct aitem *it, uint8_t *buf) {
+        size_t count, first = index_find(&r->idx, &it->h, &count);
+        unsigned tries = 0;
+
+        /* Round 0: blocks nobody writes, or not written before this batch
+         * is collected. Round 1: the others (they may have been
+         * overwritten: verification tells). */
+        for (int round = 0; round < 2; round++)
+                for (size_t k = first; k < first + count && tries < LOCAL_TRIES; k++) {
+                        uint64_t j = r->idx.v[k].pos;
+                        bool stable = (r->use_diff && !bit_get(r->diff, j)) || j >= b->first;
+                        struct hash128 got;
+                        size_t len;
+                        if (j == it->pos || j >= r->n || stable != (round == 0))
+                                continue;
+                        tries++;
+                        len = block_len(r, j);
+                        if (pread_full(r->t->fd, buf, len, j * r->bs) < 0)
+                                continue;
+                        memset(buf + len, 0, r->bs - len);
+                        store_hash(buf, r->bs, &got);
+                        if (memcmp(&got, &it->h, sizeof got) == 0)
+                                return 0;
+                }
+        return -ENOENT;
+}
+
+static void bw_wait(struct fb_run *r, uint64_t bytes) {
+        double due, wait;
+
+        if (!r->o->bwlimit || !bytes)
+                return;
+        pthread_mutex_lock(&r->lock);
+        r->bw_bytes += bytes;
+        due = r->bw_t0 + (double)r->bw_bytes / (double)r->o->bwlimit;
+        pthread_mutex_unlock(&r->lock);
+        wait = due - now_monotonic();
+        if (wait > 0) {
+                struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
+}
+
+static int resolve(struct fb_run *r, struct abatch *b) {
+        size_t nf = 0;
+        uint64_t stored = 0;
+        int e;
+
+        for (size_t k = 0; k < b->n; k++) {
+                struct aitem *it = &b->it[k];
+                uint8_t *buf;
+                if (it->src == SRC_ZERO)
+                        continue;
+                buf = b->data + (size_t)it->slot * r->bs;
+                if (r->idx.n && local_copy(r, b, it, buf) == 0) {
+                        it->src = SRC_LOCAL;
+                        b->local++;
+                        continue;
+                }
+                if (r->cache && store_cache_get(r->cache, &it->h, buf) == 0) {
+                        it->src = SRC_CACHE;
+                        b->cached++;
+                        continue;
+                }
+                b->f[nf] = (struct store_fetch){ .h = it->h, .buf = buf };
+                b->f_item[nf++] = k;
+        }
+        if (nf == 0)
+                return 0;
+        {
+                struct store_codec *c = codec_get(r);
+                if (!c)
+                        return -ENOMEM;
+                e = store_fetch_blocks(r->s, c, b->f, nf);
+                codec_put(r, c);
+        }
+        if (e < 0) {
+                b->bad_pos = b->it[b->f_item[0]].pos;
+                return e;
+        }
+        for (size_t i = 0; i < nf; i++) {
+                if (b->f[i].result < 0) {
+                        b->bad_pos = b->it[b->f_item[i]].pos;
+                        return b->f[i].result;
+                }
+                stored += b->f[i].stored;
+        }
+        b->fetched += nf;
+        bw_wait(r, stored);
+        return 0;
+}
+
+static int zero_range(struct fb_run *r, struct apply *ap, uint64_t off, uint64_t len, uint64_t *bytes) {
+        static const uint8_t zeros[64 << 10];
+        int mode = r->t->blockdev ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+                                  : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+
+        if (!__atomic_load_n(&ap->zero_fallback, __ATOMIC_RELAXED)) {
+                if (fallocate(r->t->fd, mode, (off_t)off, (off_t)len) == 0)
+                        return 0;
+                if (errno != EOPNOTSUPP && errno != EINVAL && errno != ENOTTY)
+                        return -errno;
+                __atomic_store_n(&ap->zero_fallback, true, __ATOMIC_RELAXED);
+        }
+        for (uint64_t done = 0; done < len;) {
+                size_t n = (size_t)MIN(len - done, sizeof zeros);
+                int e = pwrite_full(r->t->fd, zeros, n, off + done);
+                if (e < 0)
+                        return e;
+                done += n;
+        }
+        *bytes += len;
+        return 0;
+}
+
+/* Write b's blocks, a run of adjacent ones at a time. */
+static int write_batch(struct fb_run *r, struct abatch *b) {
+        for (size_t k = 0; k < b->n;) {
+                struct aitem *it = &b->it[k];
+                bool zero = it->src == SRC_ZERO;
+                size_t e = k + 1;
+                uint64_t off = it->pos * r->bs, end;
+                int err;
+                while (e < b->n && b->it[e].pos == b->it[e - 1].pos + 1 && (b->it[e].src == SRC_ZERO) == zero &&
+                       (zero || b->it[e].slot == b->it[e - 1].slot + 1))
+                        e++;
+                end = MIN(r->d->size, (b->it[e - 1].pos + 1) * r->bs);
+                if (zero) {
+                        err = zero_range(r, b->ap, off, end - off, &b->bytes);
+                        b->zeroed += e - k;
+                } else {
+                        err = pwrite_full(r->t->fd, b->data + (size_t)it->slot * r->bs, (size_t)(end - off), off);
+                        b->bytes += end - off;
+                }
+                if (err < 0) {
+                        b->bad_pos = it->pos;
+                        b->bad_target = true;
+                        return err;
+                }
+                b->written += e - k;
+                k = e;
+        }
+        return 0;
+}
+
+static void abatch_work(void *arg) {
+        struct abatch *b = arg;
+        struct fb_run *r = b->r;
+        int err;
+
+        err = resolve(r, b);
+        if (err == 0)
+                err = write_batch(r, b);
+        pthread_mutex_lock(&b->ap->lock);
+        b->err = err;
+        b->done = true;
+        pthread_cond_broadcast(&b->ap->cond);
+        pthread_mutex_unlock(&b->ap->lock);
+}
+
+static void apply_free(struct apply *ap, unsigned ring) {
+        for (unsigned i = 0; ap->ring && i < ring; i++) {
+                free(ap->ring[i].it);
+                free(ap->ring[i].data);
+                free(ap->ring[i].f);
+                free(ap->ring[i].f_item);
+        }
+        free(ap->ring);
+        pthread_mutex_destroy(&ap->lock);
+        pthread_cond_destroy(&ap->cond);
+}
+
+static int apply_init(struct fb_run *r, struct apply *ap) {
+        pthread_mutex_init(&ap->lock, NULL);
+        pthread_cond_init(&ap->cond, NULL);
+        ap->per = MAX(APPLY_BATCH_BYTES / r->bs, 1u);
+        ap->ring = calloc(r->ring, sizeof *ap->ring);
+        if (!ap->ring)
+                return -ENOMEM;
+        for (unsigned i = 0; i < r->ring; i++) {
+                struct abatch *b = &ap->ring[i];
+                b->r = r;
+                b->ap = ap;
+                b->it = malloc(APPLY_BATCH_ITEMS * sizeof *b->it);
+                b->data = malloc(ap->per * r->bs);
+                b->f = malloc(ap->per * sizeof *b->f);
+                b->f_item = malloc(ap->per * sizeof *b->f_item);
+                if (!b->it || !b->data || !b->f || !b->f_item)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int apply_error(struct fb_run *r, struct abatch *b) {
+        if (b->bad_target)
+                return log_error_errno(b->err, "target %s: writing block %llu failed", r->t->path,
+                                       (unsigned long long)b->bad_pos);
+        if (b->err == -ENOENT)
+                log_error("disk %s: block %llu is missing from the vault (damaged vault?)", r->t->disk,
+                          (unsigned long long)b->bad_pos);
+        else if (b->err == -EBADMSG)
+                log_error("disk %s: block %llu failed verification: the vault's copy is corrupt", r->t->disk,
+                          (unsigned long long)b->bad_pos);
+        else {
+                const char *hint = store_error_hint(store_url(r->s), b->err);
+                log_error("disk %s: fetching block %llu failed: %s", r->t->disk, (unsigned long long)b->bad_pos,
+                          hint ? hint : strerror(-b->err));
+        }
+        return b->err;
+}
+
+/* In order: stats, high-water mark, checkpoints. */
+static int abatch_collect(struct fb_run *r, struct abatch *b, uint64_t *since_bytes, double *since_t) {
+        struct sync_fb_stats *st = r->st;
+        int e;
+
+        st->blocks_local += b->local;
+        st->blocks_cached += b->cached;
+        st->blocks_fetched += b->fetched;
+        st->blocks_zeroed += b->zeroed;
+        st->blocks_written += b->written;
+        st->bytes_written += b->bytes;
+        *since_bytes += b->written * r->bs;
+        if (*since_bytes >= FB_CHECKPOINT_BYTES || now_monotonic() - *since_t >= FB_CHECKPOINT_SECONDS) {
+                e = fb_target_sync(r->t, false);
+                if (e < 0)
+                        return log_error_errno(e, "target %s: sync failed", r->t->path);
+                r->t->j.done_blocks = b->last + 1;
+                r->t->j.percent = (unsigned)(100 * (b->last + 1) / MAX(r->n, 1u));
+                e = fb_journal_save(&r->t->j);
+                if (e < 0)
+                        return log_error_errno(e, "journal %s: cannot record progress", r->t->j.path);
+                r->last_save = now_monotonic();
+                *since_bytes = 0;
+                *since_t = now_monotonic();
+        }
+        return 0;
+}
+
+/* Dry run: what each block would cost, without reading or writing. */
+static int estimate(struct fb_run *r, struct producer *p) {
+        struct aitem it;
+        bool eof = false;
+        int e;
+
+        for (;;) {
+                size_t count;
+                uint32_t stored;
+                bool local = false;
+                e = produce(r, p, &it, &eof);
+                if (e <= 0)
+                        return e;
+                r->st->blocks_written++;
+                if (it.src == SRC_ZERO) {
+                        r->st->blocks_zeroed++;
+                        continue;
+                }
+                r->st->bytes_written += block_len(r, it.pos);
+                for (size_t k = index_find(&r->idx, &it.h, &count), e2 = k + count; k < e2; k++)
+                        if (r->idx.v[k].pos != it.pos) {
+                                local = true;
+                                break;
+                        }
+                if (local) {
+                        r->st->blocks_local++;
+                        continue;
+                }
+                if (r->cache && store_cache_contains(r->cache, &it.h)) {
+                        r->st->blocks_cached++;
+                        continue;
+                }
+                e = store_blob_stored_size(r->s, &it.h, &stored);
+                if (e < 0) {
+                        log_error("disk %s: block %llu is missing from the vault (damaged vault?)", r->t->disk,
+                                  (unsigned long long)it.pos);
+                        return e;
+                }
+                r->st->blocks_fetched++;
+                r->st->bytes_fetched += stored;
+        }
+}
+
+int fb_apply(struct fb_run *r, enum fb_source src, uint64_t from) {
+        struct apply ap = { 0 };
+        struct producer p = { .src = src, .next = from };
+        struct aitem pending;
+        bool have_pending = false, eof = false;
+        uint64_t since_bytes = 0;
+        double since_t = now_monotonic();
+        unsigned slot = 0;
+        int e, err = 0;
+
+        err = ret_manifest_open(r->s, r->d, &p.m);
+        if (err < 0)
+                goto out;
+        if (src == FB_SRC_MANIFESTS) {
+                err = ret_manifest_open(r->s, r->base_d, &p.mb);
+                if (err < 0)
+                        goto out;
+        }
+        if (r->dry_run) {
+                err = estimate(r, &p);
+                goto out;
+        }
+        err = apply_init(r, &ap);
+        if (err < 0)
+                goto out;
+        pass_begin(r, "write", r->d->size - MIN(r->d->size, from * r->bs));
+        for (;;) {
+                struct abatch *b = &ap.ring[slot];
+                if (b->busy) {
+                        pthread_mutex_lock(&ap.lock);
+                        while (!b->done)
+                                pthread_cond_wait(&ap.cond, &ap.lock);
+                        b->busy = false;
+                        pthread_mutex_unlock(&ap.lock);
+                        if (b->err < 0 && err == 0)
+                                err = apply_error(r, b);
+                        if (err == 0)
+                                err = abatch_collect(r, b, &since_bytes, &since_t);
+                        fb_event(r, MIN(r->d->size, (b->last + 1) * r->bs) - MIN(r->d->size, from * r->bs), false);
+                }
+                if (eof || err < 0) {
+                        bool any = false;
+                        for (unsigned k = 0; k < r->ring; k++)
+                                any |= ap.ring[k].busy;
+                        if (!any)
+                                break;
+                        slot = (slot + 1) % r->ring;
+                        continue;
+                }
+                /* Fill b with the next blocks. */
+                b->n = b->n_data = 0;
+                b->local = b->cached = b->fetched = b->zeroed = b->written = b->bytes = 0;
+                b->bad_target = false;
+                while (b->n < APPLY_BATCH_ITEMS && b->n_data < ap.per) {
+                        struct aitem *it = &b->it[b->n];
+                        if (have_pending) {
+                                *it = pending;
+                                have_pending = false;
+                        } else {
+                                e = produce(r, &p, it, &eof);
+                                if (e < 0) {
+                                        err = e;
+                                        break;
+                                }
+                                if (e == 0)
+                                        break;
+                        }
+                        if (it->src != SRC_ZERO)
+                                it->slot = (int32_t)b->n_data++;
+                        b->n++;
+                }
+                if (err < 0 || b->n == 0)
+                        continue;
+                /* Peek: is there more? (so that eof is known before we wait) */
+                if (!eof) {
+                        e = produce(r, &p, &pending, &eof);
+                        if (e < 0)
+                                err = e;
+                        have_pending = e > 0;
+                }
+                b->first = b->it[0].pos;
+                b->last = b->it[b->n - 1].pos;
+                b->busy = true;
+                b->done = false;
+                b->err = 0;
+                pool_submit(r->pool, abatch_work, b);
+                slot = (slot + 1) % r->ring;
+                if (err < 0)
+                        continue;
+        }
+        if (err == 0)
+                fb_event(r, r->pass_total, true);
+out:
+        ret_manifest_free(p.m);
+        ret_manifest_free(p.mb);
+        if (ap.ring)
+                apply_free(&ap, r->ring);
+        else {
+                pthread_mutex_destroy(&ap.lock);
+                pthread_cond_destroy(&ap.cond);
+        }
+        update_fetched(r);
+        return err;
+}
