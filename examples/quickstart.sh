@@ -85,8 +85,11 @@ echo "point 2 data matches web01-data.raw (streamed through stdout)"
 
 step "rpfs mount: every VM, point and disk as a file"
 mkdir -p "$WORK/mnt"
+# The on-prem side: a stale copy of web01's disk as it was at point 1.
+mkdir -p "$WORK/onprem"
+cp --sparse=always "$WORK/restored.raw" "$WORK/onprem/web01-root.img"
 if [[ -c /dev/fuse ]] && command -v fusermount3 >/dev/null &&
-   "$RPFS" mount "$WORK/vault" "$WORK/mnt" --cache "$WORK/cache"; then
+   "$RPFS" mount "$WORK/vault" "$WORK/mnt" --cache "$WORK/cache" --onprem "$WORK/onprem"; then
     trap 'fusermount3 -u "$WORK/mnt" 2>/dev/null || true' EXIT
     ls -l "$WORK/mnt/web01" "$WORK/mnt/web01/points/20261122T100000Z"
     step "a file from inside point 1, read through the mount (blocks fetched lazily)"
@@ -103,7 +106,16 @@ if [[ -c /dev/fuse ]] && command -v fusermount3 >/dev/null &&
     [[ $(sha "$WORK/mnt/web01/points/20261122T100000Z/disk0.raw") == "$sum1" ]] ||
         { echo "MISMATCH: point 1 disk0 through the mount"; exit 1; }
     echo "point 1 disk0 read through the mount matches (sha256)"
+    step "failback by hand: cp the latest point onto the stale on-prem disk"
+    # cp reaches rpfs as copy_file_range: only blocks that differ are
+    # fetched and written.
+    cp "$WORK/mnt/web01/latest/disk0.raw" "$WORK/mnt/failback/web01-root.img"
+    [[ $(sha "$WORK/onprem/web01-root.img") == $(sha "$WORK/web01-root.raw") ]] ||
+        { echo "MISMATCH: failback target"; exit 1; }
+    echo "on-prem disk now equals the latest point (sha256)"
+    debugfs -R "cat /motd" "$WORK/onprem/web01-root.img" 2>/dev/null
     "$RPFS" stats "$WORK/mnt"
+    step "unmount"
     fusermount3 -u "$WORK/mnt"
     trap - EXIT
 else

@@ -481,7 +481,6 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
         int r;
 
         if (fs_onprem_path(fs, path, &rel)) {
-                log_debug("open %s flags %#o", path, fi->flags);
                 r = onprem_open(fs, rel, fi->flags, 0, false, &f);
                 if (r < 0)
                         return r;
@@ -694,7 +693,6 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi) 
         struct fs_file *f = fi ? (struct fs_file *)(uintptr_t)fi->fh : NULL;
         int fd, r = 0;
         ONPREM_OR_EROFS(path, rel);
-        log_debug("truncate %s to %lld (%s)", path, (long long)size, f ? "open file" : "by path");
         if (f && f->kind == FK_ONPREM)
                 return onprem_truncate(f, (uint64_t)size);
         fd = openat(fs->onprem_fd, rel, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -916,7 +914,7 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
         if (!fs->seeds)
                 return -ENOMEM;
         for (size_t i = 0; i < o->n_seeds; i++) {
-                r = sync_seed_open(o->seeds[i].path, fs->bs, cache_dir, o->foreground || true, &fs->seeds[i].seed);
+                r = sync_seed_open(o->seeds[i].path, fs->bs, cache_dir, true, &fs->seeds[i].seed);
                 if (r < 0)
                         return r;
                 snprintf(fs->seeds[i].vm, sizeof fs->seeds[i].vm, "%s", o->seeds[i].vm);

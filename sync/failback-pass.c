@@ -98,6 +98,8 @@ static void codec_put(struct fb_run *r, struct store_codec *c) {
 
 static void update_fetched(struct fb_run *r) {
         uint64_t b;
+        if (r->dry_run) /* bytes_fetched is the estimate */
+                return;
         store_read_stats(r->s, &b, NULL);
         r->st->bytes_fetched = b - r->fetched_base;
 }
@@ -850,6 +852,8 @@ static int abatch_collect(struct fb_run *r, struct abatch *b, uint64_t *since_by
         st->blocks_zeroed += b->zeroed;
         st->blocks_written += b->written;
         st->bytes_written += b->bytes;
+        if (!r->use_diff)
+                st->blocks_differing += b->n;
         *since_bytes += b->written * r->bs;
         if (*since_bytes >= FB_CHECKPOINT_BYTES || now_monotonic() - *since_t >= FB_CHECKPOINT_SECONDS) {
                 e = fb_target_sync(r->t, false);
@@ -881,6 +885,8 @@ static int estimate(struct fb_run *r, struct producer *p) {
                 if (e <= 0)
                         return e;
                 r->st->blocks_written++;
+                if (!r->use_diff)
+                        r->st->blocks_differing++;
                 if (it.src == SRC_ZERO) {
                         r->st->blocks_zeroed++;
                         continue;

@@ -175,12 +175,12 @@ int fb_journal_save(struct fb_journal *j) {
         fp = fp_to_json(&j->fp);
         if (!fp)
                 return -ENOMEM;
-        o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:b, s:I, s:I, s:I, s:I, "
+        o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, "
                       "s:i, s:o, s:s, s:s, s:i}",
                       "format", JOURNAL_FORMAT, "version", JOURNAL_VERSION, "target", j->target, "vault",
                       j->vault, "vm", j->vm, "disk", j->disk, "state", jstate_names[j->state], "op", j->op,
                       "method", j->method, "pass", j->pass, "point", j->point, "base",
-                      *j->base ? j->base : NULL, "created", j->created, "block_size",
+                      j->base, "created", j->created, "block_size",
                       (json_int_t)j->block_size, "disk_size", (json_int_t)j->disk_size, "blocks",
                       (json_int_t)j->n_blocks, "done_blocks", (json_int_t)j->done_blocks, "percent",
                       (int)j->percent, "fingerprint", fp, "started", started, "updated", updated, "pid",

@@ -169,7 +169,7 @@ static int open_blockdev(struct fb_target *t) {
 }
 
 static int open_file(struct fb_target *t) {
-        char loop[64];
+        char loop[300];
 
         if (find_loop(&t->st, loop, sizeof loop)) {
                 log_error("target %s is attached to %s: detach it first (losetup -d %s)", t->path, loop, loop);

@@ -1,0 +1,764 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Failback: plans, journal states, retries. See sync.h for the contract
+ * and failback-pass.c for the pipelines.
+ *
+ * A target's journal says where it is: "syncing" (op, method, the point,
+ * the high-water mark below which every block is at that point),
+ * "consistent" (at a point, with a fingerprint of the target) or
+ * "committed". Each run turns the journal and the request into steps:
+ *   delta P from W   scan blocks [W, n) against P, write those that differ
+ *   full P from W    write every block of P from W on
+ *   diff B->P from W the target holds B: write blocks whose checksum
+ *                    differs between B's and P's manifests (no scan)
+ * An interrupted run continues from its high-water mark towards the point
+ * it was syncing to; if a newer point was asked for meanwhile, a diff step
+ * then takes the target on from there. A step records "syncing" before its
+ * first write and "consistent" only after the final fsync, so the journal
+ * never claims more than the target holds.
+ *
+ * Retries: a recoverable error (sync_error_recoverable()) ends the attempt;
+ * after the profile's delay everything is checked and planned again from
+ * the journals, so the next attempt resumes where the last one got to.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "failback_i.h"
+
+enum step_kind { STEP_DELTA, STEP_FULL, STEP_DIFF };
+static const char *const step_names[] = { "delta", "full", "diff" };
+static const char *const op_names[] = {
+        [SYNC_FB_SYNC] = "sync", [SYNC_FB_PREPARE] = "prepare", [SYNC_FB_COMPLETE] = "complete",
+        [SYNC_FB_COMMIT] = "commit", [SYNC_FB_DRY_RUN] = "sync",
+};
+
+struct step {
+        enum step_kind kind;
+        char point[POINT_ID_LEN + 1];
+        char base[POINT_ID_LEN + 1];
+        uint64_t from;
+        bool fresh;             /* full into a new sparse file */
+};
+
+struct tplan {
+        struct step steps[2];
+        size_t n_steps;
+        bool create;            /* the target must be created first */
+        bool mark_prepared;     /* nothing to write; record op = prepare */
+};
+
+struct ctx {
+        struct store *s;
+        const struct sync_failback_opts *o;
+        struct sync_failback_result *res;
+        struct fb_target *t;
+        bool *finished;
+        struct ret_point *p;    /* the point asked for */
+        struct store_cache *cache;
+        uint32_t bs;
+        enum sync_fb_fault fault;
+};
+
+static int fault(struct ctx *c, enum sync_fb_fault f, int r) {
+        if (c->fault == SYNC_FB_OK)
+                c->fault = f;
+        return r;
+}
+
+/* The class of an error from the vault or the passes. */
+static enum sync_fb_fault classify(int r) {
+        switch (r) {
+        case -EACCES:
+        case -ENOKEY:
+                return SYNC_FB_AUTH;
+        case -EBADMSG:
+        case -ENOENT:
+        case -EMEDIUMTYPE:
+        case -EPROTONOSUPPORT:
+                return SYNC_FB_CORRUPT;
+        default:
+                return SYNC_FB_FAILED;
+        }
+}
+
+static bool journal_matches(const struct ctx *c, const struct fb_target *t, bool check_bs) {
+        const struct fb_journal *j = &t->j;
+        return j->state != FB_J_NONE && strcmp(j->vault, c->o->vault) == 0 && strcmp(j->vm, c->o->vm) == 0 &&
+               strcmp(j->disk, t->disk) == 0 && (!check_bs || j->block_size == c->bs);
+}
+
+/* ---- the point ---- */
+
+static int resolve_point(struct ctx *c) {
+        const char *spec = c->o->point ? c->o->point : "latest";
+        struct ret_point **v = NULL;
+        size_t n = 0;
+        int r;
+
+        if (c->p)
+                return 0;
+        r = ret_point_resolve(c->s, c->o->vm, spec, &c->p);
+        if (r == -ENOENT) {
+                if (strcmp(spec, "latest") == 0)
+                        log_error("%s: VM '%s' has no recovery points", c->o->vault, c->o->vm);
+                else if (strcmp(spec, "latest-app") == 0)
+                        log_error("%s: VM '%s' has no app-consistent recovery point", c->o->vault, c->o->vm);
+                else {
+                        /* Someone else's point? */
+                        const char *owner = NULL;
+                        if (ret_points_list(c->s, NULL, &v, &n) >= 0)
+                                for (size_t i = 0; i < n && !owner; i++)
+                                        if (strcmp(v[i]->id, spec) == 0)
+                                                owner = v[i]->vm;
+                        if (owner)
+                                log_error("%s: point %s belongs to VM '%s', not to '%s'", c->o->vault, spec, owner,
+                                          c->o->vm);
+                        else
+                                log_error("%s: VM '%s' has no point %s", c->o->vault, c->o->vm, spec);
+                        ret_points_free(v, n);
+                }
+                return fault(c, SYNC_FB_NOT_FOUND, r);
+        }
+        if (r < 0) {
+                const char *hint = store_error_hint(c->o->vault, r);
+                log_error("%s: reading the points of '%s' failed: %s", c->o->vault, c->o->vm,
+                          hint ? hint : strerror(-r));
+                return sync_error_recoverable(r) ? r : fault(c, classify(r), r);
+        }
+        if (c->p->block_size != c->bs) {
+                log_error("%s: point %s/%s has block size %u, the vault %u: damaged point", c->o->vault, c->o->vm,
+                          c->p->id, c->p->block_size, c->bs);
+                return fault(c, SYNC_FB_CORRUPT, -EBADMSG);
+        }
+        snprintf(c->res->point, sizeof c->res->point, "%s", c->p->id);
+        return 0;
+}
+
+static const struct ret_disk *point_disk(struct ctx *c, const struct ret_point *p, const char *disk) {
+        const struct ret_disk *d = ret_point_disk(p, disk);
+        char names[512] = "";
+
+        if (d)
+                return d;
+        for (size_t i = 0; i < p->n_disks; i++) {
+                size_t l = strlen(names);
+                snprintf(names + l, sizeof names - l, "%s%s", i ? ", " : "", p->disks[i].name);
+        }
+        log_error("point %s/%s has no disk '%s' (it has: %s)", p->vm, p->id, disk, names);
+        fault(c, SYNC_FB_NOT_FOUND, -ENOENT);
+        return NULL;
+}
+
+/* Load point id of the VM (NULL when it is gone: pruned). */
+static int load_point(struct ctx *c, const char *id, struct ret_point **ret) {
+        int r;
+        if (strcmp(id, c->p->id) == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        r = ret_point_load(c->s, c->o->vm, id, ret);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return -ENOENT;
+        }
+        return r;
+}
+
+/* ---- plans ---- */
+
+static void add_step(struct tplan *pl, enum step_kind k, const char *point, const char *base, uint64_t from) {
+        struct step *s = &pl->steps[pl->n_steps++];
+        memset(s, 0, sizeof *s);
+        s->kind = k;
+        snprintf(s->point, sizeof s->point, "%s", point);
+        snprintf(s->base, sizeof s->base, "%s", base ? base : "");
+        s->from = from;
+}
+
+static bool point_exists(struct ctx *c, const char *id) {
+        struct ret_point *p = NULL;
+        if (strcmp(id, c->p->id) == 0)
+                return true;
+        if (ret_point_load(c->s, c->o->vm, id, &p) < 0)
+                return false;
+        ret_point_free(p);
+        return true;
+}
+
+/* Does the target still hold exactly what the journal recorded? */
+static int target_unchanged(struct ctx *c, struct fb_target *t, char *why, size_t len) {
+        struct fb_fingerprint now;
+        int r = fb_fingerprint_take(t, c->bs, t->j.disk_size, &now);
+        if (r < 0)
+                return log_error_errno(r, "target %s: reading it failed", t->path);
+        return fb_fingerprint_check(&t->j.fp, &now, why, len);
+}
+
+static int choose_mode(struct ctx *c, struct fb_target *t, const struct ret_disk *d, enum step_kind *ret) {
+        struct sync_fb_stats scratch = { 0 };
+        struct fb_run run = { .s = c->s, .o = c->o, .t = t, .bs = c->bs, .d = d, .st = &scratch };
+        double frac;
+        int r;
+
+        if (c->o->mode != SYNC_FB_AUTO) {
+                *ret = c->o->mode == SYNC_FB_FULL ? STEP_FULL : STEP_DELTA;
+                return 0;
+        }
+        run.n = d->n_blocks;
+        r = fb_sample(&run, &frac);
+        if (r < 0)
+                return log_error_errno(r, "target %s: sampling it failed", t->path);
+        *ret = frac > 0.5 ? STEP_FULL : STEP_DELTA;
+        log_debug("target %s: %.0f%% of the sampled blocks differ: %s", t->path, 100 * frac, step_names[*ret]);
+        return 0;
+}
+
+static int plan_sync(struct ctx *c, struct fb_target *t, const struct ret_disk *d, struct tplan *pl) {
+        struct fb_journal *j = &t->j;
+        bool matches = journal_matches(c, t, true);
+        enum step_kind k = STEP_DELTA;
+        char why[256];
+        int r;
+
+        if (!t->exists) {
+                pl->create = true;
+                add_step(pl, STEP_FULL, c->p->id, NULL, 0);
+                pl->steps[0].fresh = true;
+                return 0;
+        }
+        if (matches && j->state == FB_J_SYNCING) {
+                uint64_t w = MIN(j->done_blocks, d->n_blocks);
+                bool same = strcmp(j->point, c->p->id) == 0;
+                if (!same && !point_exists(c, j->point)) {
+                        log_info("target %s: the interrupted sync was to point %s, which is gone; rescanning",
+                                 t->path, j->point);
+                        add_step(pl, STEP_DELTA, c->p->id, NULL, 0);
+                        return 0;
+                }
+                if (!same)
+                        w = MIN(j->done_blocks, j->n_blocks);
+                if (strcmp(j->method, "diff") == 0 && *j->base && point_exists(c, j->base))
+                        add_step(pl, STEP_DIFF, j->point, j->base, w);
+                else if (c->o->mode == SYNC_FB_FULL || (c->o->mode == SYNC_FB_AUTO && strcmp(j->method, "full") == 0)) {
+                        add_step(pl, STEP_FULL, j->point, NULL, w);
+                        pl->steps[0].fresh = j->created && strcmp(j->method, "full") == 0;
+                } else
+                        add_step(pl, STEP_DELTA, j->point, NULL, w);
+                if (!same)
+                        add_step(pl, STEP_DIFF, c->p->id, j->point, 0);
+                log_info("target %s: resuming the interrupted %s to point %s at block %llu of %llu", t->path,
+                         j->op, j->point, (unsigned long long)w, (unsigned long long)j->n_blocks);
+                return 0;
+        }
+        if (c->o->resume) {
+                log_error("target %s: no interrupted failback to resume", t->path);
+                return fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
+        }
+        if (matches && (j->state == FB_J_CONSISTENT || j->state == FB_J_COMMITTED) &&
+            strcmp(j->point, c->p->id) == 0) {
+                r = target_unchanged(c, t, why, sizeof why);
+                if (r == 0) {
+                        pl->mark_prepared = c->o->action == SYNC_FB_PREPARE;
+                        return 0; /* nothing to do */
+                }
+                if (r != -ESTALE)
+                        return fault(c, SYNC_FB_BAD_TARGET, r);
+                log_info("target %s was at point %s, but %s since: rescanning", t->path, j->point, why);
+        } else if (j->state != FB_J_NONE && !matches)
+                log_info("target %s: replacing the record of an earlier failback (VM %s, disk %s)", t->path, j->vm,
+                         j->disk);
+        r = choose_mode(c, t, d, &k);
+        if (r < 0)
+                return fault(c, SYNC_FB_BAD_TARGET, r);
+        add_step(pl, k, c->p->id, NULL, 0);
+        return 0;
+}
+
+static int plan_complete(struct ctx *c, struct fb_target *t, struct tplan *pl) {
+        struct fb_journal *j = &t->j;
+        char why[256];
+        int r;
+
+        if (j->state == FB_J_NONE) {
+                log_error("target %s was not prepared: run --prepare first", t->path);
+                return fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
+        }
+        if (!journal_matches(c, t, true)) {
+                log_error("target %s was prepared from VM %s disk %s (vault %s), not this one", t->path, j->vm,
+                          j->disk, j->vault);
+                return fault(c, SYNC_FB_BAD_TARGET, -EINVAL);
+        }
+        if (j->state == FB_J_COMMITTED) {
+                log_error("target %s is already committed at point %s", t->path, j->point);
+                return fault(c, SYNC_FB_BAD_TARGET, -EALREADY);
+        }
+        if (j->state == FB_J_SYNCING) {
+                if (strcmp(j->op, "complete") != 0) {
+                        log_error("target %s: the %s did not finish (interrupted): rerun --prepare first", t->path,
+                                  j->op);
+                        return fault(c, SYNC_FB_BAD_TARGET, -EINPROGRESS);
+                }
+                /* An interrupted complete: go on (the fingerprint was
+                 * spent when it began writing). */
+                if (strcmp(j->method, "diff") == 0 && *j->base && point_exists(c, j->base))
+                        add_step(pl, STEP_DIFF, j->point, j->base, MIN(j->done_blocks, j->n_blocks));
+                else
+                        add_step(pl, STEP_DELTA, j->point, NULL, MIN(j->done_blocks, j->n_blocks));
+                if (strcmp(j->point, c->p->id) != 0)
+                        add_step(pl, STEP_DIFF, c->p->id, j->point, 0);
+                log_info("target %s: resuming the interrupted complete to point %s", t->path, j->point);
+                return 0;
+        }
+        r = target_unchanged(c, t, why, sizeof why);
+        if (r == -ESTALE) {
+                log_error("target %s changed since it was prepared: %s; run --prepare again, then --complete",
+                          t->path, why);
+                return fault(c, SYNC_FB_BAD_TARGET, r);
+        }
+        if (r < 0)
+                return fault(c, SYNC_FB_BAD_TARGET, r);
+        if (!point_exists(c, j->point)) {
+                log_error("target %s: its prepared point %s is gone from the vault: run --prepare again", t->path,
+                          j->point);
+                return fault(c, SYNC_FB_NOT_FOUND, -ENOENT);
+        }
+        if (strcmp(j->point, c->p->id) != 0)
+                add_step(pl, STEP_DIFF, c->p->id, j->point, 0);
+        else
+                pl->mark_prepared = false;
+        return 0;
+}
+
+/* ---- running a step ---- */
+
+static int run_step(struct ctx *c, struct fb_target *t, const struct step *sp, bool last,
+                    struct sync_fb_stats *st, struct progress *pg) {
+        struct ret_point *pp = NULL, *bp = NULL;
+        const struct ret_point *p;
+        const struct ret_disk *d, *bd = NULL;
+        struct fb_run run = { .s = c->s, .o = c->o, .t = t, .bs = c->bs, .st = st, .pg = pg, .cache = c->cache,
+                              .dry_run = c->o->action == SYNC_FB_DRY_RUN, .fresh = sp->fresh };
+        struct fb_journal *j = &t->j;
+        bool run_ok = false;
+        int r;
+
+        r = load_point(c, sp->point, &pp);
+        if (r < 0) {
+                log_error("%s: reading point %s/%s failed: %s", c->o->vault, c->o->vm, sp->point, strerror(-r));
+                return r;
+        }
+        p = pp ? pp : c->p;
+        d = point_disk(c, p, t->disk);
+        if (!d) {
+                r = -ENOENT;
+                goto out;
+        }
+        if (sp->kind == STEP_DIFF) {
+                r = load_point(c, sp->base, &bp);
+                if (r < 0) {
+                        log_error("%s: reading point %s/%s failed: %s", c->o->vault, c->o->vm, sp->base,
+                                  strerror(-r));
+                        goto out;
+                }
+                bd = point_disk(c, bp ? bp : c->p, t->disk);
+                if (!bd) {
+                        r = -ENOENT;
+                        goto out;
+                }
+        }
+        run.d = d;
+        run.base_d = bd;
+        st->method = step_names[sp->kind];
+        snprintf(st->point, sizeof st->point, "%s", p->id);
+        snprintf(st->base, sizeof st->base, "%s", sp->base);
+        st->disk_bytes = d->size;
+        st->n_blocks = d->n_blocks;
+
+        if (!run.dry_run) {
+                /* Before the first write: the journal says "syncing". */
+                snprintf(j->vault, sizeof j->vault, "%s", c->o->vault);
+                snprintf(j->vm, sizeof j->vm, "%s", c->o->vm);
+                snprintf(j->disk, sizeof j->disk, "%s", t->disk);
+                snprintf(j->op, sizeof j->op, "%s", op_names[c->o->action]);
+                snprintf(j->method, sizeof j->method, "%s", step_names[sp->kind]);
+                snprintf(j->point, sizeof j->point, "%s", p->id);
+                snprintf(j->base, sizeof j->base, "%s", sp->base);
+                j->state = FB_J_SYNCING;
+                j->block_size = c->bs;
+                j->disk_size = d->size;
+                j->n_blocks = d->n_blocks;
+                j->done_blocks = sp->from;
+                j->percent = 0;
+                j->fp.valid = false;
+                if (sp->fresh && sp->from == 0)
+                        j->created = true;
+                else if (sp->kind != STEP_FULL)
+                        j->created = false;
+                j->started = 0;
+                r = fb_journal_save(j);
+                if (r < 0) {
+                        log_error_errno(r, "journal %s: cannot write it", j->path);
+                        goto out;
+                }
+                if (!t->exists) {
+                        r = fb_target_create(t, d->size);
+                        if (r < 0) {
+                                fault(c, SYNC_FB_BAD_TARGET, r);
+                                goto out;
+                        }
+                }
+        }
+
+        r = fb_run_init(&run);
+        run_ok = true;
+        if (r < 0)
+                goto out;
+        switch (sp->kind) {
+        case STEP_DELTA:
+                if (!t->exists) { /* dry run of a missing target */
+                        run.fresh = true;
+                        r = fb_apply(&run, FB_SRC_ALL, sp->from);
+                        break;
+                }
+                r = fb_scan(&run, sp->from, false, NULL, NULL);
+                run.use_diff = true;
+                if (r >= 0)
+                        r = fb_apply(&run, FB_SRC_DIFF, sp->from);
+                break;
+        case STEP_FULL:
+                if (!t->exists)
+                        run.fresh = true;
+                r = fb_apply(&run, FB_SRC_ALL, sp->from);
+                break;
+        case STEP_DIFF:
+                r = fb_index_manifest(&run, bd);
+                if (r < 0)
+                        log_error_errno(r, "disk %s: the manifest of point %s is unreadable", t->disk, sp->base);
+                else
+                        r = fb_apply(&run, FB_SRC_MANIFESTS, sp->from);
+                break;
+        }
+        if (r < 0 || run.dry_run)
+                goto out;
+
+        if (!t->blockdev && t->size != d->size) {
+                if (ftruncate(t->fd, (off_t)d->size) < 0) {
+                        r = log_error_errno(-errno, "target %s: cannot set its size", t->path);
+                        goto out;
+                }
+                t->size = d->size;
+        }
+        r = fb_target_sync(t, true);
+        if (r < 0) {
+                log_error_errno(r, "target %s: sync failed", t->path);
+                goto out;
+        }
+        if (last && c->o->verify) {
+                uint64_t bad = 0, first_bad = 0;
+                r = fb_scan(&run, 0, true, &bad, &first_bad);
+                if (r < 0)
+                        goto out;
+                if (bad) {
+                        log_error("target %s: verification failed: %llu blocks differ from point %s (first: block "
+                                  "%llu)", t->path, (unsigned long long)bad, p->id, (unsigned long long)first_bad);
+                        r = fault(c, SYNC_FB_CORRUPT, -EBADMSG);
+                        goto out;
+                }
+        }
+        r = fb_fingerprint_take(t, c->bs, d->size, &j->fp);
+        if (r < 0) {
+                log_error_errno(r, "target %s: reading it failed", t->path);
+                goto out;
+        }
+        j->state = FB_J_CONSISTENT;
+        j->done_blocks = d->n_blocks;
+        j->percent = 100;
+        j->pass[0] = 0;
+        r = fb_journal_save(j);
+        if (r < 0)
+                log_error_errno(r, "journal %s: cannot write it", j->path);
+out:
+        if (run_ok)
+                fb_run_done(&run);
+        ret_point_free(pp);
+        ret_point_free(bp);
+        return r;
+}
+
+/* ---- targets ---- */
+
+/* Check one target and plan its steps; writes nothing. */
+static int check_target(struct ctx *c, struct fb_target *t, struct tplan *pl) {
+        const struct ret_disk *d;
+        int r;
+
+        memset(pl, 0, sizeof *pl);
+        d = point_disk(c, c->p, t->disk);
+        if (!d)
+                return -ENOENT;
+        r = fb_journal_lock(&t->j);
+        if (r == -EBUSY) {
+                log_error("target %s: another rpfs failback is working on it", t->path);
+                return fault(c, SYNC_FB_BAD_TARGET, r);
+        }
+        if (r < 0) {
+                log_error_errno(r, "journal %s", t->j.lock_path);
+                return fault(c, SYNC_FB_FAILED, r);
+        }
+        r = fb_journal_load(&t->j);
+        if (r == -EBADMSG)
+                log_warn("journal %s is unreadable: ignoring it", t->j.path);
+        else if (r < 0 && r != -ENOENT)
+                return fault(c, SYNC_FB_FAILED, log_error_errno(r, "journal %s", t->j.path));
+        if (!t->exists && !(c->o->create && c->o->action != SYNC_FB_COMPLETE)) {
+                log_error("target %s does not exist (--create makes a new sparse file there)", t->path);
+                return fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
+        }
+        if (t->exists) {
+                r = fb_target_open(t, d->size);
+                if (r < 0)
+                        return fault(c, SYNC_FB_BAD_TARGET, r);
+        }
+        if (c->o->action == SYNC_FB_COMPLETE)
+                return plan_complete(c, t, pl);
+        return plan_sync(c, t, d, pl);
+}
+
+static int run_target(struct ctx *c, size_t i, const struct tplan *pl) {
+        struct fb_target *t = &c->t[i];
+        struct sync_fb_stats *st = &c->res->targets[i];
+        struct progress *pg = NULL;
+        double t0 = now_monotonic();
+        int r = 0;
+
+        if (c->o->progress)
+                pg = progress_new("failback", 0);
+        st->resumed_from = pl->n_steps ? pl->steps[0].from : 0;
+        st->method = "none";
+        st->state = "unchanged";
+        snprintf(st->point, sizeof st->point, "%s", c->p->id);
+        for (size_t k = 0; k < pl->n_steps && r >= 0; k++)
+                r = run_step(c, t, &pl->steps[k], k == pl->n_steps - 1, st, pg);
+        if (r >= 0 && pl->n_steps == 0 && c->o->action != SYNC_FB_DRY_RUN) {
+                const struct ret_disk *d = ret_point_disk(c->p, t->disk);
+                st->disk_bytes = d->size;
+                st->n_blocks = d->n_blocks;
+                if (c->o->verify) {
+                        struct fb_run run = { .s = c->s, .o = c->o, .t = t, .bs = c->bs, .st = st, .pg = pg,
+                                              .d = d };
+                        uint64_t bad = 0, first_bad = 0;
+                        r = fb_run_init(&run);
+                        if (r >= 0)
+                                r = fb_scan(&run, 0, true, &bad, &first_bad);
+                        fb_run_done(&run);
+                        if (r >= 0 && bad) {
+                                log_error("target %s: verification failed: %llu blocks differ from point %s (first: "
+                                          "block %llu)", t->path, (unsigned long long)bad, c->p->id,
+                                          (unsigned long long)first_bad);
+                                r = fault(c, SYNC_FB_CORRUPT, -EBADMSG);
+                        }
+                }
+                if (r >= 0 && pl->mark_prepared) {
+                        snprintf(t->j.op, sizeof t->j.op, "prepare");
+                        r = fb_journal_save(&t->j);
+                }
+        }
+        if (r >= 0 && c->o->action != SYNC_FB_DRY_RUN)
+                st->state = t->j.state == FB_J_COMMITTED ? "committed" : "consistent";
+        st->seconds += now_monotonic() - t0;
+        progress_free(pg);
+        return r;
+}
+
+static void close_targets(struct ctx *c) {
+        for (size_t i = 0; i < c->o->n_targets; i++) {
+                fb_target_close(&c->t[i]);
+                fb_journal_close(&c->t[i].j);
+        }
+}
+
+/* One attempt: check every target, then sync them one after the other. */
+static int attempt(struct ctx *c) {
+        _cleanup_free_ struct tplan *plans = calloc(c->o->n_targets, sizeof *plans);
+        int r;
+
+        if (!plans)
+                return -ENOMEM;
+        r = resolve_point(c);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < c->o->n_targets; i++) {
+                if (c->finished[i])
+                        continue;
+                r = check_target(c, &c->t[i], &plans[i]);
+                if (r < 0)
+                        goto out;
+        }
+        for (size_t i = 0; i < c->o->n_targets; i++) {
+                if (c->finished[i])
+                        continue;
+                r = run_target(c, i, &plans[i]);
+                if (r < 0)
+                        goto out;
+                c->finished[i] = true;
+                fb_target_close(&c->t[i]);
+                fb_journal_close(&c->t[i].j);
+        }
+out:
+        close_targets(c);
+        return r;
+}
+
+static uint64_t progress_mark(const struct ctx *c) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < c->o->n_targets; i++)
+                v += c->res->targets[i].blocks_written + c->finished[i];
+        return v;
+}
+
+/* --commit: every target must be consistent (checked for all first). */
+static int commit_targets(struct ctx *c) {
+        int r;
+
+        for (size_t i = 0; i < c->o->n_targets; i++) {
+                struct fb_target *t = &c->t[i];
+                struct fb_journal *j = &t->j;
+                r = fb_journal_lock(j);
+                if (r == -EBUSY) {
+                        log_error("target %s: a failback is running on it", t->path);
+                        return fault(c, SYNC_FB_BAD_TARGET, r);
+                }
+                if (r < 0)
+                        return fault(c, SYNC_FB_FAILED, log_error_errno(r, "journal %s", j->lock_path));
+                r = fb_journal_load(j);
+                if (r == -ENOENT || r == -EBADMSG) {
+                        log_error("target %s: no failback recorded, nothing to commit", t->path);
+                        return fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
+                }
+                if (r < 0)
+                        return fault(c, SYNC_FB_FAILED, log_error_errno(r, "journal %s", j->path));
+                if (!journal_matches(c, t, false)) {
+                        log_error("target %s was synced from VM %s disk %s (vault %s), not this one", t->path, j->vm,
+                                  j->disk, j->vault);
+                        return fault(c, SYNC_FB_BAD_TARGET, -EINVAL);
+                }
+                if (j->state == FB_J_SYNCING) {
+                        log_error("target %s: the failback did not finish (interrupted): rerun it before "
+                                  "committing", t->path);
+                        return fault(c, SYNC_FB_BAD_TARGET, -EINPROGRESS);
+                }
+        }
+        for (size_t i = 0; i < c->o->n_targets; i++) {
+                struct fb_journal *j = &c->t[i].j;
+                struct sync_fb_stats *st = &c->res->targets[i];
+                if (j->state != FB_J_COMMITTED) {
+                        j->state = FB_J_COMMITTED;
+                        r = fb_journal_save(j);
+                        if (r < 0)
+                                return log_error_errno(r, "journal %s: cannot write it", j->path);
+                }
+                snprintf(st->point, sizeof st->point, "%s", j->point);
+                snprintf(c->res->point, sizeof c->res->point, "%s", j->point);
+                st->method = "none";
+                st->state = "committed";
+                st->disk_bytes = j->disk_size;
+                st->n_blocks = j->n_blocks;
+        }
+        return 0;
+}
+
+int sync_failback(struct store *s, const struct sync_failback_opts *o, struct sync_failback_result *res) {
+        struct ctx c = { .s = s, .o = o, .res = res };
+        _cleanup_free_ struct fb_target *targets = calloc(MAX(o->n_targets, 1u), sizeof *targets);
+        _cleanup_free_ bool *finished = calloc(MAX(o->n_targets, 1u), sizeof *finished);
+        uint64_t mark = 0;
+        unsigned attempt_no = 0;
+        int r;
+
+        res->fault = SYNC_FB_OK;
+        res->point[0] = 0;
+        memset(res->targets, 0, o->n_targets * sizeof *res->targets);
+        if (!targets || !finished)
+                return res->fault = SYNC_FB_FAILED, -ENOMEM;
+        c.t = targets;
+        c.finished = finished;
+        for (size_t i = 0; i < o->n_targets; i++) {
+                targets[i].disk = o->targets[i].disk;
+                targets[i].path = o->targets[i].path;
+                targets[i].fd = -1;
+                targets[i].j.lock_fd = -1;
+                r = fb_target_resolve(&targets[i]);
+                if (r < 0) {
+                        fault(&c, SYNC_FB_BAD_TARGET, r);
+                        goto done;
+                }
+                for (size_t k = 0; k < i; k++)
+                        if (strcmp(targets[k].real, targets[i].real) == 0) {
+                                log_error("target %s is given twice (disks %s and %s)", targets[i].path,
+                                          targets[k].disk, targets[i].disk);
+                                r = fault(&c, SYNC_FB_BAD_TARGET, -EINVAL);
+                                goto done;
+                        }
+                r = fb_journal_init(&targets[i].j, o->state_dir, targets[i].real);
+                if (r < 0)
+                        goto done;
+        }
+        if (o->action == SYNC_FB_COMMIT) {
+                r = commit_targets(&c);
+                goto done;
+        }
+        c.bs = store_block_size(s);
+        if (o->cache_dir) {
+                char path[PATH_MAX];
+                struct stat st;
+                snprintf(path, sizeof path, "%s/blocks-%u.data", o->cache_dir, c.bs);
+                /* Open it at its own size (another size would reset it). */
+                if (stat(path, &st) == 0 && st.st_size > 0) {
+                        r = store_cache_open(o->cache_dir, c.bs, (uint64_t)st.st_size, &c.cache);
+                        if (r < 0)
+                                log_debug("cache %s not used: %s", o->cache_dir, strerror(-r));
+                }
+        }
+
+        for (;;) {
+                double delay;
+                r = attempt(&c);
+                if (r >= 0 || c.fault != SYNC_FB_OK || !sync_error_recoverable(r))
+                        break;
+                if (progress_mark(&c) != mark)
+                        attempt_no = 0;
+                mark = progress_mark(&c);
+                delay = sync_retry_delay(o->retry, ++attempt_no);
+                if (delay < 0 || o->action == SYNC_FB_DRY_RUN) {
+                        if (o->retry != SYNC_RETRY_NONE && o->action != SYNC_FB_DRY_RUN)
+                                log_error("giving up after %u attempts: %s; rerun to resume", attempt_no,
+                                          strerror(-r));
+                        fault(&c, SYNC_FB_RETRIES, r);
+                        break;
+                }
+                log_warn("recoverable error (%s): retrying in %.0f s (attempt %u)", strerror(-r), delay,
+                         attempt_no + 1);
+                if (o->on_event) {
+                        struct sync_fb_event e = { .type = "retry", .error = r, .delay = delay,
+                                                   .attempt = attempt_no + 1 };
+                        o->on_event(o->userdata, &e);
+                }
+                {
+                        struct timespec ts = { (time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9) };
+                        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                                ;
+                }
+                (void)store_refresh(s);
+        }
+done:
+        if (r < 0 && c.fault == SYNC_FB_OK)
+                c.fault = sync_error_recoverable(r) ? SYNC_FB_RETRIES : classify(r);
+        res->fault = r < 0 ? c.fault : SYNC_FB_OK;
+        close_targets(&c);
+        store_cache_close(c.cache);
+        ret_point_free(c.p);
+        return r;
+}
