@@ -114,7 +114,7 @@ static int disk_from_json(json_t *o, struct ret_disk *d) {
         return 0;
 }
 
-static int point_from_json(const char *text, struct ret_point **ret) {
+int ret_point_parse(const char *text, struct ret_point **ret) {
         json_error_t err;
         json_t *o = json_loads(text, 0, &err), *disks, *d;
         const char *vm, *id, *type, *group = NULL;
@@ -185,7 +185,7 @@ int ret_point_load(struct store *s, const char *vm, const char *id, struct ret_p
         r = store_get_object(s, name, &text, NULL);
         if (r < 0)
                 return r == -ENOTDIR ? -ENOENT : r;
-        r = point_from_json(text, ret);
+        r = ret_point_parse(text, ret);
         if (r >= 0 && (strcmp((*ret)->vm, vm) != 0 || strcmp((*ret)->id, id) != 0)) {
                 ret_point_free(*ret);
                 return -EBADMSG;

@@ -49,6 +49,9 @@ void ret_point_free(struct ret_point *p);
 /* Encode p and create its object exclusively: -EEXIST if that VM already
  * has a point with that ID. */
 int ret_point_commit(struct store *s, const struct ret_point *p);
+/* Parse a point object's text. -EBADMSG when it is not a valid point,
+ * -EPROTONOSUPPORT a newer point format. */
+int ret_point_parse(const char *text, struct ret_point **ret);
 /* Load one point. -ENOENT if absent. *ret owned by the caller. */
 int ret_point_load(struct store *s, const char *vm, const char *id, struct ret_point **ret);
 /* All points (of vm, or of every VM when vm is NULL), sorted by VM then

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Image headers and tables (raw, VHD, VHDX, QCOW2, VMDK): opening,
+ * the allocation map and reads of damaged images must fail cleanly. */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "formats.h"
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        char path[64], err[256];
+        struct fmt_image *img = NULL;
+        static uint8_t buf[65536];
+        int fd = memfd_create("fuzz-image", MFD_CLOEXEC);
+        uint64_t off = 0;
+
+        if (fd < 0)
+                return 0;
+        if (write(fd, data, size) != (ssize_t)size) {
+                close(fd);
+                return 0;
+        }
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        if (fmt_open(path, &img, err, sizeof err) >= 0) {
+                uint64_t vsize = fmt_size(img);
+                (void)fmt_read(img, buf, (size_t)MIN((uint64_t)sizeof buf, vsize), 0);
+                /* Walk a bounded number of data extents, reading a piece of each. */
+                for (int i = 0; i < 64 && off < vsize; i++) {
+                        uint64_t s, e;
+                        if (fmt_next_data(img, off, &s, &e) < 0 || e <= s || s < off)
+                                break;
+                        (void)fmt_read(img, buf, (size_t)MIN((uint64_t)sizeof buf, e - s), s);
+                        off = e;
+                }
+                fmt_close(img);
+        }
+        close(fd);
+        return 0;
+}

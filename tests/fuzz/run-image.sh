@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Seeds for fuzz-image made with qemu-img (no binary files in the tree):
+# small images of every supported format holding a little data, then the
+# target replays them and their mutations.
+set -euo pipefail
+BIN=$1
+T=$(mktemp -d "${TMPDIR:-/tmp}/rpfs-fuzz-image.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
+truncate -s 1M "$T/raw"
+printf 'rpfs fuzz seed %.0s' {1..300} | dd of="$T/raw" bs=1 seek=70000 conv=notrunc status=none
+qemu-img convert -O qcow2 -o cluster_size=4096 "$T/raw" "$T/a.qcow2"
+qemu-img convert -O vpc -o subformat=dynamic,force_size=on "$T/raw" "$T/a.vhd"
+qemu-img convert -O vpc -o subformat=fixed,force_size=on "$T/raw" "$T/f.vhd"
+qemu-img convert -O vmdk "$T/raw" "$T/a.vmdk"
+qemu-img convert -O vhdx -o block_size=1M "$T/raw" "$T/a.vhdx"
+# fewer rounds for the larger seeds keep the run short
+FUZZ_ROUNDS=${FUZZ_ROUNDS:-300} "$BIN" "$T/a.qcow2" "$T/a.vhd" "$T/a.vmdk"
+FUZZ_ROUNDS=${FUZZ_ROUNDS_BIG:-40} "$BIN" "$T/f.vhd" "$T/a.vhdx" "$T/raw"
