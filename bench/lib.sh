@@ -262,3 +262,65 @@ bench_dataset_summary() {
 		"$DS_CHANGES" "$DS_DIFF" "$DS_BLOCKS" "$(bench_div $((DS_DIFF * 100)) "$DS_BLOCKS")" \
 		"$(bench_div $((DS_DIFF * 100)) "$DS_NONZERO")"
 }
+
+# ------------------------------------------------------------------ Azurite
+#
+# The Azure Blob emulator of the tests: tests/run.sh installs it from npm,
+# pinned, into tests/.azurite (git-ignored); the benchmarks reuse that
+# install and make it the same way when it is missing.
+#
+# bench_azurite_install: sets AZURITE_BIN (and AZURITE_VERSION).
+# bench_azurite_start DIR: start it on a free 127.0.0.1 port with its data in
+#   DIR (--disableTelemetry --silent, log in DIR/azurite.log) and wait until it
+#   answers; sets AZURITE_PID, AZURITE_EP (endpoint) and AZURITE_CS (a
+#   connection string for the emulator's public development account).
+# bench_azurite_stop: stop it by PID (SIGTERM, SIGKILL after 5 s); safe to
+#   call twice. Call it from the benchmark's EXIT trap.
+AZURITE_PID=
+bench_azurite_install() {
+	local dir=$RPFS_ROOT/tests/.azurite have
+	AZURITE_VERSION=$(sed -n 's/^AZURITE_VERSION=//p' "$RPFS_ROOT/tests/run.sh" | head -1)
+	[[ -n $AZURITE_VERSION ]] || bench_die "no AZURITE_VERSION in tests/run.sh"
+	AZURITE_BIN=$dir/node_modules/.bin/azurite-blob
+	have=$(node -p "require('$dir/node_modules/azurite/package.json').version" 2>/dev/null) || have=
+	[[ -x $AZURITE_BIN && $have == "$AZURITE_VERSION" ]] && return 0
+	bench_need npm:npm node:nodejs
+	bench_log "installing azurite $AZURITE_VERSION into $dir (npm)"
+	mkdir -p "$dir"
+	npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" \
+		>>"$BENCH_LOGS/npm.log" 2>&1 || { tail -20 "$BENCH_LOGS/npm.log" >&2; bench_die "could not install azurite"; }
+	[[ -x $AZURITE_BIN ]] || bench_die "azurite installed, but $AZURITE_BIN is missing"
+}
+bench_azurite_start() {
+	local dir=$1 port i
+	mkdir -p "$dir"
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	"$AZURITE_BIN" --blobHost 127.0.0.1 --blobPort "$port" --location "$dir" \
+		--disableTelemetry --silent >"$dir/azurite.log" 2>&1 &
+	AZURITE_PID=$!
+	AZURITE_EP=http://127.0.0.1:$port/devstoreaccount1
+	# the emulator's well-known development account (public, documented by Microsoft)
+	# shellcheck disable=SC2034 # read by the benchmarks
+	AZURITE_CS="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=$AZURITE_EP;"
+	for ((i = 0; i < 150; i++)); do
+		curl -s -o /dev/null --max-time 2 "$AZURITE_EP?comp=list" && return 0
+		kill -0 "$AZURITE_PID" 2>/dev/null || break
+		sleep 0.2
+	done
+	tail -5 "$dir/azurite.log" >&2
+	bench_azurite_stop
+	bench_die "azurite did not start"
+}
+bench_azurite_stop() {
+	local i
+	[[ -n ${AZURITE_PID:-} ]] || return 0
+	kill -TERM "$AZURITE_PID" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$AZURITE_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$AZURITE_PID" 2>/dev/null || true
+	wait "$AZURITE_PID" 2>/dev/null || true
+	AZURITE_PID=
+	return 0
+}

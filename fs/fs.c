@@ -167,6 +167,38 @@ out:
         free(nm.v);
 }
 
+/* ---- open files ---- */
+
+void fs_file_track(struct fs *fs, struct fs_file *f) {
+        pthread_mutex_lock(&fs->files_lock);
+        f->prev = NULL;
+        f->next = fs->files;
+        if (fs->files)
+                fs->files->prev = f;
+        fs->files = f;
+        pthread_mutex_unlock(&fs->files_lock);
+}
+
+void fs_file_untrack(struct fs *fs, struct fs_file *f) {
+        pthread_mutex_lock(&fs->files_lock);
+        if (f->prev)
+                f->prev->next = f->next;
+        else
+                fs->files = f->next;
+        if (f->next)
+                f->next->prev = f->prev;
+        pthread_mutex_unlock(&fs->files_lock);
+}
+
+static void file_free(struct fs_file *f) {
+        if (f->kind == FK_ONPREM)
+                onprem_close(f);
+        fs_point_unref(f->pt);
+        pthread_mutex_destroy(&f->lock);
+        free(f->text);
+        free(f);
+}
+
 /* ---- paths ---- */
 
 enum node_type {
@@ -484,6 +516,7 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
                 r = onprem_open(fs, rel, fi->flags, 0, false, &f);
                 if (r < 0)
                         return r;
+                fs_file_track(fs, f);
                 fi->fh = (uint64_t)(uintptr_t)f;
                 return 0;
         }
@@ -538,6 +571,7 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
                 free(f);
                 return r;
         }
+        fs_file_track(fs, f);
         fi->fh = (uint64_t)(uintptr_t)f;
         return 0;
 }
@@ -615,12 +649,8 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
 
 static int op_release(const char *path, struct fuse_file_info *fi) {
         struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
-        if (f->kind == FK_ONPREM)
-                onprem_close(f);
-        fs_point_unref(f->pt);
-        pthread_mutex_destroy(&f->lock);
-        free(f->text);
-        free(f);
+        fs_file_untrack(get_fs(), f);
+        file_free(f);
         return 0;
 }
 
@@ -650,6 +680,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
         r = onprem_open(fs, rel, fi->flags, mode, true, &f);
         if (r < 0)
                 return r;
+        fs_file_track(fs, f);
         fi->fh = (uint64_t)(uintptr_t)f;
         return 0;
 }
@@ -854,6 +885,11 @@ static void fs_free(struct fs *fs) {
         if (!fs)
                 return;
         pool_free(fs->ra_pool);
+        while (fs->files) {
+                struct fs_file *f = fs->files;
+                fs->files = f->next;
+                file_free(f);
+        }
         for (size_t i = 0; i < fs->n_points; i++)
                 fs_point_unref(fs->points[i]);
         free(fs->points);
@@ -885,6 +921,7 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
         for (unsigned i = 0; i < CHUNK_LOCKS; i++)
                 pthread_mutex_init(&fs->chunk_lock[i], NULL);
         pthread_mutex_init(&fs->fl_lock, NULL);
+        pthread_mutex_init(&fs->files_lock, NULL);
         pthread_cond_init(&fs->fl_cond, NULL);
         fs->chunks = calloc(CHUNK_SLOTS, sizeof *fs->chunks);
         fs->fl = calloc(FL_CAP, sizeof *fs->fl);

@@ -76,7 +76,11 @@ struct fs {
         pthread_mutex_t ra_lock;    /* protects ra_inflight */
         unsigned ra_inflight;
 
-        int onprem_fd;              /* O_PATH|O_DIRECTORY of onprem_dir, or -1 */
+        int onprem_fd;              /* O_RDONLY|O_DIRECTORY of onprem_dir, or -1 */
+
+        pthread_mutex_t files_lock; /* protects files: open files, freed at exit
+                                     * when a lazy unmount skipped their release */
+        struct fs_file *files;
 
         struct fs_stats st;
 };
@@ -85,6 +89,7 @@ struct fs {
 enum fs_file_kind { FK_RAW, FK_VHD, FK_TEXT, FK_ONPREM };
 
 struct fs_file {
+        struct fs_file *prev, *next;   /* fs->files, under files_lock */
         enum fs_file_kind kind;
         struct fs_point *pt;           /* FK_RAW, FK_VHD */
         const struct ret_disk *d;
@@ -116,6 +121,9 @@ void onprem_close(struct fs_file *f);
 ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_in, struct fs_file *dst,
                                uint64_t off_out, size_t len);
 char *onprem_stats_extra(struct fs *fs);
+
+void fs_file_track(struct fs *fs, struct fs_file *f);
+void fs_file_untrack(struct fs *fs, struct fs_file *f);
 
 /* read.c */
 struct store_codec *fs_codec_get(struct fs *fs);

@@ -148,6 +148,20 @@ static void note_progress(struct fb_run *r, uint64_t done) {
         (void)fb_journal_save(&r->t->j);
 }
 
+/* Explain an error reading the manifest of disk d at block pos. */
+static int manifest_error(struct fb_run *r, const struct ret_disk *d, int e, uint64_t pos) {
+        const char *hint = store_error_hint(store_url(r->s), e);
+        if (e == -ENOENT)
+                log_error("disk %s: the manifest (block %llu on) is missing from the vault (damaged vault?)",
+                          d->name, (unsigned long long)pos);
+        else if (e == -EBADMSG)
+                log_error("disk %s: the manifest (block %llu on) is corrupt in the vault", d->name,
+                          (unsigned long long)pos);
+        else
+                log_error("disk %s: reading the manifest failed: %s", d->name, hint ? hint : strerror(-e));
+        return e;
+}
+
 /* ---- the index ---- */
 
 static int ient_cmp(const void *a, const void *b) {
@@ -223,8 +237,10 @@ int fb_index_manifest(struct fb_run *r, const struct ret_disk *d) {
                 return e;
         for (uint64_t i = 0; i < d->n_blocks; i++) {
                 e = ret_manifest_get(m, i, &h);
-                if (e < 0)
+                if (e < 0) {
+                        manifest_error(r, d, e, i);
                         break;
+                }
                 if (!hash_is_zero(&h))
                         e = index_add(&r->idx, &h, i);
                 if (e < 0)
@@ -446,8 +462,7 @@ int fb_scan(struct fb_run *r, uint64_t from, bool verify, uint64_t *ret_bad, uin
                 for (size_t k = 0; k < b->n; k++) {
                         e = ret_manifest_get(m, next + k, &b->want[k]);
                         if (e < 0) {
-                                err = log_error_errno(e, "disk %s: manifest unreadable at block %llu", r->t->disk,
-                                                      (unsigned long long)(next + k));
+                                err = manifest_error(r, r->d, e, next + k);
                                 break;
                         }
                 }
@@ -517,13 +532,18 @@ int fb_sample(struct fb_run *r, double *ret_fraction) {
                 struct hash128 want, got;
                 size_t len = block_len(r, pos);
                 e = ret_manifest_get(m, pos, &want);
-                if (e < 0)
+                if (e < 0) {
+                        manifest_error(r, r->d, e, pos);
                         break;
+                }
                 if (hash_is_zero(&want))
                         continue;
                 e = pread_full(r->t->fd, buf, len, pos * r->bs);
-                if (e < 0)
+                if (e < 0) {
+                        log_error_errno(e, "target %s: reading block %llu failed", r->t->path,
+                                        (unsigned long long)pos);
                         break;
+                }
                 memset(buf + len, 0, r->bs - len);
                 hash_block(buf, r->bs, &got);
                 data++;
@@ -607,15 +627,13 @@ static int produce(struct fb_run *r, struct producer *p, struct aitem *it, bool 
                 p->next = pos + 1;
                 e = ret_manifest_get(p->m, pos, &h);
                 if (e < 0)
-                        return log_error_errno(e, "disk %s: manifest unreadable at block %llu", r->t->disk,
-                                               (unsigned long long)pos);
+                        return manifest_error(r, r->d, e, pos);
                 if (p->src == FB_SRC_ALL && r->fresh && hash_is_zero(&h))
                         continue;
                 if (p->src == FB_SRC_MANIFESTS && pos < r->base_d->n_blocks) {
                         e = ret_manifest_get(p->mb, pos, &hb);
                         if (e < 0)
-                                return log_error_errno(e, "disk %s: manifest of the prepared point unreadable at "
-                                                       "block %llu", r->t->disk, (unsigned long long)pos);
+                                return manifest_error(r, r->base_d, e, pos);
                         if (memcmp(&h, &hb, sizeof h) == 0)
                                 continue;
                 }
@@ -674,8 +692,8 @@ static void bw_wait(struct fb_run *r, uint64_t bytes) {
 }
 
 static int resolve(struct fb_run *r, struct abatch *b) {
-        size_t nf = 0;
-        uint64_t stored = 0;
+        size_t nf = 0, step;
+        uint64_t stored;
         int e;
 
         for (size_t k = 0; k < b->n; k++) {
@@ -699,26 +717,30 @@ static int resolve(struct fb_run *r, struct abatch *b) {
         }
         if (nf == 0)
                 return 0;
-        {
+        /* With a bandwidth limit, fetch in pieces of about 1/8 s each. */
+        step = r->o->bwlimit ? (size_t)MAX(1u, r->o->bwlimit / 8 / r->bs) : nf;
+        for (size_t a = 0; a < nf; a += step) {
+                size_t m = MIN(step, nf - a);
                 struct store_codec *c = codec_get(r);
                 if (!c)
                         return -ENOMEM;
-                e = store_fetch_blocks(r->s, c, b->f, nf);
+                e = store_fetch_blocks(r->s, c, b->f + a, m);
                 codec_put(r, c);
-        }
-        if (e < 0) {
-                b->bad_pos = b->it[b->f_item[0]].pos;
-                return e;
-        }
-        for (size_t i = 0; i < nf; i++) {
-                if (b->f[i].result < 0) {
-                        b->bad_pos = b->it[b->f_item[i]].pos;
-                        return b->f[i].result;
+                if (e < 0) {
+                        b->bad_pos = b->it[b->f_item[a]].pos;
+                        return e;
                 }
-                stored += b->f[i].stored;
+                stored = 0;
+                for (size_t i = a; i < a + m; i++) {
+                        if (b->f[i].result < 0) {
+                                b->bad_pos = b->it[b->f_item[i]].pos;
+                                return b->f[i].result;
+                        }
+                        stored += b->f[i].stored;
+                }
+                b->fetched += m;
+                bw_wait(r, stored);
         }
-        b->fetched += nf;
-        bw_wait(r, stored);
         return 0;
 }
 
@@ -806,6 +828,10 @@ static int apply_init(struct fb_run *r, struct apply *ap) {
         pthread_mutex_init(&ap->lock, NULL);
         pthread_cond_init(&ap->cond, NULL);
         ap->per = MAX(APPLY_BATCH_BYTES / r->bs, 1u);
+        /* A bandwidth limit makes batches slow: keep them to about half a
+         * second, so that checkpoints (and progress) stay frequent. */
+        if (r->o->bwlimit)
+                ap->per = (size_t)MAX(1u, MIN((uint64_t)ap->per, r->o->bwlimit / 2 / r->bs));
         ap->ring = calloc(r->ring, sizeof *ap->ring);
         if (!ap->ring)
                 return -ENOMEM;

@@ -210,7 +210,7 @@ static int choose_mode(struct ctx *c, struct fb_target *t, const struct ret_disk
         run.n = d->n_blocks;
         r = fb_sample(&run, &frac);
         if (r < 0)
-                return log_error_errno(r, "target %s: sampling it failed", t->path);
+                return r;
         *ret = frac > 0.5 ? STEP_FULL : STEP_DELTA;
         log_debug("target %s: %.0f%% of the sampled blocks differ: %s", t->path, 100 * frac, step_names[*ret]);
         return 0;
@@ -266,13 +266,13 @@ static int plan_sync(struct ctx *c, struct fb_target *t, const struct ret_disk *
                 }
                 if (r != -ESTALE)
                         return fault(c, SYNC_FB_BAD_TARGET, r);
-                log_info("target %s was at point %s, but %s since: rescanning", t->path, j->point, why);
+                log_debug("target %s was at point %s, but %s since: rescanning", t->path, j->point, why);
         } else if (j->state != FB_J_NONE && !matches)
-                log_info("target %s: replacing the record of an earlier failback (VM %s, disk %s)", t->path, j->vm,
+                log_debug("target %s: replacing the record of an earlier failback (VM %s, disk %s)", t->path, j->vm,
                          j->disk);
         r = choose_mode(c, t, d, &k);
         if (r < 0)
-                return fault(c, SYNC_FB_BAD_TARGET, r);
+                return r; /* classified by its errno */
         add_step(pl, k, c->p->id, NULL, 0);
         return 0;
 }
@@ -435,9 +435,7 @@ static int run_step(struct ctx *c, struct fb_target *t, const struct step *sp, b
                 break;
         case STEP_DIFF:
                 r = fb_index_manifest(&run, bd);
-                if (r < 0)
-                        log_error_errno(r, "disk %s: the manifest of point %s is unreadable", t->disk, sp->base);
-                else
+                if (r >= 0)
                         r = fb_apply(&run, FB_SRC_MANIFESTS, sp->from);
                 break;
         }

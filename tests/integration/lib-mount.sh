@@ -19,8 +19,8 @@
 #   mounted DIR                 DIR is a FUSE mount point
 
 MH=(python3 "$(dirname "${BASH_SOURCE[0]}")/mount_helper.py")
+# shellcheck disable=SC2034  # used by the tests
 BS=65536  # the vault block size the tests use (rpfs init default)
-# shellcheck disable=SC2034
 
 # need_fuse: skip (77) without /dev/fuse or fusermount3.
 need_fuse() {
