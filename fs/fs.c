@@ -323,18 +323,9 @@ static char *point_json(const struct ret_point *p, size_t *ret_len) {
         o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:I, s:o}", "vm", p->vm, "id", p->id, "time", when, "type",
                       p->app ? "app" : "crash", "group", p->group, "block_size", (json_int_t)p->block_size,
                       "disks", disks);
-        text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(o);
-        if (text) {
-                size_t n = strlen(text);
-                char *t = realloc(text, n + 2);
-                if (t) {
-                        t[n] = '\n';
-                        t[n + 1] = 0;
-                        text = t;
-                }
+        text = fs_json_text(o);
+        if (text)
                 *ret_len = strlen(text);
-        }
         return text;
 }
 

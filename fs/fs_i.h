@@ -132,4 +132,8 @@ void fs_codec_put(struct fs *fs, struct store_codec *c);
  * blocks; off + len <= d->size). Returns bytes read or -EIO. */
 int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off);
 char *fs_stats_json(struct fs *fs);
+/* o as indented JSON text with a final newline (malloc'd, or NULL); takes
+ * the reference to o. */
+struct json_t;
+char *fs_json_text(struct json_t *o);
 void fs_point_unref(struct fs_point *pt);

@@ -500,16 +500,22 @@ char *fs_stats_json(struct fs *fs) {
                               "blocks_skipped", (json_int_t)atomic_load(&fs->st.blocks_skipped),
                               "blocks_written", (json_int_t)atomic_load(&fs->st.blocks_written),
                               "bytes_written", (json_int_t)atomic_load(&fs->st.bytes_written));
+        return fs_json_text(o);
+}
+
+char *fs_json_text(json_t *o) {
         char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         json_decref(o);
         if (text) {
                 size_t n = strlen(text);
                 char *t = realloc(text, n + 2);
-                if (t) {
-                        t[n] = '\n';
-                        t[n + 1] = 0;
-                        text = t;
+                if (!t) {
+                        free(text);
+                        return NULL;
                 }
+                t[n] = '\n';
+                t[n + 1] = 0;
+                text = t;
         }
         return text;
 }
