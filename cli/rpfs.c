@@ -523,7 +523,7 @@ static const char failback_help[] =
         "  --dry-run                print what would be fetched and written; writes nothing\n"
         "  --resume                 only continue interrupted runs (fail if there is none)\n"
         "  --verify                 re-read every target block afterwards and check it\n"
-        "  --jobs N                 worker threads (default: one per CPU)\n"
+        "  --jobs N                 worker threads (default: one per CPU, at least 4)\n"
         "  --bwlimit RATE           at most RATE bytes per second from the vault (50M, 1G)\n"
         "  --retry-profile P        recoverable errors (network, no space, no memory):\n"
         "                           'default' retries after 1, 2, 4, 8, 16, 30 s, then gives up;\n"

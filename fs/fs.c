@@ -1018,7 +1018,7 @@ int fs_mount(const struct fs_options *o) {
                 }
         }
         /* Threads only after daemonizing: fork() keeps just the caller. */
-        r = pool_new(2, 8, &fs->ra_pool);
+        r = pool_new(4, 16, &fs->ra_pool);
         if (r < 0)
                 goto unmount;
         if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {

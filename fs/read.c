@@ -15,8 +15,9 @@
 
 #include "fs_i.h"
 
-#define RA_WINDOW (8u << 20)
-#define RA_MAX_INFLIGHT 4
+#define RA_WINDOW (16u << 20)
+#define RA_MAX_INFLIGHT 8
+#define RA_BATCH (4u << 20)  /* one batched fetch: few large ranged reads */
 
 struct store_codec *fs_codec_get(struct fs *fs) {
         struct store_codec *c = NULL;
@@ -396,7 +397,7 @@ static void ra_work(void *arg) {
         struct ra_job *j = arg;
         struct fs *fs = j->fs;
         uint32_t bs = fs->bs;
-        size_t sub = MAX((1u << 20) / bs, 1u), nf = 0;
+        size_t sub = MAX(RA_BATCH / bs, 1u), nf = 0;
         struct store_fetch *fv = malloc(sub * sizeof *fv);
         uint8_t *tmp = malloc(sub * bs);
         struct sync_seed *seed = j->pt->seeds ? j->pt->seeds[j->disk_index] : NULL;
@@ -456,32 +457,39 @@ void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len) {
                 pthread_mutex_unlock(&f->lock);
                 return;
         }
-        pthread_mutex_lock(&fs->ra_lock);
-        if (fs->ra_inflight >= RA_MAX_INFLIGHT) {
-                pthread_mutex_unlock(&fs->ra_lock);
-                pthread_mutex_unlock(&f->lock);
-                return;
-        }
-        fs->ra_inflight++;
-        pthread_mutex_unlock(&fs->ra_lock);
         f->ra_end = stop;
         pthread_mutex_unlock(&f->lock);
 
-        j = calloc(1, sizeof *j);
-        if (!j) {
+        /* The window goes out as RA_BATCH jobs, fetched in parallel. */
+        for (uint64_t a = start; a < stop; a += RA_BATCH) {
                 pthread_mutex_lock(&fs->ra_lock);
-                fs->ra_inflight--;
+                if (fs->ra_inflight >= RA_MAX_INFLIGHT) {
+                        pthread_mutex_unlock(&fs->ra_lock);
+                        pthread_mutex_lock(&f->lock);
+                        if (f->ra_end > a)
+                                f->ra_end = a; /* the rest next time */
+                        pthread_mutex_unlock(&f->lock);
+                        return;
+                }
+                fs->ra_inflight++;
                 pthread_mutex_unlock(&fs->ra_lock);
-                return;
+
+                j = calloc(1, sizeof *j);
+                if (!j) {
+                        pthread_mutex_lock(&fs->ra_lock);
+                        fs->ra_inflight--;
+                        pthread_mutex_unlock(&fs->ra_lock);
+                        return;
+                }
+                j->fs = fs;
+                j->pt = f->pt;
+                j->d = f->d;
+                j->disk_index = f->disk_index;
+                atomic_fetch_add(&f->pt->refs, 1);
+                j->start = a / fs->bs;
+                j->end = DIV_ROUND_UP(MIN(a + RA_BATCH, stop), fs->bs);
+                pool_submit(fs->ra_pool, ra_work, j);
         }
-        j->fs = fs;
-        j->pt = f->pt;
-        j->d = f->d;
-        j->disk_index = f->disk_index;
-        atomic_fetch_add(&f->pt->refs, 1);
-        j->start = start / fs->bs;
-        j->end = DIV_ROUND_UP(stop, fs->bs);
-        pool_submit(fs->ra_pool, ra_work, j);
 }
 
 char *fs_stats_json(struct fs *fs) {

@@ -31,8 +31,11 @@
  * the vault. Correctness never depends on the index, only efficiency does.
  */
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "failback_i.h"
 
@@ -54,7 +57,9 @@ int fb_run_init(struct fb_run *r) {
         int e;
 
         pthread_mutex_init(&r->lock, NULL);
-        r->threads = r->o->threads ? r->o->threads : cpu_count();
+        /* At least 4 by default: writes wait for the disk (O_DIRECT) and
+         * fetches for the vault, so more threads than cores keep both busy. */
+        r->threads = r->o->threads ? r->o->threads : MAX(cpu_count(), 4u);
         r->ring = MIN(2 * r->threads + 2, 16u);
         r->n = r->d->n_blocks;
         r->bw_t0 = now_monotonic();
@@ -278,6 +283,69 @@ static void hash_block(const uint8_t *p, size_t bs, struct hash128 *ret) {
                 store_hash(p, bs, ret);
 }
 
+/*
+ * The scan hashes the target where it lies in the page cache, through a
+ * mapping: a copy into a buffer (pread) costs more than the hashing. A
+ * mapped file that shrinks under us raises SIGBUS; a handler turns that
+ * into an error of the batch (the thread's guard), and leaves every other
+ * SIGBUS to the previous handler.
+ */
+static __thread sigjmp_buf *scan_guard;
+static struct sigaction old_sigbus;
+static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc) {
+        (void)si;
+        (void)uc;
+        if (scan_guard)
+                siglongjmp(*scan_guard, 1);
+        /* Not a scan: the previous disposition, on return (the fault repeats). */
+        sigaction(sig, &old_sigbus, NULL);
+}
+
+static void install_sigbus(void) {
+        struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, &old_sigbus);
+}
+
+/* Hash blocks [k, e) of b, bytes [off, end) of the target, through a
+ * mapping. -EOPNOTSUPP when it cannot be mapped (then pread). */
+static int hash_mapped(struct fb_run *r, struct sbatch *b, size_t k, size_t e, uint64_t off, uint64_t end) {
+        static long page;
+        size_t len = (size_t)(end - off);
+        sigjmp_buf jb;
+        uint8_t *m;
+
+        if (!page)
+                page = sysconf(_SC_PAGESIZE);
+        if (off % (uint64_t)page)
+                return -EOPNOTSUPP;
+        m = mmap(NULL, len, PROT_READ, MAP_SHARED, r->t->fd, (off_t)off);
+        if (m == MAP_FAILED)
+                return -EOPNOTSUPP;
+        (void)madvise(m, len, MADV_SEQUENTIAL);
+        if (sigsetjmp(jb, 0)) {
+                scan_guard = NULL;
+                munmap(m, len);
+                return -EIO; /* the target shrank */
+        }
+        scan_guard = &jb;
+        for (size_t i = k; i < e; i++) {
+                size_t at = (i - k) * r->bs;
+                if (at + r->bs <= len)
+                        hash_block(m + at, r->bs, &b->got[i]);
+                else { /* a partial last block: pad it */
+                        memcpy(b->data, m + at, len - at);
+                        memset(b->data + (len - at), 0, r->bs - (len - at));
+                        hash_block(b->data, r->bs, &b->got[i]);
+                }
+        }
+        scan_guard = NULL;
+        munmap(m, len);
+        return 0;
+}
+
 static void sbatch_work(void *arg) {
         struct sbatch *b = arg;
         struct fb_run *r = b->r;
@@ -295,6 +363,11 @@ static void sbatch_work(void *arg) {
                         e++;
                 off = (b->first + k) * r->bs;
                 end = MIN(r->d->size, (b->first + e) * r->bs);
+                err = hash_mapped(r, b, k, e, off, end);
+                if (err != -EOPNOTSUPP) {
+                        k = e;
+                        continue;
+                }
                 err = pread_full(r->t->fd, b->data + k * r->bs, (size_t)(end - off), off);
                 if (err < 0)
                         break;
@@ -425,6 +498,7 @@ int fb_scan(struct fb_run *r, uint64_t from, bool verify, uint64_t *ret_bad, uin
                 if (!r->diff)
                         return -ENOMEM;
         }
+        pthread_once(&sigbus_once, install_sigbus);
         err = scan_init(r, &sc, per);
         if (err < 0)
                 goto out;
@@ -593,6 +667,7 @@ struct apply {
         struct abatch *ring;
         size_t per;             /* data blocks per batch */
         bool zero_fallback;     /* punching/zeroing unsupported: write zeros */
+        bool no_direct;         /* O_DIRECT writes refused: buffered only */
 };
 
 /* Produces the blocks to write, in increasing order. */
@@ -767,6 +842,17 @@ static int zero_range(struct fb_run *r, struct apply *ap, uint64_t off, uint64_t
         return 0;
 }
 
+static int write_data(struct fb_run *r, struct apply *ap, const uint8_t *p, size_t len, uint64_t off) {
+        if (r->t->dfd >= 0 && !__atomic_load_n(&ap->no_direct, __ATOMIC_RELAXED) && off % 4096 == 0 &&
+            len % 4096 == 0) {
+                int e = pwrite_full(r->t->dfd, p, len, off);
+                if (e != -EINVAL)
+                        return e;
+                __atomic_store_n(&ap->no_direct, true, __ATOMIC_RELAXED);
+        }
+        return pwrite_full(r->t->fd, p, len, off);
+}
+
 /* Write b's blocks, a run of adjacent ones at a time. */
 static int write_batch(struct fb_run *r, struct abatch *b) {
         for (size_t k = 0; k < b->n;) {
@@ -783,7 +869,7 @@ static int write_batch(struct fb_run *r, struct abatch *b) {
                         err = zero_range(r, b->ap, off, end - off, &b->bytes);
                         b->zeroed += e - k;
                 } else {
-                        err = pwrite_full(r->t->fd, b->data + (size_t)it->slot * r->bs, (size_t)(end - off), off);
+                        err = write_data(r, b->ap, b->data + (size_t)it->slot * r->bs, (size_t)(end - off), off);
                         b->bytes += end - off;
                 }
                 if (err < 0) {
@@ -840,7 +926,8 @@ static int apply_init(struct fb_run *r, struct apply *ap) {
                 b->r = r;
                 b->ap = ap;
                 b->it = malloc(APPLY_BATCH_ITEMS * sizeof *b->it);
-                b->data = malloc(ap->per * r->bs);
+                if (posix_memalign((void **)&b->data, 4096, ap->per * r->bs) != 0)
+                        b->data = NULL; /* aligned for O_DIRECT */
                 b->f = malloc(ap->per * sizeof *b->f);
                 b->f_item = malloc(ap->per * sizeof *b->f_item);
                 if (!b->it || !b->data || !b->f || !b->f_item)
@@ -967,6 +1054,7 @@ int fb_apply(struct fb_run *r, enum fb_source src, uint64_t from) {
         err = apply_init(r, &ap);
         if (err < 0)
                 goto out;
+        fb_target_open_direct(r->t);
         pass_begin(r, "write", r->d->size - MIN(r->d->size, from * r->bs));
         for (;;) {
                 struct abatch *b = &ap.ring[slot];

@@ -76,6 +76,7 @@ struct fb_target {
         char real[PATH_MAX];    /* absolute path (of the would-be file if missing) */
         bool exists, blockdev;
         int fd;
+        int dfd;                /* the same, O_DIRECT, for aligned writes; -1 none */
         uint64_t size;          /* file size or device size */
         struct stat st;
         struct fb_journal j;
@@ -92,6 +93,8 @@ int fb_target_open(struct fb_target *t, uint64_t disk_size);
  * existing file made by an interrupted run is reused). Logs. */
 int fb_target_create(struct fb_target *t, uint64_t disk_size);
 void fb_target_close(struct fb_target *t);
+/* Open t->dfd if the target takes O_DIRECT writes of 4 KiB multiples. */
+void fb_target_open_direct(struct fb_target *t);
 /* Make the target durable: fdatasync (full fsync when final). */
 int fb_target_sync(struct fb_target *t, bool final);
 

@@ -190,7 +190,7 @@ struct sync_failback_opts {
         bool create;            /* create a missing target as a sparse file */
         bool resume;            /* only continue interrupted runs */
         bool verify;            /* re-read every block afterwards */
-        unsigned threads;       /* 0: one per CPU */
+        unsigned threads;       /* 0: one per CPU, at least 4 */
         uint64_t bwlimit;       /* bytes per second fetched from the vault; 0: none */
         const char *cache_dir;  /* block cache to copy blocks from; NULL: none */
         const char *state_dir;  /* journals */

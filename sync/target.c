@@ -21,7 +21,7 @@
 int fb_target_resolve(struct fb_target *t) {
         char dir[PATH_MAX], base[PATH_MAX], rdir[PATH_MAX];
 
-        t->fd = -1;
+        t->fd = t->dfd = -1;
         if (realpath(t->path, t->real)) {
                 t->exists = true;
                 return 0;
@@ -249,9 +249,33 @@ fail:
 }
 
 void fb_target_close(struct fb_target *t) {
+        if (t->dfd >= 0)
+                close(t->dfd);
         if (t->fd >= 0)
                 close(t->fd);
-        t->fd = -1;
+        t->fd = t->dfd = -1;
+}
+
+/* Large writes go around the page cache: with a sync before the journal
+ * records them anyway, copying them into the cache first only costs (and
+ * evicts what is there). Reads stay buffered. */
+void fb_target_open_direct(struct fb_target *t) {
+        int lbs = 512;
+
+        if (t->dfd >= 0 || t->fd < 0)
+                return;
+        if (t->blockdev && (ioctl(t->fd, BLKSSZGET, &lbs) < 0 || lbs > 4096))
+                return;
+        /* The device is claimed through t->fd already: no O_EXCL here. */
+        t->dfd = open(t->real, O_RDWR | O_DIRECT | O_CLOEXEC);
+        if (t->dfd >= 0) {
+                struct stat a, b;
+                if (fstat(t->fd, &a) < 0 || fstat(t->dfd, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev ||
+                    a.st_rdev != b.st_rdev) {
+                        close(t->dfd);
+                        t->dfd = -1;
+                }
+        }
 }
 
 int fb_target_sync(struct fb_target *t, bool final) {

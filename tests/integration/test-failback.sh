@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-failback.sh"
 
-fb_images 160 112
+fb_images 128 88
 fb_vault
 N_BLOCKS=$(( SIZE / BS ))
 STORED=$(( N_CHG * (BS + 8) ))   # random blocks are stored as they are
