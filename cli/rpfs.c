@@ -545,7 +545,7 @@ static const char failback_help[] =
         "  3  target refused: missing (without --create), not a file or block device,\n"
         "     smaller than the disk, busy (mounted, attached, locked, another failback),\n"
         "     read-only, changed since --prepare, or in the wrong state for the action\n"
-        "  4  no such VM, point or disk (or the point belongs to another VM)\n"
+        "  4  no such vault, VM, point or disk (or the point belongs to another VM)\n"
         "  5  the vault refused the credentials\n"
         "  6  corrupt vault data (a point, manifest or block fails its checksum or is\n"
         "     missing), or --verify found blocks that differ\n"
@@ -779,6 +779,58 @@ static int open_vault_retry(const char *url, enum sync_retry_profile profile, st
         }
 }
 
+/* --target DISK=PATH into targets[*n] (disk names kept in names). 0 or an
+ * exit status. */
+static int target_option(const char *arg, struct sync_fb_target *targets, char *names, size_t *n) {
+        const char *eq = strchr(arg, '=');
+        char *name = names + 65 * *n;
+
+        if (!eq || eq == arg || (size_t)(eq - arg) >= 65 || !eq[1])
+                return usage_error("failback", "invalid --target '%s': expected DISK=PATH", arg);
+        memcpy(name, arg, (size_t)(eq - arg));
+        name[eq - arg] = 0;
+        if (!name_is_valid(name))
+                return usage_error("failback", "invalid disk name '%s' in --target", name);
+        for (size_t k = 0; k < *n; k++)
+                if (strcmp(targets[k].disk, name) == 0)
+                        return usage_error("failback", "disk '%s' is given twice", name);
+        targets[*n].disk = name;
+        targets[(*n)++].path = eq + 1;
+        return 0;
+}
+
+/* Open the vault (not for --commit), run, report. Returns the exit status. */
+static int failback_run(struct sync_failback_opts *o, bool json) {
+        struct sync_failback_result res = { 0 };
+        _cleanup_free_ struct sync_fb_stats *stats = calloc(o->n_targets, sizeof *stats);
+        struct store *s = NULL;
+        int r, code;
+
+        if (!stats)
+                return 1;
+        res.targets = stats;
+        if (o->action != SYNC_FB_COMMIT) {
+                r = open_vault_retry(o->vault, o->retry, &s);
+                if (r < 0) {
+                        res.fault = r == -EACCES || r == -ENOKEY ? SYNC_FB_AUTH :
+                                    r == -EMEDIUMTYPE || r == -ENOENT || r == -ENOTDIR ? SYNC_FB_NOT_FOUND :
+                                    sync_error_recoverable(r) ? SYNC_FB_RETRIES : SYNC_FB_FAILED;
+                        code = fault_exit(res.fault);
+                        if (json)
+                                failback_json_result(o, &res, r, code);
+                        return code;
+                }
+        }
+        r = sync_failback(s, o, &res);
+        store_free(s);
+        code = r < 0 ? fault_exit(res.fault == SYNC_FB_OK ? SYNC_FB_FAILED : res.fault) : 0;
+        if (json)
+                failback_json_result(o, &res, r, code);
+        else if (r >= 0 && !quiet)
+                failback_print(o, &res);
+        return code;
+}
+
 static int cmd_failback(int argc, char **argv) {
         static const struct option opts[] = {
                 { "target", required_argument, NULL, 't' },
@@ -802,36 +854,23 @@ static int cmd_failback(int argc, char **argv) {
                 {}
         };
         struct sync_failback_opts o = { .mode = SYNC_FB_DELTA, .progress = true };
-        struct sync_failback_result res = { 0 };
         _cleanup_free_ struct sync_fb_target *targets = calloc((size_t)argc, sizeof *targets);
         _cleanup_free_ char *names = calloc((size_t)argc, 65);
-        _cleanup_free_ struct sync_fb_stats *stats = NULL;
         char vault_abs[PATH_MAX], state_dir[PATH_MAX], cache_dir[PATH_MAX];
         const char *cache = NULL, *action_opt = NULL;
         bool json = false, status = false;
-        struct store *s = NULL;
         size_t n = 0;
-        int c, r, code;
+        int c, r;
 
         if (!targets || !names)
                 return 1;
         while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) >= 0) {
                 switch (c) {
-                case 't': {
-                        char *eq = strchr(optarg, '='), *name = names + 65 * n;
-                        if (!eq || eq == optarg || (size_t)(eq - optarg) >= 65 || !eq[1])
-                                return usage_error("failback", "invalid --target '%s': expected DISK=PATH", optarg);
-                        memcpy(name, optarg, (size_t)(eq - optarg));
-                        name[eq - optarg] = 0;
-                        if (!name_is_valid(name))
-                                return usage_error("failback", "invalid disk name '%s' in --target", name);
-                        for (size_t k = 0; k < n; k++)
-                                if (strcmp(targets[k].disk, name) == 0)
-                                        return usage_error("failback", "disk '%s' is given twice", name);
-                        targets[n].disk = name;
-                        targets[n++].path = eq + 1;
+                case 't':
+                        r = target_option(optarg, targets, names, &n);
+                        if (r)
+                                return r;
                         break;
-                }
                 case 'p':
                         o.point = optarg;
                         break;
@@ -880,7 +919,7 @@ static int cmd_failback(int argc, char **argv) {
                 case 'b': {
                         char tmp[64];
                         size_t l = strlen(optarg);
-                        snprintf(tmp, sizeof tmp, "%s", optarg);
+                        snprintf(tmp, sizeof tmp, "%s", optarg); /* "50M" or "50M/s" */
                         if (l > 2 && l < sizeof tmp && strcmp(tmp + l - 2, "/s") == 0)
                                 tmp[l - 2] = 0;
                         if (parse_size(tmp, &o.bwlimit) < 0 || o.bwlimit < 4096)
@@ -956,30 +995,7 @@ static int cmd_failback(int argc, char **argv) {
                 if (stat(cache_dir, &st) == 0 && S_ISDIR(st.st_mode))
                         o.cache_dir = cache_dir;
         }
-        stats = calloc(n, sizeof *stats);
-        if (!stats)
-                return 1;
-        res.targets = stats;
-        if (o.action != SYNC_FB_COMMIT) {
-                r = open_vault_retry(o.vault, o.retry, &s);
-                if (r < 0) {
-                        res.fault = r == -EACCES || r == -ENOKEY ? SYNC_FB_AUTH :
-                                    r == -EMEDIUMTYPE || r == -ENOENT || r == -ENOTDIR ? SYNC_FB_NOT_FOUND :
-                                    sync_error_recoverable(r) ? SYNC_FB_RETRIES : SYNC_FB_FAILED;
-                        code = fault_exit(res.fault);
-                        if (json)
-                                failback_json_result(&o, &res, r, code);
-                        return code;
-                }
-        }
-        r = sync_failback(s, &o, &res);
-        store_free(s);
-        code = r < 0 ? fault_exit(res.fault == SYNC_FB_OK ? SYNC_FB_FAILED : res.fault) : 0;
-        if (json)
-                failback_json_result(&o, &res, r, code);
-        else if (r >= 0 && !quiet)
-                failback_print(&o, &res);
-        return code;
+        return failback_run(&o, json);
 }
 
 /* ---- mount ---- */

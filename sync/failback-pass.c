@@ -484,14 +484,40 @@ static int scan_init(struct fb_run *r, struct scan *sc, size_t per) {
         return 0;
 }
 
+/* Wait for b (submitted) and collect it; keeps the first error in *err. */
+static void sbatch_finish(struct fb_run *r, struct scan *sc, struct sbatch *b, struct scan_out *out, int *err) {
+        pthread_mutex_lock(&sc->lock);
+        while (!b->done)
+                pthread_cond_wait(&sc->cond, &sc->lock);
+        b->busy = false;
+        pthread_mutex_unlock(&sc->lock);
+        if (b->err < 0 && *err == 0)
+                *err = log_error_errno(b->err, "target %s: reading block %llu failed", r->t->path,
+                                       (unsigned long long)b->first);
+        if (*err == 0)
+                *err = sbatch_collect(r, b, out);
+}
+
+/* Blocks [next, next + n) into b, with the point's checksums. */
+static int sbatch_fill(struct fb_run *r, struct sbatch *b, struct ret_manifest *m, uint64_t next, size_t n) {
+        b->first = next;
+        b->n = n;
+        for (size_t k = 0; k < n; k++) {
+                int e = ret_manifest_get(m, next + k, &b->want[k]);
+                if (e < 0)
+                        return manifest_error(r, r->d, e, next + k);
+        }
+        return 0;
+}
+
 int fb_scan(struct fb_run *r, uint64_t from, bool verify, uint64_t *ret_bad, uint64_t *ret_first_bad) {
         struct scan sc = { 0 };
         struct ret_manifest *m = NULL;
         struct scan_out out = { .verify = verify };
         size_t per = MAX(SCAN_BATCH_BYTES / r->bs, 1u);
-        uint64_t next = from, hole_until = 0;
+        uint64_t next = from, hole_until = 0, base = MIN(r->d->size, from * r->bs);
         unsigned slot = 0;
-        int e, err = 0;
+        int err = 0;
 
         if (!verify && !r->diff) {
                 r->diff = calloc(DIV_ROUND_UP(r->n, 64) + 1, sizeof *r->diff);
@@ -500,27 +526,19 @@ int fb_scan(struct fb_run *r, uint64_t from, bool verify, uint64_t *ret_bad, uin
         }
         pthread_once(&sigbus_once, install_sigbus);
         err = scan_init(r, &sc, per);
+        if (err >= 0)
+                err = ret_manifest_open(r->s, r->d, &m);
         if (err < 0)
                 goto out;
-        err = ret_manifest_open(r->s, r->d, &m);
-        if (err < 0)
-                goto out;
-        pass_begin(r, verify ? "verify" : "scan", r->d->size - MIN(r->d->size, from * r->bs));
+        pass_begin(r, verify ? "verify" : "scan", r->d->size - base);
+        /* A ring of batches, collected in order before a slot is reused. */
         for (;;) {
                 struct sbatch *b = &sc.ring[slot];
                 if (b->busy) {
-                        pthread_mutex_lock(&sc.lock);
-                        while (!b->done)
-                                pthread_cond_wait(&sc.cond, &sc.lock);
-                        b->busy = false;
-                        pthread_mutex_unlock(&sc.lock);
-                        if (b->err < 0 && err == 0)
-                                err = log_error_errno(b->err, "target %s: reading block %llu failed", r->t->path,
-                                                      (unsigned long long)b->first);
-                        if (err == 0)
-                                err = sbatch_collect(r, b, &out);
-                        fb_event(r, MIN(r->d->size, (b->first + b->n) * r->bs) - from * r->bs, false);
-                        note_progress(r, MIN(r->d->size, (b->first + b->n) * r->bs) - from * r->bs);
+                        uint64_t done = MIN(r->d->size, (b->first + b->n) * r->bs) - base;
+                        sbatch_finish(r, &sc, b, &out, &err);
+                        fb_event(r, done, false);
+                        note_progress(r, done);
                 }
                 if (next >= r->n || err < 0) {
                         bool any = false;
@@ -531,41 +549,20 @@ int fb_scan(struct fb_run *r, uint64_t from, bool verify, uint64_t *ret_bad, uin
                         slot = (slot + 1) % r->ring;
                         continue;
                 }
-                b->first = next;
-                b->n = (size_t)MIN((uint64_t)per, r->n - next);
-                for (size_t k = 0; k < b->n; k++) {
-                        e = ret_manifest_get(m, next + k, &b->want[k]);
-                        if (e < 0) {
-                                err = manifest_error(r, r->d, e, next + k);
-                                break;
-                        }
-                }
+                err = sbatch_fill(r, b, m, next, (size_t)MIN((uint64_t)per, r->n - next));
                 if (err < 0)
                         continue;
                 next += b->n;
                 if (map_holes(r, b, &hole_until)) {
-                        /* Nothing to read: settle it here, in order (every
-                         * earlier batch is collected before this slot's turn
-                         * comes round... so collect the ring first). */
-                        for (unsigned k = 1; k < r->ring; k++) {
-                                struct sbatch *o = &sc.ring[(slot + k) % r->ring];
-                                if (!o->busy)
-                                        continue;
-                                pthread_mutex_lock(&sc.lock);
-                                while (!o->done)
-                                        pthread_cond_wait(&sc.cond, &sc.lock);
-                                o->busy = false;
-                                pthread_mutex_unlock(&sc.lock);
-                                if (o->err < 0 && err == 0)
-                                        err = log_error_errno(o->err, "target %s: reading block %llu failed",
-                                                              r->t->path, (unsigned long long)o->first);
-                                if (err == 0)
-                                        err = sbatch_collect(r, o, &out);
-                        }
+                        /* Nothing to read: settled here, in order, so the
+                         * batches in flight (older) are collected first. */
+                        for (unsigned k = 1; k < r->ring; k++)
+                                if (sc.ring[(slot + k) % r->ring].busy)
+                                        sbatch_finish(r, &sc, &sc.ring[(slot + k) % r->ring], &out, &err);
                         memset(b->got, 0, b->n * sizeof *b->got);
                         if (err == 0)
                                 err = sbatch_collect(r, b, &out);
-                        fb_event(r, MIN(r->d->size, next * r->bs) - from * r->bs, false);
+                        fb_event(r, MIN(r->d->size, next * r->bs) - base, false);
                         continue;
                 }
                 b->busy = true;
@@ -675,6 +672,8 @@ struct producer {
         enum fb_source src;
         struct ret_manifest *m, *mb;
         uint64_t next;
+        struct aitem pending;   /* produced, not yet in a batch */
+        bool have_pending, eof;
 };
 
 static int produce(struct fb_run *r, struct producer *p, struct aitem *it, bool *eof) {
@@ -911,8 +910,6 @@ static void apply_free(struct apply *ap, unsigned ring) {
 }
 
 static int apply_init(struct fb_run *r, struct apply *ap) {
-        pthread_mutex_init(&ap->lock, NULL);
-        pthread_cond_init(&ap->cond, NULL);
         ap->per = MAX(APPLY_BATCH_BYTES / r->bs, 1u);
         /* A bandwidth limit makes batches slow: keep them to about half a
          * second, so that checkpoints (and progress) stay frequent. */
@@ -1029,24 +1026,116 @@ static int estimate(struct fb_run *r, struct producer *p) {
         }
 }
 
+/* The next blocks into b: 1 filled, 0 none left, -errno. */
+static int abatch_fill(struct fb_run *r, struct apply *ap, struct abatch *b, struct producer *p) {
+        int e;
+
+        b->n = b->n_data = 0;
+        b->local = b->cached = b->fetched = b->zeroed = b->written = b->bytes = 0;
+        b->bad_target = false;
+        b->err = 0;
+        while (b->n < APPLY_BATCH_ITEMS && b->n_data < ap->per) {
+                struct aitem *it = &b->it[b->n];
+                if (p->have_pending) {
+                        *it = p->pending;
+                        p->have_pending = false;
+                } else {
+                        e = produce(r, p, it, &p->eof);
+                        if (e < 0)
+                                return e;
+                        if (e == 0)
+                                break;
+                }
+                if (it->src != SRC_ZERO)
+                        it->slot = (int32_t)b->n_data++;
+                b->n++;
+        }
+        if (b->n == 0)
+                return 0;
+        /* Peek, so that the end is known before the next wait. */
+        if (!p->eof) {
+                e = produce(r, p, &p->pending, &p->eof);
+                if (e < 0)
+                        return e;
+                p->have_pending = e > 0;
+        }
+        b->first = b->it[0].pos;
+        b->last = b->it[b->n - 1].pos;
+        return 1;
+}
+
+/* Blocks to write, for progress, when their number is known (delta: the
+ * scan counted them; full: about the point's data blocks, or every block
+ * over an old target); 0 for "by position" (diff). */
+static uint64_t write_todo(const struct fb_run *r, enum fb_source src, uint64_t from) {
+        uint64_t left = r->n - MIN(from, r->n);
+        if (src == FB_SRC_DIFF)
+                return r->st->blocks_differing;
+        if (src == FB_SRC_ALL)
+                return r->fresh ? r->d->data_blocks * left / MAX(r->n, 1u) : left;
+        return 0;
+}
+
+static int apply_run(struct fb_run *r, struct apply *ap, struct producer *p, enum fb_source src, uint64_t from) {
+        uint64_t todo = write_todo(r, src, from), written0 = r->st->blocks_written, since_bytes = 0;
+        uint64_t base = MIN(r->d->size, from * r->bs);
+        double since_t = now_monotonic();
+        unsigned slot = 0;
+        int err = 0;
+
+        pass_begin(r, "write", todo ? todo * r->bs : r->d->size - base);
+        /* A ring of batches: filled in order, written by the workers,
+         * collected in order (that moves the high-water mark). */
+        for (;;) {
+                struct abatch *b = &ap->ring[slot];
+                if (b->busy) {
+                        pthread_mutex_lock(&ap->lock);
+                        while (!b->done)
+                                pthread_cond_wait(&ap->cond, &ap->lock);
+                        b->busy = false;
+                        pthread_mutex_unlock(&ap->lock);
+                        if (b->err < 0 && err == 0)
+                                err = apply_error(r, b);
+                        if (err == 0)
+                                err = abatch_collect(r, b, &since_bytes, &since_t);
+                        fb_event(r, todo ? MIN(todo, r->st->blocks_written - written0) * r->bs :
+                                           MIN(r->d->size, (b->last + 1) * r->bs) - base, false);
+                }
+                if (p->eof || err < 0) {
+                        bool any = false;
+                        for (unsigned k = 0; k < r->ring; k++)
+                                any |= ap->ring[k].busy;
+                        if (!any)
+                                break;
+                        slot = (slot + 1) % r->ring;
+                        continue;
+                }
+                err = abatch_fill(r, ap, b, p);
+                if (err <= 0)
+                        continue;
+                err = 0;
+                b->busy = true;
+                b->done = false;
+                pool_submit(r->pool, abatch_work, b);
+                slot = (slot + 1) % r->ring;
+        }
+        if (err == 0)
+                fb_event(r, r->pass_total, true);
+        return err;
+}
+
 int fb_apply(struct fb_run *r, enum fb_source src, uint64_t from) {
         struct apply ap = { 0 };
         struct producer p = { .src = src, .next = from };
-        struct aitem pending;
-        bool have_pending = false, eof = false;
-        uint64_t since_bytes = 0;
-        double since_t = now_monotonic();
-        unsigned slot = 0;
-        int e, err = 0;
+        int err;
 
+        pthread_mutex_init(&ap.lock, NULL);
+        pthread_cond_init(&ap.cond, NULL);
         err = ret_manifest_open(r->s, r->d, &p.m);
+        if (err >= 0 && src == FB_SRC_MANIFESTS)
+                err = ret_manifest_open(r->s, r->base_d, &p.mb);
         if (err < 0)
                 goto out;
-        if (src == FB_SRC_MANIFESTS) {
-                err = ret_manifest_open(r->s, r->base_d, &p.mb);
-                if (err < 0)
-                        goto out;
-        }
         if (r->dry_run) {
                 err = estimate(r, &p);
                 goto out;
@@ -1055,82 +1144,11 @@ int fb_apply(struct fb_run *r, enum fb_source src, uint64_t from) {
         if (err < 0)
                 goto out;
         fb_target_open_direct(r->t);
-        pass_begin(r, "write", r->d->size - MIN(r->d->size, from * r->bs));
-        for (;;) {
-                struct abatch *b = &ap.ring[slot];
-                if (b->busy) {
-                        pthread_mutex_lock(&ap.lock);
-                        while (!b->done)
-                                pthread_cond_wait(&ap.cond, &ap.lock);
-                        b->busy = false;
-                        pthread_mutex_unlock(&ap.lock);
-                        if (b->err < 0 && err == 0)
-                                err = apply_error(r, b);
-                        if (err == 0)
-                                err = abatch_collect(r, b, &since_bytes, &since_t);
-                        fb_event(r, MIN(r->d->size, (b->last + 1) * r->bs) - MIN(r->d->size, from * r->bs), false);
-                }
-                if (eof || err < 0) {
-                        bool any = false;
-                        for (unsigned k = 0; k < r->ring; k++)
-                                any |= ap.ring[k].busy;
-                        if (!any)
-                                break;
-                        slot = (slot + 1) % r->ring;
-                        continue;
-                }
-                /* Fill b with the next blocks. */
-                b->n = b->n_data = 0;
-                b->local = b->cached = b->fetched = b->zeroed = b->written = b->bytes = 0;
-                b->bad_target = false;
-                while (b->n < APPLY_BATCH_ITEMS && b->n_data < ap.per) {
-                        struct aitem *it = &b->it[b->n];
-                        if (have_pending) {
-                                *it = pending;
-                                have_pending = false;
-                        } else {
-                                e = produce(r, &p, it, &eof);
-                                if (e < 0) {
-                                        err = e;
-                                        break;
-                                }
-                                if (e == 0)
-                                        break;
-                        }
-                        if (it->src != SRC_ZERO)
-                                it->slot = (int32_t)b->n_data++;
-                        b->n++;
-                }
-                if (err < 0 || b->n == 0)
-                        continue;
-                /* Peek: is there more? (so that eof is known before we wait) */
-                if (!eof) {
-                        e = produce(r, &p, &pending, &eof);
-                        if (e < 0)
-                                err = e;
-                        have_pending = e > 0;
-                }
-                b->first = b->it[0].pos;
-                b->last = b->it[b->n - 1].pos;
-                b->busy = true;
-                b->done = false;
-                b->err = 0;
-                pool_submit(r->pool, abatch_work, b);
-                slot = (slot + 1) % r->ring;
-                if (err < 0)
-                        continue;
-        }
-        if (err == 0)
-                fb_event(r, r->pass_total, true);
+        err = apply_run(r, &ap, &p, src, from);
 out:
         ret_manifest_free(p.m);
         ret_manifest_free(p.mb);
-        if (ap.ring)
-                apply_free(&ap, r->ring);
-        else {
-                pthread_mutex_destroy(&ap.lock);
-                pthread_cond_destroy(&ap.cond);
-        }
+        apply_free(&ap, r->ring);
         update_fetched(r);
         return err;
 }

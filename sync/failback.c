@@ -47,7 +47,7 @@ struct tplan {
         struct step steps[2];
         size_t n_steps;
         bool create;            /* the target must be created first */
-        bool mark_prepared;     /* nothing to write; record op = prepare */
+        const char *mark_op;    /* nothing to write; record this op ("prepare", "complete") */
 };
 
 struct ctx {
@@ -261,7 +261,7 @@ static int plan_sync(struct ctx *c, struct fb_target *t, const struct ret_disk *
             strcmp(j->point, c->p->id) == 0) {
                 r = target_unchanged(c, t, why, sizeof why);
                 if (r == 0) {
-                        pl->mark_prepared = c->o->action == SYNC_FB_PREPARE;
+                        pl->mark_op = c->o->action == SYNC_FB_PREPARE ? "prepare" : NULL;
                         return 0; /* nothing to do */
                 }
                 if (r != -ESTALE)
@@ -328,156 +328,176 @@ static int plan_complete(struct ctx *c, struct fb_target *t, struct tplan *pl) {
         if (strcmp(j->point, c->p->id) != 0)
                 add_step(pl, STEP_DIFF, c->p->id, j->point, 0);
         else
-                pl->mark_prepared = false;
+                pl->mark_op = "complete";
         return 0;
 }
 
 /* ---- running a step ---- */
 
-static int run_step(struct ctx *c, struct fb_target *t, const struct step *sp, bool last,
-                    struct sync_fb_stats *st, struct progress *pg) {
-        struct ret_point *pp = NULL, *bp = NULL;
-        const struct ret_point *p;
-        const struct ret_disk *d, *bd = NULL;
-        struct fb_run run = { .s = c->s, .o = c->o, .t = t, .bs = c->bs, .st = st, .pg = pg, .cache = c->cache,
-                              .dry_run = c->o->action == SYNC_FB_DRY_RUN, .fresh = sp->fresh };
-        struct fb_journal *j = &t->j;
-        bool run_ok = false;
+/* The points and disks a step goes from and to (*pp, *bp owned; NULL when
+ * the point is c->p). */
+static int step_disks(struct ctx *c, struct fb_target *t, const struct step *sp, struct ret_point **pp,
+                      struct ret_point **bp, const struct ret_disk **d, const struct ret_disk **bd) {
         int r;
 
-        r = load_point(c, sp->point, &pp);
+        r = load_point(c, sp->point, pp);
         if (r < 0) {
                 log_error("%s: reading point %s/%s failed: %s", c->o->vault, c->o->vm, sp->point, strerror(-r));
                 return r;
         }
-        p = pp ? pp : c->p;
-        d = point_disk(c, p, t->disk);
-        if (!d) {
-                r = -ENOENT;
-                goto out;
+        *d = point_disk(c, *pp ? *pp : c->p, t->disk);
+        if (!*d)
+                return -ENOENT;
+        if (sp->kind != STEP_DIFF)
+                return 0;
+        r = load_point(c, sp->base, bp);
+        if (r < 0) {
+                log_error("%s: reading point %s/%s failed: %s", c->o->vault, c->o->vm, sp->base, strerror(-r));
+                return r;
         }
-        if (sp->kind == STEP_DIFF) {
-                r = load_point(c, sp->base, &bp);
-                if (r < 0) {
-                        log_error("%s: reading point %s/%s failed: %s", c->o->vault, c->o->vm, sp->base,
-                                  strerror(-r));
-                        goto out;
-                }
-                bd = point_disk(c, bp ? bp : c->p, t->disk);
-                if (!bd) {
-                        r = -ENOENT;
-                        goto out;
-                }
-        }
-        run.d = d;
-        run.base_d = bd;
-        st->method = step_names[sp->kind];
-        snprintf(st->point, sizeof st->point, "%s", p->id);
-        snprintf(st->base, sizeof st->base, "%s", sp->base);
-        st->disk_bytes = d->size;
-        st->n_blocks = d->n_blocks;
+        *bd = point_disk(c, *bp ? *bp : c->p, t->disk);
+        return *bd ? 0 : -ENOENT;
+}
 
-        if (!run.dry_run) {
-                /* Before the first write: the journal says "syncing". */
-                snprintf(j->vault, sizeof j->vault, "%s", c->o->vault);
-                snprintf(j->vm, sizeof j->vm, "%s", c->o->vm);
-                snprintf(j->disk, sizeof j->disk, "%s", t->disk);
-                snprintf(j->op, sizeof j->op, "%s", op_names[c->o->action]);
-                snprintf(j->method, sizeof j->method, "%s", step_names[sp->kind]);
-                snprintf(j->point, sizeof j->point, "%s", p->id);
-                snprintf(j->base, sizeof j->base, "%s", sp->base);
-                j->state = FB_J_SYNCING;
-                j->block_size = c->bs;
-                j->disk_size = d->size;
-                j->n_blocks = d->n_blocks;
-                j->done_blocks = sp->from;
-                j->percent = 0;
-                j->fp.valid = false;
-                if (sp->fresh && sp->from == 0)
-                        j->created = true;
-                else if (sp->kind != STEP_FULL)
-                        j->created = false;
-                j->started = 0;
-                r = fb_journal_save(j);
-                if (r < 0) {
-                        log_error_errno(r, "journal %s: cannot write it", j->path);
-                        goto out;
-                }
-                if (!t->exists) {
-                        r = fb_target_create(t, d->size);
-                        if (r < 0) {
-                                fault(c, SYNC_FB_BAD_TARGET, r);
-                                goto out;
-                        }
-                }
-        }
+/* Before the first write: the journal says "syncing"; then a missing
+ * target is created. */
+static int step_begin(struct ctx *c, struct fb_target *t, const struct step *sp, const struct ret_disk *d,
+                      const char *point) {
+        struct fb_journal *j = &t->j;
+        int r;
 
-        r = fb_run_init(&run);
-        run_ok = true;
+        snprintf(j->vault, sizeof j->vault, "%s", c->o->vault);
+        snprintf(j->vm, sizeof j->vm, "%s", c->o->vm);
+        snprintf(j->disk, sizeof j->disk, "%s", t->disk);
+        snprintf(j->op, sizeof j->op, "%s", op_names[c->o->action]);
+        snprintf(j->method, sizeof j->method, "%s", step_names[sp->kind]);
+        snprintf(j->point, sizeof j->point, "%s", point);
+        snprintf(j->base, sizeof j->base, "%s", sp->base);
+        j->state = FB_J_SYNCING;
+        j->block_size = c->bs;
+        j->disk_size = d->size;
+        j->n_blocks = d->n_blocks;
+        j->done_blocks = sp->from;
+        j->percent = 0;
+        j->fp.valid = false;
+        if (sp->fresh && sp->from == 0)
+                j->created = true;
+        else if (sp->kind != STEP_FULL)
+                j->created = false;
+        j->started = 0;
+        r = fb_journal_save(j);
         if (r < 0)
-                goto out;
+                return log_error_errno(r, "journal %s: cannot write it", j->path);
+        if (!t->exists) {
+                r = fb_target_create(t, d->size);
+                if (r < 0)
+                        return fault(c, SYNC_FB_BAD_TARGET, r);
+        }
+        return 0;
+}
+
+static int step_passes(struct fb_run *run, const struct step *sp) {
+        int r;
+
         switch (sp->kind) {
         case STEP_DELTA:
-                if (!t->exists) { /* dry run of a missing target */
-                        run.fresh = true;
-                        r = fb_apply(&run, FB_SRC_ALL, sp->from);
-                        break;
+                if (!run->t->exists) { /* dry run of a missing target */
+                        run->fresh = true;
+                        return fb_apply(run, FB_SRC_ALL, sp->from);
                 }
-                r = fb_scan(&run, sp->from, false, NULL, NULL);
-                run.use_diff = true;
-                if (r >= 0)
-                        r = fb_apply(&run, FB_SRC_DIFF, sp->from);
-                break;
+                r = fb_scan(run, sp->from, false, NULL, NULL);
+                run->use_diff = true;
+                return r < 0 ? r : fb_apply(run, FB_SRC_DIFF, sp->from);
         case STEP_FULL:
-                if (!t->exists)
-                        run.fresh = true;
-                r = fb_apply(&run, FB_SRC_ALL, sp->from);
-                break;
+                if (!run->t->exists)
+                        run->fresh = true;
+                return fb_apply(run, FB_SRC_ALL, sp->from);
         case STEP_DIFF:
-                r = fb_index_manifest(&run, bd);
-                if (r >= 0)
-                        r = fb_apply(&run, FB_SRC_MANIFESTS, sp->from);
-                break;
+                r = fb_index_manifest(run, run->base_d);
+                return r < 0 ? r : fb_apply(run, FB_SRC_MANIFESTS, sp->from);
         }
-        if (r < 0 || run.dry_run)
-                goto out;
+        return -EINVAL;
+}
 
-        if (!t->blockdev && t->size != d->size) {
-                if (ftruncate(t->fd, (off_t)d->size) < 0) {
-                        r = log_error_errno(-errno, "target %s: cannot set its size", t->path);
-                        goto out;
-                }
-                t->size = d->size;
+/* --verify: re-read every block of the target and compare. */
+static int verify_target(struct ctx *c, struct fb_run *run, const char *point) {
+        uint64_t bad = 0, first_bad = 0;
+        int r = fb_scan(run, 0, true, &bad, &first_bad);
+
+        if (r < 0)
+                return r;
+        if (bad) {
+                log_error("target %s: verification failed: %llu blocks differ from point %s (first: block %llu)",
+                          run->t->path, (unsigned long long)bad, point, (unsigned long long)first_bad);
+                return fault(c, SYNC_FB_CORRUPT, -EBADMSG);
+        }
+        return 0;
+}
+
+/* After the last write: size, fsync, verify, fingerprint, "consistent". */
+static int step_finish(struct ctx *c, struct fb_run *run, const char *point, bool last) {
+        struct fb_target *t = run->t;
+        struct fb_journal *j = &t->j;
+        int r;
+
+        if (!t->blockdev && t->size != run->d->size) {
+                if (ftruncate(t->fd, (off_t)run->d->size) < 0)
+                        return log_error_errno(-errno, "target %s: cannot set its size", t->path);
+                t->size = run->d->size;
         }
         r = fb_target_sync(t, true);
-        if (r < 0) {
-                log_error_errno(r, "target %s: sync failed", t->path);
-                goto out;
-        }
+        if (r < 0)
+                return log_error_errno(r, "target %s: sync failed", t->path);
         if (last && c->o->verify) {
-                uint64_t bad = 0, first_bad = 0;
-                r = fb_scan(&run, 0, true, &bad, &first_bad);
+                r = verify_target(c, run, point);
                 if (r < 0)
-                        goto out;
-                if (bad) {
-                        log_error("target %s: verification failed: %llu blocks differ from point %s (first: block "
-                                  "%llu)", t->path, (unsigned long long)bad, p->id, (unsigned long long)first_bad);
-                        r = fault(c, SYNC_FB_CORRUPT, -EBADMSG);
-                        goto out;
-                }
+                        return r;
         }
-        r = fb_fingerprint_take(t, c->bs, d->size, &j->fp);
-        if (r < 0) {
-                log_error_errno(r, "target %s: reading it failed", t->path);
-                goto out;
-        }
+        r = fb_fingerprint_take(t, c->bs, run->d->size, &j->fp);
+        if (r < 0)
+                return log_error_errno(r, "target %s: reading it failed", t->path);
         j->state = FB_J_CONSISTENT;
-        j->done_blocks = d->n_blocks;
+        j->done_blocks = run->d->n_blocks;
         j->percent = 100;
         j->pass[0] = 0;
         r = fb_journal_save(j);
         if (r < 0)
-                log_error_errno(r, "journal %s: cannot write it", j->path);
+                return log_error_errno(r, "journal %s: cannot write it", j->path);
+        return 0;
+}
+
+static int run_step(struct ctx *c, struct fb_target *t, const struct step *sp, bool last,
+                    struct sync_fb_stats *st, struct progress *pg) {
+        struct ret_point *pp = NULL, *bp = NULL;
+        const struct ret_disk *d = NULL, *bd = NULL;
+        struct fb_run run = { .s = c->s, .o = c->o, .t = t, .bs = c->bs, .st = st, .pg = pg, .cache = c->cache,
+                              .dry_run = c->o->action == SYNC_FB_DRY_RUN, .fresh = sp->fresh };
+        const char *point;
+        bool run_ok = false;
+        int r;
+
+        r = step_disks(c, t, sp, &pp, &bp, &d, &bd);
+        if (r < 0)
+                goto out;
+        point = pp ? pp->id : c->p->id;
+        run.d = d;
+        run.base_d = bd;
+        st->method = step_names[sp->kind];
+        snprintf(st->point, sizeof st->point, "%s", point);
+        snprintf(st->base, sizeof st->base, "%s", sp->base);
+        st->disk_bytes = d->size;
+        st->n_blocks = d->n_blocks;
+        if (!run.dry_run) {
+                r = step_begin(c, t, sp, d, point);
+                if (r < 0)
+                        goto out;
+        }
+        r = fb_run_init(&run);
+        run_ok = true;
+        if (r >= 0)
+                r = step_passes(&run, sp);
+        if (r >= 0 && !run.dry_run)
+                r = step_finish(c, &run, point, last);
 out:
         if (run_ok)
                 fb_run_done(&run);
@@ -547,20 +567,15 @@ static int run_target(struct ctx *c, size_t i, const struct tplan *pl) {
                 if (c->o->verify) {
                         struct fb_run run = { .s = c->s, .o = c->o, .t = t, .bs = c->bs, .st = st, .pg = pg,
                                               .d = d };
-                        uint64_t bad = 0, first_bad = 0;
                         r = fb_run_init(&run);
                         if (r >= 0)
-                                r = fb_scan(&run, 0, true, &bad, &first_bad);
+                                r = verify_target(c, &run, c->p->id);
                         fb_run_done(&run);
-                        if (r >= 0 && bad) {
-                                log_error("target %s: verification failed: %llu blocks differ from point %s (first: "
-                                          "block %llu)", t->path, (unsigned long long)bad, c->p->id,
-                                          (unsigned long long)first_bad);
-                                r = fault(c, SYNC_FB_CORRUPT, -EBADMSG);
-                        }
                 }
-                if (r >= 0 && pl->mark_prepared) {
-                        snprintf(t->j.op, sizeof t->j.op, "prepare");
+                if (r >= 0 && pl->mark_op) {
+                        /* A new prepare starts a new cycle, committed or not. */
+                        snprintf(t->j.op, sizeof t->j.op, "%s", pl->mark_op);
+                        t->j.state = FB_J_CONSISTENT;
                         r = fb_journal_save(&t->j);
                 }
         }
@@ -668,12 +683,85 @@ static int commit_targets(struct ctx *c) {
         return 0;
 }
 
+/* Resolve every target's path and journal; refuse one given twice. */
+static int setup_targets(struct ctx *c) {
+        const struct sync_failback_opts *o = c->o;
+        int r;
+
+        for (size_t i = 0; i < o->n_targets; i++) {
+                struct fb_target *t = &c->t[i];
+                t->disk = o->targets[i].disk;
+                t->path = o->targets[i].path;
+                t->j.lock_fd = -1;
+                r = fb_target_resolve(t);
+                if (r < 0)
+                        return fault(c, SYNC_FB_BAD_TARGET, r);
+                for (size_t k = 0; k < i; k++)
+                        if (strcmp(c->t[k].real, t->real) == 0) {
+                                log_error("target %s is given twice (disks %s and %s)", t->path, c->t[k].disk,
+                                          t->disk);
+                                return fault(c, SYNC_FB_BAD_TARGET, -EINVAL);
+                        }
+                r = fb_journal_init(&t->j, o->state_dir, t->real);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The block cache, opened at its own size (another size would reset it). */
+static void open_cache(struct ctx *c) {
+        char path[PATH_MAX];
+        struct stat st;
+        int r;
+
+        if (!c->o->cache_dir)
+                return;
+        snprintf(path, sizeof path, "%s/blocks-%u.data", c->o->cache_dir, c->bs);
+        if (stat(path, &st) < 0 || st.st_size <= 0)
+                return;
+        r = store_cache_open(c->o->cache_dir, c->bs, (uint64_t)st.st_size, &c->cache);
+        if (r < 0)
+                log_debug("cache %s not used: %s", c->o->cache_dir, strerror(-r));
+}
+
+/* Attempts until one succeeds, fails for good, or the profile gives up. */
+static int attempts(struct ctx *c) {
+        const struct sync_failback_opts *o = c->o;
+        uint64_t mark = 0;
+        unsigned n = 0;
+
+        for (;;) {
+                struct timespec ts;
+                double delay;
+                int r = attempt(c);
+                if (r >= 0 || c->fault != SYNC_FB_OK || !sync_error_recoverable(r))
+                        return r;
+                if (progress_mark(c) != mark) /* it got somewhere: start the profile over */
+                        n = 0;
+                mark = progress_mark(c);
+                delay = sync_retry_delay(o->retry, ++n);
+                if (delay < 0 || o->action == SYNC_FB_DRY_RUN) {
+                        if (o->retry != SYNC_RETRY_NONE && o->action != SYNC_FB_DRY_RUN)
+                                log_error("giving up after %u attempts: %s; rerun to resume", n, strerror(-r));
+                        return fault(c, SYNC_FB_RETRIES, r);
+                }
+                log_warn("recoverable error (%s): retrying in %.0f s (attempt %u)", strerror(-r), delay, n + 1);
+                if (o->on_event) {
+                        struct sync_fb_event e = { .type = "retry", .error = r, .delay = delay, .attempt = n + 1 };
+                        o->on_event(o->userdata, &e);
+                }
+                ts = (struct timespec){ (time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9) };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+                (void)store_refresh(c->s);
+        }
+}
+
 int sync_failback(struct store *s, const struct sync_failback_opts *o, struct sync_failback_result *res) {
         struct ctx c = { .s = s, .o = o, .res = res };
         _cleanup_free_ struct fb_target *targets = calloc(MAX(o->n_targets, 1u), sizeof *targets);
         _cleanup_free_ bool *finished = calloc(MAX(o->n_targets, 1u), sizeof *finished);
-        uint64_t mark = 0;
-        unsigned attempt_no = 0;
         int r;
 
         res->fault = SYNC_FB_OK;
@@ -683,75 +771,16 @@ int sync_failback(struct store *s, const struct sync_failback_opts *o, struct sy
                 return res->fault = SYNC_FB_FAILED, -ENOMEM;
         c.t = targets;
         c.finished = finished;
-        for (size_t i = 0; i < o->n_targets; i++) {
-                targets[i].disk = o->targets[i].disk;
-                targets[i].path = o->targets[i].path;
-                targets[i].fd = -1;
-                targets[i].j.lock_fd = -1;
-                r = fb_target_resolve(&targets[i]);
-                if (r < 0) {
-                        fault(&c, SYNC_FB_BAD_TARGET, r);
-                        goto done;
-                }
-                for (size_t k = 0; k < i; k++)
-                        if (strcmp(targets[k].real, targets[i].real) == 0) {
-                                log_error("target %s is given twice (disks %s and %s)", targets[i].path,
-                                          targets[k].disk, targets[i].disk);
-                                r = fault(&c, SYNC_FB_BAD_TARGET, -EINVAL);
-                                goto done;
-                        }
-                r = fb_journal_init(&targets[i].j, o->state_dir, targets[i].real);
-                if (r < 0)
-                        goto done;
-        }
-        if (o->action == SYNC_FB_COMMIT) {
+        for (size_t i = 0; i < o->n_targets; i++)
+                targets[i].fd = targets[i].dfd = targets[i].j.lock_fd = -1;
+        r = setup_targets(&c);
+        if (r >= 0 && o->action == SYNC_FB_COMMIT)
                 r = commit_targets(&c);
-                goto done;
+        else if (r >= 0) {
+                c.bs = store_block_size(s);
+                open_cache(&c);
+                r = attempts(&c);
         }
-        c.bs = store_block_size(s);
-        if (o->cache_dir) {
-                char path[PATH_MAX];
-                struct stat st;
-                snprintf(path, sizeof path, "%s/blocks-%u.data", o->cache_dir, c.bs);
-                /* Open it at its own size (another size would reset it). */
-                if (stat(path, &st) == 0 && st.st_size > 0) {
-                        r = store_cache_open(o->cache_dir, c.bs, (uint64_t)st.st_size, &c.cache);
-                        if (r < 0)
-                                log_debug("cache %s not used: %s", o->cache_dir, strerror(-r));
-                }
-        }
-
-        for (;;) {
-                double delay;
-                r = attempt(&c);
-                if (r >= 0 || c.fault != SYNC_FB_OK || !sync_error_recoverable(r))
-                        break;
-                if (progress_mark(&c) != mark)
-                        attempt_no = 0;
-                mark = progress_mark(&c);
-                delay = sync_retry_delay(o->retry, ++attempt_no);
-                if (delay < 0 || o->action == SYNC_FB_DRY_RUN) {
-                        if (o->retry != SYNC_RETRY_NONE && o->action != SYNC_FB_DRY_RUN)
-                                log_error("giving up after %u attempts: %s; rerun to resume", attempt_no,
-                                          strerror(-r));
-                        fault(&c, SYNC_FB_RETRIES, r);
-                        break;
-                }
-                log_warn("recoverable error (%s): retrying in %.0f s (attempt %u)", strerror(-r), delay,
-                         attempt_no + 1);
-                if (o->on_event) {
-                        struct sync_fb_event e = { .type = "retry", .error = r, .delay = delay,
-                                                   .attempt = attempt_no + 1 };
-                        o->on_event(o->userdata, &e);
-                }
-                {
-                        struct timespec ts = { (time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9) };
-                        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                                ;
-                }
-                (void)store_refresh(s);
-        }
-done:
         if (r < 0 && c.fault == SYNC_FB_OK)
                 c.fault = sync_error_recoverable(r) ? SYNC_FB_RETRIES : classify(r);
         res->fault = r < 0 ? c.fault : SYNC_FB_OK;

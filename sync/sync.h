@@ -5,6 +5,8 @@
  *     compress and store only blocks the vault lacks, commit a point.
  *   sync_export(): write a point's disk out as raw bytes, verifying every
  *     block against its checksum.
+ *   sync_failback(): bring on-prem targets to a point (delta, full, two
+ *     phases, journaled and resumable); see the failback section below.
  *
  * Thread rule: each call is self-contained; it runs its own worker pool.
  * Errors: as store.h and formats.h; -EEXIST the point already exists,
