@@ -142,14 +142,12 @@ static int batch_fill(struct rep *r, struct batch *b, struct fmt_image *img, uin
                         b->kind[k] = BLK_DATA;
                 off = DIV_ROUND_UP(de, r->bs) * r->bs;
         }
-        /* Zero what was not read: holes, and the tail of a partial block. */
+        /* Zero the tail of a partial last block. Holes are never looked
+         * at (the worker takes them as zero blocks): no need to clear them. */
         for (size_t k = 0; k < n; k++) {
-                uint8_t *p = b->data + k * r->bs;
                 uint64_t boff = (first + k) * r->bs;
-                if (b->kind[k] == BLK_HOLE)
-                        memset(p, 0, r->bs);
-                else if (boff + r->bs > size)
-                        memset(p + (size - boff), 0, (size_t)(boff + r->bs - size));
+                if (b->kind[k] != BLK_HOLE && boff + r->bs > size)
+                        memset(b->data + k * r->bs + (size - boff), 0, (size_t)(boff + r->bs - size));
         }
         return 0;
 }
@@ -232,7 +230,15 @@ static int replicate_disk(struct rep *r, struct pool *pool, struct fmt_image *im
                 }
                 b->busy = true;
                 b->done = false;
-                pool_submit(pool, batch_work, b);
+                if (memchr(b->kind, BLK_DATA, n))
+                        pool_submit(pool, batch_work, b);
+                else {
+                        /* Nothing but holes: no work for the pool. */
+                        memset(b->h, 0, n * sizeof *b->h);
+                        memset(b->kind, BLK_ZERO, n);
+                        b->err = 0;
+                        b->done = true;
+                }
                 next += n;
                 slot = (slot + 1) % RING;
         }
