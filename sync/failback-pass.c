@@ -62,7 +62,7 @@ int fb_run_init(struct fb_run *r) {
         r->threads = r->o->threads ? r->o->threads : MAX(cpu_count(), 4u);
         r->ring = MIN(2 * r->threads + 2, 16u);
         r->n = r->d->n_blocks;
-        r->bw_t0 = now_monotonic();
+        r->bw_t0 = r->last_save = now_monotonic();
         store_read_stats(r->s, &r->fetched_base, NULL);
         e = pool_new(r->threads, r->ring, &r->pool);
         return e;
@@ -841,9 +841,14 @@ static int zero_range(struct fb_run *r, struct apply *ap, uint64_t off, uint64_t
         return 0;
 }
 
+/* Long runs (a full sync) go around the page cache; short scattered ones
+ * (a delta) are cheaper buffered: one sync then writes them all, merged
+ * and queued deep, instead of one synchronous device write each. */
+#define DIRECT_MIN (1u << 20)
+
 static int write_data(struct fb_run *r, struct apply *ap, const uint8_t *p, size_t len, uint64_t off) {
-        if (r->t->dfd >= 0 && !__atomic_load_n(&ap->no_direct, __ATOMIC_RELAXED) && off % 4096 == 0 &&
-            len % 4096 == 0) {
+        if (r->t->dfd >= 0 && len >= DIRECT_MIN && !__atomic_load_n(&ap->no_direct, __ATOMIC_RELAXED) &&
+            off % 4096 == 0 && len % 4096 == 0) {
                 int e = pwrite_full(r->t->dfd, p, len, off);
                 if (e != -EINVAL)
                         return e;

@@ -15,6 +15,17 @@ fb_vault
 back=$T/backing.img
 cp --sparse=always "$T/v1.img" "$back"
 truncate -s $(( SIZE + 4 * 1024 * 1024 )) "$back"
+# wait_size DEV: a freshly attached loop device can report size 0 for a
+# moment; wait until it shows its backing file's size.
+wait_size() {
+    local want i
+    want=$(stat -c %s "$back")
+    for (( i = 0; i < 100; i++ )); do
+        [[ $(blockdev --getsize64 "$1" 2>/dev/null) == "$want" ]] && return 0
+        sleep 0.05
+    done
+    fail "loop device $1 never showed its size $want"
+}
 dev=$(losetup -f --show "$back" 2>/dev/null) || skip "cannot attach a loop device"
 track_loop "$dev"
 msg "target $dev"
@@ -84,6 +95,7 @@ else
 fi
 losetup -d "$dev"
 rodev=$(losetup -f --show -r "$back") || fail "losetup -r"
+wait_size "$rodev"
 track_loop "$rodev"
 before=$(target_sum "$rodev")
 expect_fail 3 rpfs failback "$V" vm1 --target "disk0=$rodev" --point $P1
