@@ -69,22 +69,30 @@ static bool put_was_ours(struct backend_azure *a, const char *blob, const char *
         return ours;
 }
 
+/* Send the request that creates the blob (Put Blob or Put Block List),
+ * tagged so that a retried exclusive put can tell its own earlier success
+ * from another writer's blob. Frees the request. */
+static int put_final(struct backend_azure *a, struct az_req *q, const char *blob, const char *tag, bool excl) {
+        int r;
+
+        az_req_header(q, "x-ms-meta-rpfsput", tag);
+        if (excl)
+                az_req_header(q, "If-None-Match", "*");
+        r = az_http_run(a->http, q, 1);
+        if (r == -EEXIST && q->ambiguous && put_was_ours(a, blob, tag))
+                r = 0;
+        az_req_done(q);
+        return r;
+}
+
 static int put_single(struct backend_azure *a, const char *blob, const void *data, size_t len, bool excl) {
         struct az_req q = { .method = "PUT", .blob = blob, .body = data, .body_len = len, .out = AZ_OUT_MEM };
         char tag[17];
-        int r;
 
         random_hex(tag);
         az_req_header(&q, "x-ms-blob-type", "BlockBlob");
         az_req_header(&q, "Content-Type", "application/octet-stream");
-        az_req_header(&q, "x-ms-meta-rpfsput", tag);
-        if (excl)
-                az_req_header(&q, "If-None-Match", "*");
-        r = az_http_run(a->http, &q, 1);
-        if (r == -EEXIST && q.ambiguous && put_was_ours(a, blob, tag))
-                r = 0;
-        az_req_done(&q);
-        return r;
+        return put_final(a, &q, blob, tag, excl);
 }
 
 static int put_blocks(struct backend_azure *a, const char *blob, const void *data, size_t len, bool excl) {
@@ -137,14 +145,7 @@ static int put_blocks(struct backend_azure *a, const char *blob, const void *dat
         az_req_query(&q, "comp", "blocklist");
         az_req_header(&q, "Content-Type", "application/xml");
         az_req_header(&q, "x-ms-blob-content-type", "application/octet-stream");
-        az_req_header(&q, "x-ms-meta-rpfsput", tag);
-        if (excl)
-                az_req_header(&q, "If-None-Match", "*");
-        r = az_http_run(a->http, &q, 1);
-        if (r == -EEXIST && q.ambiguous && put_was_ours(a, blob, tag))
-                r = 0;
-        az_req_done(&q);
-        return r;
+        return put_final(a, &q, blob, tag, excl);
 }
 
 static int azure_put(struct backend *b, const char *name, const void *data, size_t len, unsigned flags) {
