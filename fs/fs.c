@@ -593,10 +593,10 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
         size = (size_t)MIN((uint64_t)size, total - o);
         if (o < f->d->size) {
                 size_t n = (size_t)MIN((uint64_t)size, f->d->size - o);
+                fs_readahead(fs, f, o, n);
                 r = fs_read_disk(fs, f, buf, n, o);
                 if (r < 0)
                         return r;
-                fs_readahead(fs, f, o, n);
                 done = n;
         }
         while (done < size) { /* VHD padding and footer */
@@ -612,31 +612,6 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
                 }
         }
         return (int)done;
-}
-
-/* The same as op_read, but hands libfuse a buffer it may splice into
- * /dev/fuse instead of copying it with writev. */
-static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
-                       struct fuse_file_info *fi) {
-        struct fuse_bufvec *bv = malloc(sizeof *bv);
-        char *mem = malloc(MAX(size, 1));
-        int r;
-
-        if (!bv || !mem) {
-                free(bv);
-                free(mem);
-                return -ENOMEM;
-        }
-        r = op_read(path, mem, size, off, fi);
-        if (r < 0) {
-                free(bv);
-                free(mem);
-                return r;
-        }
-        *bv = FUSE_BUFVEC_INIT((size_t)r);
-        bv->buf[0].mem = mem;
-        *bufp = bv;
-        return 0;
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi) {
@@ -790,12 +765,11 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
         cfg->attr_timeout = 1;
         cfg->negative_timeout = 1;
         conn->max_readahead = 4u << 20;
-        /* Replies by splice: the kernel takes page references instead of
-         * pinning and copying the reply buffer page by page. */
-        if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-                conn->want |= FUSE_CAP_SPLICE_WRITE;
-        if (conn->capable & FUSE_CAP_SPLICE_MOVE)
-                conn->want |= FUSE_CAP_SPLICE_MOVE;
+        /* No splice for replies: our replies are memory buffers, which
+         * libfuse would first copy into a pipe (allocating its pages) and
+         * then splice; one writev copies them once. Measured: warm-cache
+         * reads 0.5-0.7 GB/s with splice, 1.0-1.6 GB/s without. */
+        conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
         conn->max_background = 64;
         return fuse_get_context()->private_data;
 }
@@ -807,7 +781,6 @@ static const struct fuse_operations ops = {
         .readdir = op_readdir,
         .open = op_open,
         .read = op_read,
-        .read_buf = op_read_buf,
         .release = op_release,
         .statfs = op_statfs,
         .create = op_create,

@@ -103,8 +103,10 @@ struct fs_file {
         size_t n_covered, cap_covered;
         char *text;                    /* FK_TEXT */
         size_t text_len;
-        pthread_mutex_t lock;          /* protects next_off, ra_end */
+        pthread_mutex_t lock;          /* protects next_off, ra_end, ra_win */
         uint64_t next_off, ra_end;
+        uint64_t ra_win;               /* readahead window: grows while the reader stays sequential */
+        uint64_t seq_bytes;            /* read by the current sequential stream */
 };
 
 /* onprem.c: MOUNT/failback, the writable on-prem directory. rel is the

@@ -15,9 +15,23 @@
 
 #include "fs_i.h"
 
-#define RA_WINDOW (16u << 20)
-#define RA_MAX_INFLIGHT 8
-#define RA_BATCH (4u << 20)  /* one batched fetch: few large ranged reads */
+/* Readahead of a sequential reader: the window starts at RA_WINDOW_MIN
+ * and doubles each time the reader comes within half a window of its end,
+ * up to RA_WINDOW_MAX. It goes out as jobs of up to RA_JOB bytes of disk,
+ * each one batched fetch (few, large ranged reads: a remote store spends
+ * as much on a request as on megabytes). */
+#define RA_WINDOW_MIN (16u << 20)
+#define RA_WINDOW_MAX (64u << 20)
+#define RA_JOB (32u << 20)
+#define RA_MAX_INFLIGHT 6
+/* A read continues a stream when it starts at most RA_GAP after the
+ * stream's head or at most RA_NEAR before it: the kernel sends several
+ * reads at once, and they arrive in any order. */
+#define RA_GAP (128u << 10)
+#define RA_NEAR (4u << 20)
+/* Readahead starts once a stream has read this much in a row: scattered
+ * small reads (a filesystem's metadata, random I/O) get none. */
+#define RA_MIN_STREAM (512u << 10)
 
 struct store_codec *fs_codec_get(struct fs *fs) {
         struct store_codec *c = NULL;
@@ -180,11 +194,17 @@ static void fl_wait(struct fs *fs, const struct hash128 *h) {
         pthread_mutex_unlock(&fs->fl_lock);
 }
 
-/* Fetch v[0..n) from the vault, retrying what may pass until the timeout;
- * fills results, puts good blocks into the cache. */
-static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool prefetch) {
+static void to_cache(void *userdata, struct store_fetch *f, const void *data) {
+        struct fs *fs = userdata;
+        (void)store_cache_put(fs->cache, &f->h, data);
+}
+
+/* Fetch v[0..n) from the vault, retrying what may pass until deadline
+ * (one attempt at least);
+ * fills results, puts good blocks into the cache (entries without a
+ * buffer go only there). */
+static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool prefetch, double deadline) {
         struct store_codec *c = fs_codec_get(fs);
-        double deadline = now_monotonic() + fs->o.timeout;
         bool refreshed = false;
 
         if (!c) {
@@ -210,14 +230,15 @@ static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool pr
                         }
                 if (m == 0)
                         break;
-                r = store_fetch_blocks(fs->s, c, todo, m);
+                r = store_fetch_blocks_sink(fs->s, c, todo, m, to_cache, fs);
                 for (size_t k = 0; k < m; k++) {
                         struct store_fetch *f = &todo[k];
                         if (r < 0)
                                 f->result = r;
                         v[map[k]] = *f;
                         if (f->result == 0) {
-                                (void)store_cache_put(fs->cache, &f->h, f->buf);
+                                if (f->buf)
+                                        (void)store_cache_put(fs->cache, &f->h, f->buf);
                                 atomic_fetch_add(&fs->st.blocks_fetched, 1);
                                 atomic_fetch_add(&fs->st.bytes_fetched, f->stored);
                                 if (prefetch)
@@ -280,6 +301,8 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
         _cleanup_free_ uint8_t **wdst = NULL;
         _cleanup_free_ struct hash128 *wh = NULL;
         struct sync_seed *seed = file_seed(f);
+        /* One timeout for the whole read, waits for others' fetches included. */
+        double deadline = now_monotonic() + fs->o.timeout;
         size_t nf = 0, nw = 0;
         int err = 0;
 
@@ -337,7 +360,7 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
         /* Our own fetches first: a block can repeat within one read, and
          * its second copy waits for the first. Claims are always released. */
         if (err == 0 && nf > 0)
-                fetch_blocks(fs, fv, nf, false);
+                fetch_blocks(fs, fv, nf, false, deadline);
         for (size_t j = 0; j < nf; j++)
                 if (claimed[j])
                         fl_release(fs, &fv[j].h);
@@ -357,7 +380,7 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                 fk[nf++] = wk[j];
         }
         if (err == 0 && nf > own) {
-                fetch_blocks(fs, fv + own, nf - own, false);
+                fetch_blocks(fs, fv + own, nf - own, false, deadline);
                 err = report_fetch_errors(f, fv, fk, first, own, nf);
         }
         if (err < 0) {
@@ -387,72 +410,92 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
 
 struct ra_job {
         struct fs *fs;
-        struct fs_point *pt; /* referenced: keeps d alive */
-        const struct ret_disk *d;
-        size_t disk_index;
-        uint64_t start, end; /* block range */
+        struct fs_point *pt; /* referenced: keeps the disk alive */
+        size_t n;
+        struct store_fetch *v; /* claimed blocks, buf NULL: fetched into the cache */
+        double deadline;       /* from submission: a job that waited out an outage in the queue tries once */
 };
 
-static void ra_work(void *arg) {
-        struct ra_job *j = arg;
+static void ra_job_free(struct ra_job *j) {
         struct fs *fs = j->fs;
-        uint32_t bs = fs->bs;
-        size_t sub = MAX(RA_BATCH / bs, 1u), nf = 0;
-        struct store_fetch *fv = malloc(sub * sizeof *fv);
-        uint8_t *tmp = malloc(sub * bs);
-        struct sync_seed *seed = j->pt->seeds ? j->pt->seeds[j->disk_index] : NULL;
-        bool claimed;
-
-        for (uint64_t b = j->start; fv && tmp && b < j->end; b++) {
-                struct hash128 h;
-                if (fs_block_hash(fs, j->d, b, &h) < 0)
-                        break;
-                if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) ||
-                    (seed && sync_seed_has(seed, b, &h)))
-                        continue;
-                if (!fl_claim(fs, &h, &claimed))
-                        continue; /* someone is fetching it */
-                if (!claimed) /* table full: leave it to the reader */
-                        continue;
-                fv[nf] = (struct store_fetch){ .h = h, .buf = tmp + nf * bs };
-                if (++nf == sub || b + 1 == j->end) {
-                        fetch_blocks(fs, fv, nf, true);
-                        for (size_t k = 0; k < nf; k++)
-                                fl_release(fs, &fv[k].h);
-                        nf = 0;
-                }
-        }
-        if (nf > 0) {
-                fetch_blocks(fs, fv, nf, true);
-                for (size_t k = 0; k < nf; k++)
-                        fl_release(fs, &fv[k].h);
-        }
-        free(fv);
-        free(tmp);
+        for (size_t k = 0; k < j->n; k++)
+                fl_release(fs, &j->v[k].h);
         pthread_mutex_lock(&fs->ra_lock);
         fs->ra_inflight--;
         pthread_mutex_unlock(&fs->ra_lock);
         fs_point_unref(j->pt);
+        free(j->v);
         free(j);
 }
 
-/* Called after a read of [off, off + len): a reader that keeps going
- * forward gets the next RA_WINDOW fetched in the background. */
+static void ra_work(void *arg) {
+        struct ra_job *j = arg;
+        fetch_blocks(j->fs, j->v, j->n, true, j->deadline);
+        ra_job_free(j);
+}
+
+/* A job for blocks [first, end) of f's disk: the blocks to fetch (not
+ * zero, cached, seeded, nor being fetched) are claimed here, on the
+ * reader's thread, so that readers arriving before a worker takes the job
+ * wait for it instead of fetching the same blocks in small pieces.
+ * NULL when there is nothing to fetch (or no memory). */
+static struct ra_job *ra_job_make(struct fs *fs, struct fs_file *f, uint64_t first, uint64_t end) {
+        struct sync_seed *seed = file_seed(f);
+        struct ra_job *j = calloc(1, sizeof *j);
+        bool claimed;
+
+        if (!j || !(j->v = calloc(end - first, sizeof *j->v))) {
+                free(j);
+                return NULL;
+        }
+        j->fs = fs;
+        for (uint64_t b = first; b < end; b++) {
+                struct hash128 h;
+                if (fs_block_hash(fs, f->d, b, &h) < 0)
+                        break;
+                if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) || (seed && sync_seed_has(seed, b, &h)))
+                        continue;
+                if (!fl_claim(fs, &h, &claimed))
+                        continue; /* someone is fetching it */
+                if (!claimed)     /* table full: leave it to the reader */
+                        break;
+                j->v[j->n++] = (struct store_fetch){ .h = h };
+        }
+        if (j->n == 0) {
+                free(j->v);
+                free(j);
+                return NULL;
+        }
+        j->pt = f->pt;
+        j->deadline = now_monotonic() + fs->o.timeout;
+        atomic_fetch_add(&f->pt->refs, 1);
+        return j;
+}
+
+/* Called when a read of [off, off + len) arrives, before it is served: a
+ * reader that keeps going forward gets the next window fetched in the
+ * background, claimed before this read's own fetch. */
 void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len);
 void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len) {
         uint64_t end = off + len, start, stop;
-        struct ra_job *j;
         bool seq;
 
         pthread_mutex_lock(&f->lock);
-        seq = off == f->next_off || (off < f->next_off && off + (1u << 20) >= f->next_off);
-        f->next_off = end;
-        if (!seq || end + RA_WINDOW / 2 < f->ra_end || end >= f->d->size) {
+        seq = off <= f->next_off + RA_GAP && off + RA_NEAR >= f->next_off;
+        f->next_off = seq ? MAX(f->next_off, end) : end;
+        f->seq_bytes = seq ? f->seq_bytes + len : len;
+        if (!seq) {
+                f->ra_win = 0;
+                f->ra_end = 0;
+        }
+        end = f->next_off;
+        if (f->seq_bytes < RA_MIN_STREAM || (f->ra_win && end + f->ra_win / 2 < f->ra_end) || end >= f->d->size) {
                 pthread_mutex_unlock(&f->lock);
                 return;
         }
+        f->ra_win = f->ra_win ? MIN(2 * f->ra_win, (uint64_t)RA_WINDOW_MAX) : RA_WINDOW_MIN;
         start = MAX(end, f->ra_end);
-        stop = MIN(start + RA_WINDOW, f->d->size);
+        stop = MIN(end + f->ra_win, f->d->size);
         if (stop <= start) {
                 pthread_mutex_unlock(&f->lock);
                 return;
@@ -460,8 +503,10 @@ void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len) {
         f->ra_end = stop;
         pthread_mutex_unlock(&f->lock);
 
-        /* The window goes out as RA_BATCH jobs, fetched in parallel. */
-        for (uint64_t a = start; a < stop; a += RA_BATCH) {
+        for (uint64_t a = start; a < stop; a += RA_JOB) {
+                uint64_t first = a / fs->bs, last = DIV_ROUND_UP(MIN(a + RA_JOB, stop), fs->bs);
+                struct ra_job *j;
+
                 pthread_mutex_lock(&fs->ra_lock);
                 if (fs->ra_inflight >= RA_MAX_INFLIGHT) {
                         pthread_mutex_unlock(&fs->ra_lock);
@@ -474,20 +519,13 @@ void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len) {
                 fs->ra_inflight++;
                 pthread_mutex_unlock(&fs->ra_lock);
 
-                j = calloc(1, sizeof *j);
+                j = ra_job_make(fs, f, first, last);
                 if (!j) {
                         pthread_mutex_lock(&fs->ra_lock);
                         fs->ra_inflight--;
                         pthread_mutex_unlock(&fs->ra_lock);
-                        return;
+                        continue;
                 }
-                j->fs = fs;
-                j->pt = f->pt;
-                j->d = f->d;
-                j->disk_index = f->disk_index;
-                atomic_fetch_add(&f->pt->refs, 1);
-                j->start = a / fs->bs;
-                j->end = DIV_ROUND_UP(MIN(a + RA_BATCH, stop), fs->bs);
                 pool_submit(fs->ra_pool, ra_work, j);
         }
 }

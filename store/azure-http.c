@@ -572,8 +572,8 @@ static int attempt_done(struct az_http *h, struct az_req *r, CURLcode cc) {
                 if (e == 0 && r->out != AZ_OUT_BUF && r->have_cl && strcmp(r->method, "HEAD") != 0 &&
                     r->content_length != r->resp_len)
                         e = -EPROTO;
-                log_debug("azure: %s %s -> %ld%s%s (attempt %u)", r->method, what, r->status,
-                          r->error_code[0] ? " " : "", r->error_code, r->attempts);
+                log_debug("azure: %s %s -> %ld%s%s, %zu bytes (attempt %u)", r->method, what, r->status,
+                          r->error_code[0] ? " " : "", r->error_code, r->resp_len, r->attempts);
                 transient = status_transient(r->status);
                 if (!transient) {
                         r->result = e;

@@ -337,3 +337,12 @@ int backend_open(const char *url, struct backend **ret) {
                 url += 7;
         return backend_dir_open(url, ret);
 }
+
+void backend_get_ranges(struct backend *b, struct backend_range *v, size_t n) {
+        if (b->ops->get_ranges) {
+                b->ops->get_ranges(b, v, n);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                v[i].result = b->ops->get_range(b, v[i].name, v[i].off, v[i].buf, v[i].len);
+}

@@ -19,11 +19,23 @@ enum {
 
 struct backend;
 
+/* One ranged read of a batch (backend_get_ranges). */
+struct backend_range {
+        const char *name;
+        uint64_t off;
+        void *buf;
+        size_t len;
+        int result; /* out: 0 or -errno */
+};
+
 struct backend_ops {
         const char *name;
         int (*put)(struct backend *b, const char *name, const void *data, size_t len, unsigned flags);
         int (*get)(struct backend *b, const char *name, char **ret, size_t *ret_len);
         int (*get_range)(struct backend *b, const char *name, uint64_t off, void *buf, size_t len);
+        /* Optional: several ranged reads at once, in parallel where that
+         * pays (a remote backend); each entry gets its own result. */
+        void (*get_ranges)(struct backend *b, struct backend_range *v, size_t n);
         int (*list)(struct backend *b, const char *prefix, store_list_cb cb, void *userdata);
         int (*del)(struct backend *b, const char *name);
         /* Make every NOSYNC put so far durable. */
@@ -41,6 +53,9 @@ struct backend_ops {
 struct backend {
         const struct backend_ops *ops;
 };
+
+/* v[0..n) through get_ranges, or one get_range after the other. */
+void backend_get_ranges(struct backend *b, struct backend_range *v, size_t n);
 
 /* Open the backend for a vault URL: "azure://ACCOUNT/CONTAINER[/PREFIX]",
  * "file://PATH" or a plain directory path. */

@@ -389,6 +389,8 @@ struct store_codec {
         int level;
         uint8_t *scratch;
         size_t scratch_cap;
+        uint8_t *block;        /* one decoded block, for store_fetch_blocks_sink() */
+        uint32_t block_size;
 };
 
 int store_codec_new(const struct store *s, struct store_codec **ret) {
@@ -396,6 +398,7 @@ int store_codec_new(const struct store *s, struct store_codec **ret) {
         if (!c)
                 return -ENOMEM;
         c->level = s->level;
+        c->block_size = s->block_size;
         c->cctx = ZSTD_createCCtx();
         c->dctx = ZSTD_createDCtx();
         if (!c->cctx || !c->dctx) {
@@ -412,6 +415,7 @@ void store_codec_free(struct store_codec *c) {
         ZSTD_freeCCtx(c->cctx);
         ZSTD_freeDCtx(c->dctx);
         free(c->scratch);
+        free(c->block);
         free(c);
 }
 
@@ -521,14 +525,43 @@ static int cmp_fetch_ref(const void *a, const void *b) {
         return x->loc.offset < y->loc.offset ? -1 : x->loc.offset > y->loc.offset;
 }
 
-/* Largest span read in one request: blobs further apart are not merged. */
-#define FETCH_MAX_SPAN (8u << 20)
+/* One ranged read: a run of blobs of one pack, each starting where the
+ * last ended (or nearly: gaps under FETCH_GAP are read through), at most
+ * FETCH_MAX_SPAN long. A call reads its runs in rounds of up to
+ * FETCH_ROUND bytes and FETCH_ROUND_RUNS runs, all runs of a round at once
+ * (in parallel on a remote backend). Large requests matter: a remote
+ * store spends about as much on a request as on megabytes of data. */
+#define FETCH_GAP (64u << 10)
+#define FETCH_MAX_SPAN (16u << 20)
+#define FETCH_ROUND (16u << 20)
+#define FETCH_ROUND_RUNS 16
+/* A codec keeps a scratch buffer up to this size between calls. */
+#define SCRATCH_KEEP (2u << 20)
 
-int store_fetch_blocks(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n) {
+struct fetch_run {
+        size_t a, b;         /* refs[a, b) */
+        uint64_t start, end; /* byte range in the pack */
+};
+
+static int scratch_reserve(struct store_codec *c, size_t len) {
+        if (c->scratch_cap >= len)
+                return 0;
+        free(c->scratch);
+        c->scratch = malloc(len);
+        c->scratch_cap = c->scratch ? len : 0;
+        return c->scratch ? 0 : -ENOMEM;
+}
+
+int store_fetch_blocks_sink(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n,
+                            store_fetch_sink sink, void *userdata) {
         _cleanup_free_ struct fetch_ref *refs = calloc(MAX(n, 1), sizeof *refs);
-        size_t m = 0;
+        _cleanup_free_ struct fetch_run *runs = calloc(MAX(n, 1), sizeof *runs);
+        struct backend_range br[FETCH_ROUND_RUNS];
+        char names[FETCH_ROUND_RUNS][64];
+        size_t m = 0, nr = 0;
+        int err = 0;
 
-        if (!refs)
+        if (!refs || !runs)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 v[i].stored = 0;
@@ -541,47 +574,73 @@ int store_fetch_blocks(struct store *s, struct store_codec *c, struct store_fetc
                         v[i].result = -EBADMSG;
                         continue;
                 }
+                if (!v[i].buf && !c->block && !(c->block = malloc(c->block_size))) {
+                        v[i].result = -ENOMEM;
+                        continue;
+                }
                 v[i].pack_id = refs[m].loc.pack_id;
+                v[i].result = -EIO; /* until read and decoded */
                 refs[m++].i = i;
         }
         qsort(refs, m, sizeof *refs, cmp_fetch_ref);
-
         for (size_t a = 0; a < m;) {
-                /* A run of blobs of one pack, each starting where the last
-                 * ended (or nearly: gaps under 64 KiB are read through). */
                 size_t b = a + 1;
                 uint64_t start = refs[a].loc.offset, end = start + refs[a].loc.len;
-                char name[64];
-                int r;
-
                 while (b < m && refs[b].loc.pack_id == refs[a].loc.pack_id && refs[b].loc.offset >= end &&
-                       refs[b].loc.offset - end < (64u << 10) &&
+                       refs[b].loc.offset - end < FETCH_GAP &&
                        refs[b].loc.offset + refs[b].loc.len - start <= FETCH_MAX_SPAN) {
                         end = refs[b].loc.offset + refs[b].loc.len;
                         b++;
                 }
-                if (c->scratch_cap < end - start) {
-                        uint8_t *nb = realloc(c->scratch, end - start);
-                        if (!nb)
-                                return -ENOMEM;
-                        c->scratch = nb;
-                        c->scratch_cap = end - start;
-                }
-                pack_name(refs[a].loc.pack_id, name, sizeof name);
-                r = s->b->ops->get_range(s->b, name, start, c->scratch, end - start);
-                if (r >= 0)
-                        count_read(s, end - start);
-                for (size_t k = a; k < b; k++) {
-                        struct store_fetch *f = &v[refs[k].i];
-                        if (r < 0) {
-                                f->result = r;
-                                continue;
-                        }
-                        f->stored = refs[k].loc.len;
-                        f->result = store_decode(c, &f->h, c->scratch + (refs[k].loc.offset - start),
-                                                 refs[k].loc.len, f->buf, s->block_size, NULL);
-                }
+                runs[nr++] = (struct fetch_run){ a, b, start, end };
                 a = b;
         }
-        return 0;
+
+        for (size_t r0 = 0; r0 < nr && err == 0;) {
+                size_t r1 = r0, bytes = 0, pos = 0;
+                while (r1 < nr && r1 - r0 < FETCH_ROUND_RUNS &&
+                       (r1 == r0 || bytes + (runs[r1].end - runs[r1].start) <= FETCH_ROUND)) {
+                        bytes += (size_t)(runs[r1].end - runs[r1].start);
+                        r1++;
+                }
+                err = scratch_reserve(c, bytes);
+                if (err < 0)
+                        break;
+                for (size_t k = r0; k < r1; k++) {
+                        size_t len = (size_t)(runs[k].end - runs[k].start);
+                        pack_name(refs[runs[k].a].loc.pack_id, names[k - r0], sizeof names[k - r0]);
+                        br[k - r0] = (struct backend_range){ .name = names[k - r0], .off = runs[k].start,
+                                                             .buf = c->scratch + pos, .len = len };
+                        pos += len;
+                }
+                backend_get_ranges(s->b, br, r1 - r0);
+                for (size_t k = r0; k < r1; k++) {
+                        const struct backend_range *q = &br[k - r0];
+                        if (q->result >= 0)
+                                count_read(s, q->len);
+                        for (size_t j = runs[k].a; j < runs[k].b; j++) {
+                                struct store_fetch *f = &v[refs[j].i];
+                                if (q->result < 0) {
+                                        f->result = q->result;
+                                        continue;
+                                }
+                                f->stored = refs[j].loc.len;
+                                f->result = store_decode(c, &f->h, (uint8_t *)q->buf + (refs[j].loc.offset - runs[k].start),
+                                                         refs[j].loc.len, f->buf ? f->buf : c->block, s->block_size, NULL);
+                                if (f->result == 0 && !f->buf && sink)
+                                        sink(userdata, f, c->block);
+                        }
+                }
+                r0 = r1;
+        }
+        if (c->scratch_cap > SCRATCH_KEEP) {
+                free(c->scratch);
+                c->scratch = NULL;
+                c->scratch_cap = 0;
+        }
+        return err;
+}
+
+int store_fetch_blocks(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n) {
+        return store_fetch_blocks_sink(s, c, v, n, NULL, NULL);
 }

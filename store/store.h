@@ -168,5 +168,10 @@ struct store_fetch {
  * was attempted (check each result), or -errno for a failure that stopped
  * the batch. */
 int store_fetch_blocks(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n);
+/* The same; an entry whose buf is NULL is decoded into a buffer of the
+ * codec's and handed to sink (when it verified), valid during the call. */
+typedef void (*store_fetch_sink)(void *userdata, struct store_fetch *f, const void *data);
+int store_fetch_blocks_sink(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n,
+                            store_fetch_sink sink, void *userdata);
 /* "packs/ab/ab01...pack" for messages. */
 void store_pack_name(uint64_t pack_id, char *buf, size_t len);

@@ -6,6 +6,8 @@ and for what az does slowly:
     azure_helper.py sas CONTAINER PERMISSIONS      print a container SAS
     azure_helper.py put CONTAINER BLOB FILE         upload FILE as BLOB
     azure_helper.py list CONTAINER [PREFIX]         print blob names
+    azure_helper.py ls CONTAINER [PREFIX]           print "SIZE ETAG NAME" per blob
+    azure_helper.py get CONTAINER BLOB              write the blob to stdout
     azure_helper.py delete-container CONTAINER
 
 The account, key and endpoint come from RPFS_AZURITE_CONNECTION_STRING.
@@ -70,7 +72,7 @@ def main():
         data = open(sys.argv[4], "rb").read()
         request("PUT", sys.argv[2], sys.argv[3], body=data,
                 headers={"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"})
-    elif cmd == "list":
+    elif cmd in ("list", "ls"):
         q = {"restype": "container", "comp": "list"}
         if len(sys.argv) > 3:
             q["prefix"] = sys.argv[3]
@@ -79,12 +81,21 @@ def main():
             if marker:
                 q["marker"] = marker
             x = request("GET", sys.argv[2], query=q).decode()
-            for n in re.findall(r"<Name>(.*?)</Name>", x):
-                print(n.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+            for b in re.findall(r"<Blob>(.*?)</Blob>", x, re.S):
+                n = re.search(r"<Name>(.*?)</Name>", b).group(1)
+                n = n.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+                if cmd == "list":
+                    print(n)
+                else:
+                    size = re.search(r"<Content-Length>(\d+)</Content-Length>", b).group(1)
+                    etag = re.search(r"<Etag>(.*?)</Etag>", b).group(1).replace("&quot;", "")
+                    print(size, etag, n)
             m = re.search(r"<NextMarker>(.+?)</NextMarker>", x)
             if not m:
                 break
             marker = m.group(1)
+    elif cmd == "get":
+        sys.stdout.buffer.write(request("GET", sys.argv[2], sys.argv[3]))
     elif cmd == "delete-container":
         request("DELETE", sys.argv[2], query={"restype": "container"})
     else:

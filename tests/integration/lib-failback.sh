@@ -22,7 +22,7 @@ BS=65536
 P1=20261122T100000Z
 P2=20261122T101500Z
 P3=20261122T103000Z
-V=$T/vault
+V=$(vault_path vault)
 export RPFS_STATE_DIR=$T/state
 export RPFS_CACHE_DIR=$T/no-cache
 

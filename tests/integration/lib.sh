@@ -189,15 +189,83 @@ assert_not_contains() {
 
 file_size() { stat -c %s "$1"; }
 
-# vault_bytes VAULT: apparent size of the vault in bytes.
-vault_bytes() { du -sb "$1" | cut -f1; }
+# ---- where the test's vaults live ------------------------------------------------
+# RPFS_TEST_VAULT=azurite runs a test against vaults in Azurite (tests/run.sh
+# starts it and exports RPFS_AZURITE_ENDPOINT and _CONNECTION_STRING): every
+# vault_path is then a prefix in a fresh container, removed at exit. The
+# default, dir, keeps them in $T.
+TEST_VAULT=${RPFS_TEST_VAULT:-dir}
+_AZ_HELPER=$(dirname "${BASH_SOURCE[0]}")/azure_helper.py
+_AZ_CONTAINER=
+if [[ $TEST_VAULT == azurite ]]; then
+    [[ -n ${RPFS_AZURITE_ENDPOINT:-} && -n ${RPFS_AZURITE_CONNECTION_STRING:-} ]] ||
+        skip "Azurite is not running (tests/run.sh starts it and sets RPFS_AZURITE_ENDPOINT)"
+    curl -s -o /dev/null --max-time 5 "$RPFS_AZURITE_ENDPOINT?comp=list" ||
+        skip "Azurite does not answer at $RPFS_AZURITE_ENDPOINT"
+    export AZURE_STORAGE_CONNECTION_STRING=$RPFS_AZURITE_CONNECTION_STRING
+    unset AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN RPFS_AZURE_ENDPOINT
+    export RPFS_CACHE_DIR=${RPFS_CACHE_DIR:-$T/.rpfs-cache}
+    _AZ_CONTAINER=t-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
+    at_exit "python3 '$_AZ_HELPER' delete-container '$_AZ_CONTAINER' >/dev/null 2>&1 || true"
+    msg "vaults in Azurite, container $_AZ_CONTAINER"
+elif [[ $TEST_VAULT != dir ]]; then
+    fail "RPFS_TEST_VAULT must be dir or azurite, not $TEST_VAULT"
+fi
 
-# vault_state VAULT: a fingerprint of every file of the vault and of its point
-# list, to show that a failed command left it unchanged.
+# vault_path NAME: the URL or path for the test's vault NAME.
+vault_path() {
+    if [[ -n $_AZ_CONTAINER ]]; then
+        printf 'azure://devstoreaccount1/%s/%s\n' "$_AZ_CONTAINER" "$1"
+    else
+        printf '%s/%s\n' "$T" "$1"
+    fi
+}
+
+# dir_vault_only WHY: skip the test unless its vaults are directories.
+dir_vault_only() { [[ $TEST_VAULT == dir ]] || skip "$*: needs a directory vault"; }
+
+# _az_prefix VAULT: the container-relative prefix of an Azurite vault URL.
+_az_prefix() { local p=${1#azure://devstoreaccount1/"$_AZ_CONTAINER"}; printf '%s\n' "${p#/}"; }
+
+# vault_files VAULT: "SIZE NAME" for every object of the vault, NAME relative
+# to the vault, sorted by name.
+vault_files() {
+    if [[ $1 == azure://* ]]; then
+        local pre; pre=$(_az_prefix "$1")/
+        python3 "$_AZ_HELPER" ls "$_AZ_CONTAINER" "$pre" | awk -v p="$pre" '{print $1, substr($3, length(p) + 1)}' | sort -k2
+    else
+        (cd "$1" && find . -type f -printf '%s %P\n' | sort -k2)
+    fi
+}
+
+# vault_cat VAULT NAME: the bytes of one object.
+vault_cat() {
+    if [[ $1 == azure://* ]]; then
+        python3 "$_AZ_HELPER" get "$_AZ_CONTAINER" "$(_az_prefix "$1")/$2"
+    else
+        cat -- "$1/$2"
+    fi
+}
+
+# vault_bytes VAULT: the size of the vault's objects in bytes.
+vault_bytes() { vault_files "$1" | awk '{s += $1} END {printf "%.0f\n", s}'; }
+
+# vault_state VAULT: a fingerprint of every object of the vault and of its
+# point list, to show that a failed command left it unchanged; vault_objects
+# VAULT: the objects' part (a directory: each file's sha256; Azure: each
+# blob's size and ETag, which any write changes).
 vault_state() {
-    (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+    vault_objects "$1"
     echo "--- points"
     "$RPFS" points "$1" --json
+}
+vault_objects() {
+    if [[ $1 == azure://* ]]; then
+        local pre; pre=$(_az_prefix "$1")/
+        python3 "$_AZ_HELPER" ls "$_AZ_CONTAINER" "$pre"
+    else
+        (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+    fi
 }
 
 # export_check VAULT VM DISK SHA [EXPORT-ARGS...]: export to a file and to stdout

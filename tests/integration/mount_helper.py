@@ -9,7 +9,7 @@ starting with "error:" and exits 1 when what it checks is wrong.
   vhd-footer FILE SIZE          FILE = SIZE bytes + a valid fixed-VHD footer
   point-json FILE VAULT_POINTS  point.json agrees with `rpfs points --json`
   distinct-blocks BS FILE...    number of distinct non-zero blocks
-  chunks VAULT                  number of distinct manifest chunks
+  chunks VAULT|-                number of distinct manifest chunks (-: point objects on stdin)
   nonzero-blocks BS FILE        indexes of the non-zero blocks
   concurrent ...                many threads reading at random ranges
   randread MFILE SRC N SEED BS  N random aligned 4 KiB reads, one per block
@@ -159,14 +159,25 @@ def cmd_nonzero_blocks(a):
 
 
 def cmd_chunks(a):
-    root = os.path.join(a[0], "points")
     seen = set()
-    for vm in os.listdir(root):
-        for name in os.listdir(os.path.join(root, vm)):
-            if name.endswith(".json") and not name.startswith("."):
-                p = json.load(open(os.path.join(root, vm, name)))
-                for d in p["disks"]:
-                    seen.update(d.get("chunks", []))
+    if a[0] == "-":  # point objects on stdin, one after the other
+        text, dec, pos = sys.stdin.read(), json.JSONDecoder(), 0
+        points = []
+        while True:
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+            if pos >= len(text):
+                break
+            p, pos = dec.raw_decode(text, pos)
+            points.append(p)
+    else:
+        root = os.path.join(a[0], "points")
+        points = [json.load(open(os.path.join(root, vm, name)))
+                  for vm in os.listdir(root) for name in os.listdir(os.path.join(root, vm))
+                  if name.endswith(".json") and not name.startswith(".")]
+    for p in points:
+        for d in p["disks"]:
+            seen.update(d.get("chunks", []))
     print(len(seen))
 
 

@@ -13,7 +13,7 @@ make_random "$T/r" $(( 3 * MB )) bad
 dd if="$T/r" of="$T/good.raw" bs=1M seek=2 conv=notrunc status=none
 GOOD_SUM=$(sum "$T/good.raw")
 
-V="$T/vault"
+V=$(vault_path vault)
 ok rpfs init "$V"
 ok rpfs replicate "$V" vm1 --disk "$T/good.raw" --time 20261122T100000Z
 STATE=$(vault_state "$V")
@@ -109,27 +109,32 @@ echo '{"name": "something else"}' >"$T/otherjson/config.json"
 notvault "a directory with a foreign config.json" "$T/otherjson"
 
 # --- a vault of a newer format version ---------------------------------------------
-[[ -f $V/config.json ]] || fail "the vault has no config.json"
-python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["version"] == 1, c' "$V/config.json" ||
-    fail "config.json has no top-level \"version\": 1: $(cat "$V/config.json")"
-cp -a "$V" "$T/newer"
-python3 - "$T/newer/config.json" <<'EOF'
+vault_cat "$V" config.json >"$T/config.json" || fail "the vault has no config.json"
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["version"] == 1, c' "$T/config.json" ||
+    fail "config.json has no top-level \"version\": 1: $(cat "$T/config.json")"
+python3 - "$T/config.json" <<'EOF'
 import json, sys
 p = sys.argv[1]
 c = json.load(open(p))
 c["version"] = 99
 json.dump(c, open(p, "w"))
 EOF
-NSTATE=$(cd "$T/newer" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-expect_fail 1 rpfs points "$T/newer"
+NEWER=$(vault_path newer)
+if [[ $TEST_VAULT == dir ]]; then
+    cp -a "$V" "$NEWER"
+    cp "$T/config.json" "$NEWER/config.json"
+else  # a vault that is only a newer config.json
+    python3 "$_AZ_HELPER" put "$_AZ_CONTAINER" "$(_az_prefix "$NEWER")/config.json" "$T/config.json"
+fi
+NSTATE=$(vault_objects "$NEWER")
+expect_fail 1 rpfs points "$NEWER"
 expect_err_contains version
 msg "newer version: $ERR"
-expect_fail 1 rpfs replicate "$T/newer" vm1 --disk "$T/good.raw" --time 20261122T110000Z
+expect_fail 1 rpfs replicate "$NEWER" vm1 --disk "$T/good.raw" --time 20261122T110000Z
 expect_err_contains version
-expect_fail 1 rpfs export "$T/newer" vm1 disk0 -o "$T/x.raw"
+expect_fail 1 rpfs export "$NEWER" vm1 disk0 -o "$T/x.raw"
 expect_err_contains version
-assert_eq "$(cd "$T/newer" && find . -type f -print0 | sort -z | xargs -0 sha256sum)" "$NSTATE" \
-    "newer-version vault left as it was"
+assert_eq "$(vault_objects "$NEWER")" "$NSTATE" "newer-version vault left as it was"
 
 # --- init ------------------------------------------------------------------------------
 mkdir "$T/nonempty"; echo keep >"$T/nonempty/file"

@@ -27,7 +27,7 @@ for n in 1 2 3 4 5 6; do variant $n; done
 declare -A SUMS=()
 for n in 1 2 3 4 5 6; do SUMS[$n]=$(sum "$T/v$n.raw"); done
 
-V="$T/vault"
+V=$(vault_path vault)
 ok rpfs init "$V"
 
 # start_rep TAG ARGS...: replicate in the background; PID in PIDS[TAG]

@@ -9,6 +9,7 @@
 #   up at once with exit 7, and the rerun resumes.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-failback.sh"
+dir_vault_only "corrupts and removes pack files in place"
 
 fb_images 64 40
 fb_vault

@@ -35,7 +35,7 @@ assert_eq "$(qemu-img info --output=json "$T/disk.img" |
              python3 -c 'import json,sys; print(json.load(sys.stdin)["format"])')" \
           qcow2 "disk.img is a qcow2 image"
 
-V="$T/vault"
+V=$(vault_path vault)
 ok rpfs init "$V"
 
 # --- one VM per format ---------------------------------------------------
@@ -135,12 +135,12 @@ export_check "$V" small disk0 "$(sum "$T/zero.raw")"
 export_check "$V" small disk1 "$(sum "$T/tiny.raw")"
 
 # --- a vault with another block size and compression level ------------------
-V2="$T/vault4k"
+V2=$(vault_path vault4k)
 ok rpfs init "$V2" --block-size 4K --compression zstd:1
 ok rpfs replicate "$V2" holes --disk "$H" --disk "$T/src-dyn.vhd" --time 20261122T130000Z
 export_check "$V2" holes disk0 "$HSUM"
 export_check "$V2" holes disk1 "$SRC_SUM"
-V3="$T/vault1m"
+V3=$(vault_path vault1m)
 ok rpfs init "$V3" --block-size 1M
 ok rpfs replicate "$V3" holes --disk "$H" --disk "$T/src.vmdk" --time 20261122T130000Z
 export_check "$V3" holes disk0 "$HSUM"

@@ -20,7 +20,7 @@ mapfile -t NZ < <(nonzero_blocks "$T/disk.raw" $BS)
 NZ_BYTES=$(( ${#NZ[@]} * BS ))
 msg "image: $(file_size "$T/disk.raw") bytes, ${#NZ[@]} non-zero 64 KiB blocks"
 
-V="$T/vault"
+V=$(vault_path vault)
 ok rpfs init "$V"
 EMPTY=$(vault_bytes "$V")
 
@@ -73,7 +73,7 @@ export_check "$V" vm2 disk0 "$SUM1"
 
 # A second disk changed in a few blocks, with another block size vault: 4 KiB
 # blocks, 1 changed 4 KiB block costs about 4 KiB.
-V4="$T/vault4k"
+V4=$(vault_path vault4k)
 ok rpfs init "$V4" --block-size 4K
 head -c $(( 32 * 1024 * 1024 )) "$T/disk1.raw" >"$T/small.raw"
 ok rpfs replicate "$V4" s --disk "$T/small.raw" --time 20261122T100000Z

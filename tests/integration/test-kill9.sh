@@ -11,7 +11,7 @@
 need mkfs.ext4 python3
 
 MB=$(( 1024 * 1024 ))
-V="$T/vault"
+V=$(vault_path vault)
 ok rpfs init "$V"
 
 # point 1: small

@@ -34,7 +34,7 @@ for x in sorted(random.Random(7).sample(b, max(8, len(b) // 100))): print(x)')
 overwrite_blocks "$T/d2.raw" $BS conc2 "${CHG[@]}"
 msg "disk: $SIZE bytes, ${#NZ[@]} non-zero 64 KiB blocks, ${#CHG[@]} changed in point 2"
 
-V="$T/vault"
+V=$(vault_path vault)
 P1=20261122T100000Z P2=20261122T101500Z
 ok rpfs init "$V" >/dev/null
 ok rpfs replicate "$V" vm --disk "$T/d1.raw" --time $P1 -q

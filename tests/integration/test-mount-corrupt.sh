@@ -11,6 +11,7 @@
 # The same with a background mount logging to --log FILE.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-mount.sh"
+dir_vault_only "corrupts pack files in place"
 need_fuse
 need mkfs.ext4 python3
 
@@ -20,7 +21,7 @@ make_ext4_image "$T/d.raw" 40 "$T/tree"
 rm -rf "$T/tree"
 SUM=$(sum "$T/d.raw")
 
-V="$T/vault"
+V=$(vault_path vault)
 P1=20261122T100000Z
 ok rpfs init "$V" >/dev/null
 ok rpfs replicate "$V" vm --disk "$T/d.raw" --time $P1 -q

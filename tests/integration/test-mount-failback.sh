@@ -24,7 +24,7 @@ NCH=${#CHANGED[@]}
 msg "${#NZ[@]} non-zero blocks, $NCH changed"
 SUM1=$(sum "$T/v1.raw") SUM2=$(sum "$T/v2.raw")
 
-V=$T/vault
+V=$(vault_path vault)
 ok rpfs init "$V" >/dev/null
 ok rpfs replicate "$V" vm --disk "$T/v1.raw" --time 20261122T100000Z -q
 ok rpfs replicate "$V" vm --disk "$T/v2.raw" --time 20261122T101500Z -q

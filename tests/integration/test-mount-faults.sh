@@ -19,6 +19,7 @@
 # - usage errors exit 2, a missing vault or mount point exits 1.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-mount.sh"
+dir_vault_only "makes the vault unreachable by moving its packs (test-azure-mount stops Azurite instead)"
 need_fuse
 need mkfs.ext4 python3
 
@@ -29,7 +30,7 @@ make_random "$T/b.raw" $(( 16 * 1024 * 1024 )) faults-b
 make_random "$T/c.raw" $(( 16 * 1024 * 1024 )) faults-c
 SUMA=$(sum "$T/a.raw") SUMB=$(sum "$T/b.raw") SUMC=$(sum "$T/c.raw")
 
-V="$T/vault"
+V=$(vault_path vault)
 P=20261122T100000Z
 ok rpfs init "$V" >/dev/null
 ok rpfs replicate "$V" a --disk "$T/a.raw" --time $P -q

@@ -31,7 +31,7 @@ manifest "$T/tree1" >"$T/want1"
 manifest "$T/tree2" >"$T/want2"
 rm -rf "$T/tree1" "$T/tree2"
 
-V="$T/vault"
+V=$(vault_path vault)
 P1=20261122T100000Z P2=20261122T101500Z
 ok rpfs init "$V" >/dev/null
 ok rpfs replicate "$V" vm --disk "$T/v1.raw" --time $P1 -q

@@ -66,7 +66,7 @@ truncate -s 8M "$T/zero.raw"
 rm -f "$T/r1"
 
 # --- vault ------------------------------------------------------------------------
-V="$T/vault"
+V=$(vault_path vault)
 P1=20261122T100000Z P2=20261122T101500Z P3=20261122T103000Z P4=20261122T120000Z
 D1=20261122T100500Z D2=20261122T110000Z
 ok rpfs init "$V" >/dev/null
@@ -182,8 +182,9 @@ rm -rf "$T/rs"
 stats "$M"
 msg "stats after reading everything: $(stats_line)"
 DISTINCT=$(mh distinct-blocks $BS "$T"/{a1,a2,a3,holes,b,tiny,zero}.raw)
-CHUNKS=$(mh chunks "$V")
-PACKS=$(find "$V/packs" -name '*.pack' -printf '%s\n' | awk '{s += $1} END {print s}')
+CHUNKS=$(vault_files "$V" | awk '$2 ~ /^points\/.*\.json$/ {print $2}' |
+    while read -r n; do vault_cat "$V" "$n"; done | mh chunks -)
+PACKS=$(vault_files "$V" | awk '$2 ~ /^packs\/.*\.pack$/ {s += $1} END {printf "%.0f\n", s}')
 msg "sources: $DISTINCT distinct non-zero blocks, $CHUNKS manifest chunks, $PACKS bytes of packs"
 assert_eq "${ST[errors]}" 0 "stats errors"
 assert_eq "${ST[bytes_seed]}" 0 "stats bytes_seed without seeds"

@@ -64,7 +64,7 @@ for i in "${!MSRC[@]}"; do
 done
 SUM2=$(sum "$T/v2.raw") SUM3=$(sum "$T/v3.raw")
 
-V="$T/vault"
+V=$(vault_path vault)
 P1=20261122T100000Z P2=20261122T101500Z P3=20261122T103000Z
 ok rpfs init "$V" >/dev/null
 ok rpfs replicate "$V" vm --disk "$T/v1.raw" --time $P1 -q

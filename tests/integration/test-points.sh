@@ -16,7 +16,7 @@ mk() {  # NAME SEED
     rm -f "$T/.r"
 }
 
-V="$T/vault"
+V=$(vault_path vault)
 ok rpfs init "$V"
 json_points "$V" >"$T/empty.json"
 assert_eq "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T/empty.json")" 0 \

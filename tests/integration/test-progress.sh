@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 need script python3
 
-V=$T/vault
+V=$(vault_path vault)
 ok rpfs init "$V" >/dev/null
 make_random "$T/d.raw" $(( 96 * 1024 * 1024 )) progress
 
