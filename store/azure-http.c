@@ -384,7 +384,7 @@ static int build_headers(struct az_http *h, const struct az_req *r, const char *
         az_http_date(time(NULL), date);
         all[n++] = (struct az_kv){ "x-ms-date", date };
         all[n++] = (struct az_kv){ "x-ms-version", AZ_API_VERSION };
-        if (strcmp(r->method, "PUT") == 0) {
+        if (strcmp(r->method, "PUT") == 0 || strcmp(r->method, "POST") == 0) {
                 snprintf(clen, sizeof clen, "%zu", r->body_len);
                 all[n++] = (struct az_kv){ "Content-Length", clen };
         }
@@ -496,6 +496,13 @@ static int attempt_start(struct az_http *h, struct az_session *s, unsigned slot,
                 curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
                 curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
                 curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+        } else if (strcmp(r->method, "POST") == 0) {
+                curl_easy_setopt(e, CURLOPT_POST, 1L);
+                curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+                curl_easy_setopt(e, CURLOPT_READDATA, r);
+                curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+                curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
+                curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
         } else
                 curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 

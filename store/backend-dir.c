@@ -346,3 +346,15 @@ void backend_get_ranges(struct backend *b, struct backend_range *v, size_t n) {
         for (size_t i = 0; i < n; i++)
                 v[i].result = b->ops->get_range(b, v[i].name, v[i].off, v[i].buf, v[i].len);
 }
+
+int backend_del_many(struct backend *b, const char *const *names, size_t n) {
+        int err = 0;
+        if (b->ops->del_many)
+                return n ? b->ops->del_many(b, names, n) : 0;
+        for (size_t i = 0; i < n; i++) {
+                int r = b->ops->del(b, names[i]);
+                if (r < 0 && r != -ENOENT && err == 0)
+                        err = r;
+        }
+        return err;
+}

@@ -38,6 +38,9 @@ struct backend_ops {
         void (*get_ranges)(struct backend *b, struct backend_range *v, size_t n);
         int (*list)(struct backend *b, const char *prefix, store_list_cb cb, void *userdata);
         int (*del)(struct backend *b, const char *name);
+        /* Optional: delete several objects (absent ones count as deleted);
+         * 0 or the first error. */
+        int (*del_many)(struct backend *b, const char *const *names, size_t n);
         /* Make every NOSYNC put so far durable. */
         int (*sync)(struct backend *b);
         /* A local file path holding the object's bytes (for mmap); the
@@ -56,6 +59,10 @@ struct backend {
 
 /* v[0..n) through get_ranges, or one get_range after the other. */
 void backend_get_ranges(struct backend *b, struct backend_range *v, size_t n);
+
+/* names[0..n) through del_many, or one del after the other (absent
+ * objects count as deleted); 0 or the first error. */
+int backend_del_many(struct backend *b, const char *const *names, size_t n);
 
 /* Open the backend for a vault URL: "azure://ACCOUNT/CONTAINER[/PREFIX]",
  * "file://PATH" or a plain directory path. */

@@ -13,6 +13,8 @@
 #   confuse rpfs;
 # - Debian's azure-cli, when installed: lists the vault's objects, its SAS
 #   works, its uploads do not confuse rpfs;
+# - a replicate that fails after writing packs deletes them in one Blob
+#   Batch request;
 # - Azurite stopped with SIGTERM in the middle of a replicate (a private
 #   instance on another loopback port): restarted within the retry window,
 #   the replicate completes; not restarted, it fails cleanly; the vault never
@@ -205,6 +207,35 @@ if command -v az >/dev/null 2>&1; then
 else
     msg "azure-cli (az) is not installed: skipping the interoperability checks with it"
 fi
+
+# --- a failed replicate removes the packs it wrote, in one Blob Batch --------------------------
+# 80 MiB of random data in a qcow2 that lacks its last MiB: several 16 MiB
+# packs are uploaded before the read fails; the abandoned run deletes them
+# with one batch request (POST ?comp=batch, 202), not one by one, and the
+# vault is as it was.
+VB="azure://devstoreaccount1/$C/vaults/batch"
+ok rpfs init "$VB"
+make_random "$T/rand.raw" $(( 80 * MB )) batch
+qemu-img convert -f raw -O qcow2 "$T/rand.raw" "$T/rand.qcow2"
+truncate -s $(( $(file_size "$T/rand.qcow2") - MB )) "$T/rand.qcow2"
+before=$(python3 "$HELPER" list "$C" vaults/batch/ | sort)
+rc=0
+"$RPFS" -v replicate "$VB" vm --disk "$T/rand.qcow2" >/dev/null 2>"$T/batch.err" || rc=$?
+_check_sanitizer "$T/batch.err" "replicate -v of a truncated qcow2"
+BERR=$(grep -v 'debug:' "$T/batch.err" || true)
+assert_eq "$rc" 1 "exit status of a replicate of a truncated qcow2 ($BERR)"
+assert_contains "$BERR" "beyond the end" "the error message"
+assert_eq "$(python3 "$HELPER" list "$C" vaults/batch/ | sort)" "$before" "the container after a failed replicate"
+packs=$(grep -o 'azure: PUT vaults/batch/packs/[^ ]*' "$T/batch.err" | sort -u | wc -l)
+assert_ge "$packs" 2 "packs uploaded before the failure"
+grep -q 'azure: POST (container) -> 202' "$T/batch.err" ||
+    fail "no Blob Batch request: $(grep -i 'delete\|batch' "$T/batch.err")"
+grep -q "batch of $packs deletes: $packs done" "$T/batch.err" ||
+    fail "the batch did not delete the $packs packs: $(grep -i 'batch' "$T/batch.err")"
+assert_not_contains "$(cat "$T/batch.err")" "single deletes" "the batch was refused"
+msg "failed replicate: $packs packs uploaded, then deleted by one batch"
+
+rm -f "$T/rand.raw" "$T/rand.qcow2"
 
 # --- Azurite stopped (SIGTERM) in the middle of a replicate ------------------------------------
 AZBIN=${RPFS_AZURITE_BIN:-$SRCDIR/tests/.azurite/node_modules/.bin/azurite-blob}
