@@ -21,7 +21,7 @@
  * each one batched fetch (few, large ranged reads: a remote store spends
  * as much on a request as on megabytes). */
 #define RA_WINDOW_MIN (16u << 20)
-#define RA_WINDOW_MAX (64u << 20)
+#define RA_WINDOW_MAX (128u << 20)
 #define RA_JOB (32u << 20)
 #define RA_MAX_INFLIGHT 6
 /* A read continues a stream when it starts at most RA_GAP after the
@@ -194,17 +194,26 @@ static void fl_wait(struct fs *fs, const struct hash128 *h) {
         pthread_mutex_unlock(&fs->fl_lock);
 }
 
+struct sink_ctx {
+        struct fs *fs;
+        bool release; /* a readahead job: readers wait for each block, not the job */
+};
+
 static void to_cache(void *userdata, struct store_fetch *f, const void *data) {
-        struct fs *fs = userdata;
-        (void)store_cache_put(fs->cache, &f->h, data);
+        struct sink_ctx *x = userdata;
+        (void)store_cache_put(x->fs->cache, &f->h, data);
+        if (x->release)
+                fl_release(x->fs, &f->h);
 }
 
 /* Fetch v[0..n) from the vault, retrying what may pass until deadline
- * (one attempt at least);
- * fills results, puts good blocks into the cache (entries without a
- * buffer go only there). */
+ * (one attempt at least); fills results, puts good blocks into the cache.
+ * Entries without a buffer (readahead: prefetch) go only there, and each
+ * one's claim is released as soon as it is cached: the entries whose
+ * result is 0 are released, the others are still claimed. */
 static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool prefetch, double deadline) {
         struct store_codec *c = fs_codec_get(fs);
+        struct sink_ctx sx = { fs, prefetch };
         bool refreshed = false;
 
         if (!c) {
@@ -230,10 +239,10 @@ static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool pr
                         }
                 if (m == 0)
                         break;
-                r = store_fetch_blocks_sink(fs->s, c, todo, m, to_cache, fs);
+                r = store_fetch_blocks_sink(fs->s, c, todo, m, to_cache, &sx);
                 for (size_t k = 0; k < m; k++) {
                         struct store_fetch *f = &todo[k];
-                        if (r < 0)
+                        if (r < 0 && f->result != 0) /* blocks done before the failure stay done */
                                 f->result = r;
                         v[map[k]] = *f;
                         if (f->result == 0) {
@@ -419,7 +428,8 @@ struct ra_job {
 static void ra_job_free(struct ra_job *j) {
         struct fs *fs = j->fs;
         for (size_t k = 0; k < j->n; k++)
-                fl_release(fs, &j->v[k].h);
+                if (j->v[k].result != 0) /* fetched ones were released when cached */
+                        fl_release(fs, &j->v[k].h);
         pthread_mutex_lock(&fs->ra_lock);
         fs->ra_inflight--;
         pthread_mutex_unlock(&fs->ra_lock);

@@ -488,21 +488,16 @@ static int attempt_start(struct az_http *h, struct az_session *s, unsigned slot,
                 curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         else if (strcmp(r->method, "HEAD") == 0)
                 curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-        else if (strcmp(r->method, "PUT") == 0) {
-                curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        else if (strcmp(r->method, "PUT") == 0 || strcmp(r->method, "POST") == 0) {
+                bool put = r->method[1] == 'U';
+                curl_easy_setopt(e, put ? CURLOPT_UPLOAD : CURLOPT_POST, 1L);
                 curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
                 curl_easy_setopt(e, CURLOPT_READDATA, r);
                 curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
                 curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
-                curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+                curl_easy_setopt(e, put ? CURLOPT_INFILESIZE_LARGE : CURLOPT_POSTFIELDSIZE_LARGE,
+                                 (curl_off_t)r->body_len);
                 curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
-        } else if (strcmp(r->method, "POST") == 0) {
-                curl_easy_setopt(e, CURLOPT_POST, 1L);
-                curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-                curl_easy_setopt(e, CURLOPT_READDATA, r);
-                curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-                curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
-                curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
         } else
                 curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
 

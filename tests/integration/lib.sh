@@ -197,13 +197,18 @@ file_size() { stat -c %s "$1"; }
 TEST_VAULT=${RPFS_TEST_VAULT:-dir}
 _AZ_HELPER=$(dirname "${BASH_SOURCE[0]}")/azure_helper.py
 _AZ_CONTAINER=
-if [[ $TEST_VAULT == azurite ]]; then
+# need_azurite: skip unless tests/run.sh's Azurite answers; then its
+# connection string is the only Azure credential and endpoint rpfs sees.
+need_azurite() {
     [[ -n ${RPFS_AZURITE_ENDPOINT:-} && -n ${RPFS_AZURITE_CONNECTION_STRING:-} ]] ||
         skip "Azurite is not running (tests/run.sh starts it and sets RPFS_AZURITE_ENDPOINT)"
     curl -s -o /dev/null --max-time 5 "$RPFS_AZURITE_ENDPOINT?comp=list" ||
         skip "Azurite does not answer at $RPFS_AZURITE_ENDPOINT"
     export AZURE_STORAGE_CONNECTION_STRING=$RPFS_AZURITE_CONNECTION_STRING
     unset AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN RPFS_AZURE_ENDPOINT
+}
+if [[ $TEST_VAULT == azurite ]]; then
+    need_azurite
     export RPFS_CACHE_DIR=${RPFS_CACHE_DIR:-$T/.rpfs-cache}
     _AZ_CONTAINER=t-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
     at_exit "python3 '$_AZ_HELPER' delete-container '$_AZ_CONTAINER' >/dev/null 2>&1 || true"

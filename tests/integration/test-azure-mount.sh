@@ -7,12 +7,7 @@
 need_fuse
 need python3 mkfs.ext4 qemu-img curl
 
-[[ -n ${RPFS_AZURITE_ENDPOINT:-} && -n ${RPFS_AZURITE_CONNECTION_STRING:-} ]] ||
-    skip "Azurite is not running (tests/run.sh starts it and sets RPFS_AZURITE_ENDPOINT)"
-curl -s -o /dev/null --max-time 5 "$RPFS_AZURITE_ENDPOINT?comp=list" ||
-    skip "Azurite does not answer at $RPFS_AZURITE_ENDPOINT"
-export AZURE_STORAGE_CONNECTION_STRING=$RPFS_AZURITE_CONNECTION_STRING
-unset AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN RPFS_AZURE_ENDPOINT
+need_azurite
 export RPFS_AZURE_RETRY_SECONDS=20
 
 BS=65536

@@ -22,17 +22,12 @@
 . "$(dirname "$0")/lib.sh"
 need python3 mkfs.ext4 qemu-img curl
 
-[[ -n ${RPFS_AZURITE_ENDPOINT:-} && -n ${RPFS_AZURITE_CONNECTION_STRING:-} ]] ||
-    skip "Azurite is not running (tests/run.sh starts it and sets RPFS_AZURITE_ENDPOINT)"
-curl -s -o /dev/null --max-time 5 "$RPFS_AZURITE_ENDPOINT?comp=list" ||
-    skip "Azurite does not answer at $RPFS_AZURITE_ENDPOINT"
+need_azurite
 
 HELPER="$(dirname "$0")/azure_helper.py"
 MB=$(( 1024 * 1024 ))
 EP=$RPFS_AZURITE_ENDPOINT
 DEV_KEY=${RPFS_AZURITE_CONNECTION_STRING#*AccountKey=}; DEV_KEY=${DEV_KEY%%;*}
-export AZURE_STORAGE_CONNECTION_STRING=$RPFS_AZURITE_CONNECTION_STRING
-unset AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN RPFS_AZURE_ENDPOINT
 export RPFS_CACHE_DIR="$T/cache"
 export RPFS_AZURE_RETRY_SECONDS=20
 

@@ -13,14 +13,9 @@
 . "$(dirname "$0")/lib-failback.sh"
 need python3 mkfs.ext4 curl
 
-[[ -n ${RPFS_AZURITE_ENDPOINT:-} && -n ${RPFS_AZURITE_CONNECTION_STRING:-} ]] ||
-    skip "Azurite is not running (tests/run.sh starts it and sets RPFS_AZURITE_ENDPOINT)"
-curl -s -o /dev/null --max-time 5 "$RPFS_AZURITE_ENDPOINT?comp=list" ||
-    skip "Azurite does not answer at $RPFS_AZURITE_ENDPOINT"
+need_azurite
 
 EP=$RPFS_AZURITE_ENDPOINT
-export AZURE_STORAGE_CONNECTION_STRING=$RPFS_AZURITE_CONNECTION_STRING
-unset AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN RPFS_AZURE_ENDPOINT
 export RPFS_AZURE_RETRY_SECONDS=10
 rnd=$(python3 -c 'import secrets; print(secrets.token_hex(6))')
 V="azure://devstoreaccount1/fb-$rnd/vault"
