@@ -206,6 +206,40 @@ static int azure_get_range(struct backend *b, const char *name, uint64_t off, vo
         return r;
 }
 
+/* Run q[0..n) as independent requests: az_http_run gives up on the
+ * requests not yet started once one fails for good (a batch that fails
+ * anyway); here those run again, until each has been tried. Every entry
+ * ends with its own result. */
+static void run_independent(struct backend_azure *a, struct az_req *q, size_t n) {
+        _cleanup_free_ size_t *idx = calloc(MAX(n, 1), sizeof *idx);
+        _cleanup_free_ struct az_req *t = calloc(MAX(n, 1), sizeof *t);
+        int rc = az_http_run(a->http, q, n);
+
+        for (size_t i = 0; i < n; i++)
+                if (q[i].attempts == 0 && q[i].result == 0)
+                        q[i].result = rc < 0 ? rc : -EIO; /* never started */
+        for (size_t round = 0; idx && t && round < n; round++) {
+                size_t k = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (q[i].attempts == 0)
+                                idx[k++] = i;
+                if (k == 0 || k == n)
+                        break; /* all tried, or none could start: that error stands */
+                for (size_t j = 0; j < k; j++)
+                        t[j] = q[idx[j]];
+                bool ran = false;
+                rc = az_http_run(a->http, t, k);
+                for (size_t j = 0; j < k; j++) {
+                        if (t[j].attempts == 0 && t[j].result == 0)
+                                t[j].result = rc < 0 ? rc : -EIO;
+                        ran |= t[j].attempts > 0;
+                        q[idx[j]] = t[j];
+                }
+                if (!ran)
+                        break;
+        }
+}
+
 static void azure_get_ranges(struct backend *b, struct backend_range *v, size_t n) {
         struct backend_azure *a = AZ_B(b);
         _cleanup_free_ struct az_req *q = calloc(MAX(n, 1), sizeof *q);
@@ -235,7 +269,7 @@ static void azure_get_ranges(struct backend *b, struct backend_range *v, size_t 
                 az_req_header(&q[m], "x-ms-range", ranges[i]);
                 m++;
         }
-        (void)az_http_run(a->http, q, m);
+        run_independent(a, q, m);
         m = 0;
         for (size_t i = 0; i < n; i++) {
                 if (v[i].len == 0 || !blobs[i])
