@@ -940,8 +940,7 @@ int fs_mount(const struct fs_options *o) {
         char fsname[4200];
         int r;
 
-        /* Read replies are 1 MiB buffers allocated per request (by us or
-         * libfuse). Above glibc's mmap threshold each would be fresh pages,
+        /* Read replies are 1 MiB buffers libfuse allocates per request. Above glibc's mmap threshold each would be fresh pages,
          * faulted in and zeroed on every request; keep them in the heap so
          * they are reused. */
         mallopt(M_MMAP_THRESHOLD, 32 << 20);

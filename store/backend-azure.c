@@ -208,35 +208,39 @@ static int azure_get_range(struct backend *b, const char *name, uint64_t off, vo
 
 /* Run q[0..n) as independent requests: az_http_run gives up on the
  * requests not yet started once one fails for good (a batch that fails
- * anyway); here those run again, until each has been tried. Every entry
- * ends with its own result. */
+ * anyway); here those run again, until each has been tried or a run
+ * starts none. Every entry ends with its own result. */
 static void run_independent(struct backend_azure *a, struct az_req *q, size_t n) {
         _cleanup_free_ size_t *idx = calloc(MAX(n, 1), sizeof *idx);
         _cleanup_free_ struct az_req *t = calloc(MAX(n, 1), sizeof *t);
-        int rc = az_http_run(a->http, q, n);
+        size_t k = n;
 
-        for (size_t i = 0; i < n; i++)
-                if (q[i].attempts == 0 && q[i].result == 0)
-                        q[i].result = rc < 0 ? rc : -EIO; /* never started */
-        for (size_t round = 0; idx && t && round < n; round++) {
-                size_t k = 0;
+        if (!idx || !t) {
                 for (size_t i = 0; i < n; i++)
-                        if (q[i].attempts == 0)
-                                idx[k++] = i;
-                if (k == 0 || k == n)
-                        break; /* all tried, or none could start: that error stands */
+                        q[i].result = -ENOMEM;
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                idx[i] = i;
+        while (k > 0) {
+                size_t left = 0;
+                bool ran = false;
+                int rc;
+
                 for (size_t j = 0; j < k; j++)
                         t[j] = q[idx[j]];
-                bool ran = false;
                 rc = az_http_run(a->http, t, k);
                 for (size_t j = 0; j < k; j++) {
-                        if (t[j].attempts == 0 && t[j].result == 0)
+                        if (t[j].attempts == 0 && t[j].result == 0) /* the run could not start */
                                 t[j].result = rc < 0 ? rc : -EIO;
                         ran |= t[j].attempts > 0;
                         q[idx[j]] = t[j];
+                        if (t[j].attempts == 0)
+                                idx[left++] = idx[j];
                 }
                 if (!ran)
                         break;
+                k = left;
         }
 }
 
@@ -589,7 +593,7 @@ static int azure_del_many(struct backend *b, const char *const *names, size_t n)
                         }
                         az_req_done(&q);
                 }
-                if (r == -EPROTO || r == -ENOENT || (r < 0 && r != -EACCES && r != -ENOMEM && r != -EIO)) {
+                if (r < 0 && r != -EACCES && r != -ENOMEM && r != -EIO) {
                         /* the endpoint does not do batches: one by one */
                         log_debug("azure: batch delete refused (%s): single deletes", strerror(-r));
                         for (size_t i = 0; i < m; i++)

@@ -85,23 +85,16 @@ void store_writer_free(struct store_writer *w) {
         /* Packs that no index segment names are invisible to every reader
          * and every other writer: an abandoned run removes them, so failed
          * runs leave the vault as it was. */
-        if (w->n_unpublished > 0) {
-                char (*names)[64] = calloc(w->n_unpublished, sizeof *names);
-                const char **v = calloc(w->n_unpublished, sizeof *v);
-                for (size_t i = 0; names && v && i < w->n_unpublished; i++) {
-                        pack_name(w->unpublished[i], names[i], sizeof names[i]);
+        for (size_t at = 0; at < w->n_unpublished;) {
+                char names[256][64];
+                const char *v[256];
+                size_t m = MIN(w->n_unpublished - at, ELEMENTSOF(v));
+                for (size_t i = 0; i < m; i++) {
+                        pack_name(w->unpublished[at + i], names[i], sizeof names[i]);
                         v[i] = names[i];
                 }
-                if (names && v)
-                        (void)backend_del_many(w->s->b, v, w->n_unpublished);
-                else /* no memory for the list: one at a time */
-                        for (size_t i = 0; i < w->n_unpublished; i++) {
-                                char name[64];
-                                pack_name(w->unpublished[i], name, sizeof name);
-                                (void)w->s->b->ops->del(w->s->b, name);
-                        }
-                free(names);
-                free(v);
+                (void)backend_del_many(w->s->b, v, m);
+                at += m;
         }
         free(w->unpublished);
         pthread_mutex_destroy(&w->lock);

@@ -207,6 +207,34 @@ need_azurite() {
     export AZURE_STORAGE_CONNECTION_STRING=$RPFS_AZURITE_CONNECTION_STRING
     unset AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN RPFS_AZURE_ENDPOINT
 }
+# private_azurite: a private Azurite on a free loopback port, data in
+# $T/az2, that a test may stop and start (az2_start, az2_stop: SIGTERM, as
+# an operator would, so Azurite finishes its writes); sets EP2 (its
+# endpoint) and AZPID. Returns 1 when no Azurite binary is installed.
+private_azurite() {
+    AZBIN=${RPFS_AZURITE_BIN:-$SRCDIR/tests/.azurite/node_modules/.bin/azurite-blob}
+    [[ -x $AZBIN ]] || return 1
+    AZ2_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    EP2="http://127.0.0.1:$AZ2_PORT/devstoreaccount1"
+    AZPID=
+    mkdir -p "$T/az2"
+}
+az2_start() {
+    "$AZBIN" --blobHost 127.0.0.1 --blobPort "$AZ2_PORT" --location "$T/az2" --disableTelemetry --silent \
+        >>"$T/az2.log" 2>&1 &
+    AZPID=$!
+    track_pid "$AZPID"
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "$EP2?comp=list" && return 0
+        sleep 0.1
+    done
+    fail "private Azurite did not start: $(tail -3 "$T/az2.log")"
+}
+az2_stop() {
+    kill -TERM "$AZPID"
+    wait "$AZPID" 2>/dev/null || true
+}
+
 if [[ $TEST_VAULT == azurite ]]; then
     need_azurite
     export RPFS_CACHE_DIR=${RPFS_CACHE_DIR:-$T/.rpfs-cache}

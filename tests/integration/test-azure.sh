@@ -233,30 +233,10 @@ msg "failed replicate: $packs packs uploaded, then deleted by one batch"
 rm -f "$T/rand.raw" "$T/rand.qcow2"
 
 # --- Azurite stopped (SIGTERM) in the middle of a replicate ------------------------------------
-AZBIN=${RPFS_AZURITE_BIN:-$SRCDIR/tests/.azurite/node_modules/.bin/azurite-blob}
-if [[ ! -x $AZBIN ]]; then
+if ! private_azurite; then
     msg "no Azurite binary to start a private instance: skipping the SIGTERM checks"
     exit 0
 fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-EP2="http://127.0.0.1:$PORT/devstoreaccount1"
-mkdir -p "$T/az2"
-AZPID=
-az2_start() {
-    "$AZBIN" --blobHost 127.0.0.1 --blobPort "$PORT" --location "$T/az2" --disableTelemetry --silent \
-        >>"$T/az2.log" 2>&1 &
-    AZPID=$!
-    track_pid "$AZPID"
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "$EP2?comp=list" && return 0
-        sleep 0.1
-    done
-    fail "private Azurite did not start: $(tail -3 "$T/az2.log")"
-}
-az2_stop() {  # SIGTERM, as an operator would: Azurite finishes its writes
-    kill -TERM "$AZPID"
-    wait "$AZPID" 2>/dev/null || true
-}
 az2_start
 V2="azure://devstoreaccount1/kill-$rnd"
 RPFS_CMD=("$RPFS" --endpoint "$EP2")

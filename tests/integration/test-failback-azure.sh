@@ -56,26 +56,10 @@ expect_fail 7 env RPFS_AZURE_RETRY_SECONDS=1 "$RPFS" --endpoint "http://127.0.0.
 assert_eq "$(sum "$tgt")" "$before" "an unreachable vault writes nothing"
 
 # --- Azurite stopped and restarted during a failback (a private instance)
-AZBIN=${RPFS_AZURITE_BIN:-$SRCDIR/tests/.azurite/node_modules/.bin/azurite-blob}
-if [[ ! -x $AZBIN ]]; then
+if ! private_azurite; then
     msg "no Azurite binary to start a private instance: skipping the outage"
     exit 0
 fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-EP2="http://127.0.0.1:$PORT/devstoreaccount1"
-mkdir -p "$T/az2"
-az2_start() {
-    "$AZBIN" --blobHost 127.0.0.1 --blobPort "$PORT" --location "$T/az2" --disableTelemetry --silent \
-        >>"$T/az2.log" 2>&1 &
-    AZPID=$!
-    track_pid "$AZPID"
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "$EP2?comp=list" && return 0
-        sleep 0.1
-    done
-    fail "private Azurite did not start: $(tail -3 "$T/az2.log")"
-}
-az2_stop() { kill -TERM "$AZPID"; wait "$AZPID" 2>/dev/null || true; }
 az2_start
 V2="azure://devstoreaccount1/outage-$rnd"
 ok rpfs --endpoint "$EP2" init "$V2" >/dev/null
