@@ -372,10 +372,11 @@ static const char export_help[] =
         "\n"
         "Write a point's disk as a raw image, verifying every block's checksum.\n"
         "A regular file is written sparse (zero blocks become holes) and appears\n"
-        "under its name only when complete. '-o -' writes to standard output.\n"
+        "under its name only when complete. A device or a FIFO (/dev/null, a\n"
+        "named pipe) is written in place; '-o -' writes to standard output.\n"
         "\n"
         "  --point P        ID, 'latest' (default) or 'latest-app'\n"
-        "  -o, --output OUT file, block device or - for stdout\n"
+        "  -o, --output OUT file, block device, character device, FIFO, or - for stdout\n"
         "  -h, --help       show this help\n";
 
 static int cmd_export(int argc, char **argv) {
@@ -445,7 +446,11 @@ static int cmd_export(int argc, char **argv) {
 
         if (strcmp(out, "-") == 0)
                 fd = STDOUT_FILENO;
-        else if (stat(out, &st) == 0 && S_ISBLK(st.st_mode)) {
+        else if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
+                log_error("%s: is a directory: -o takes a file, a device or '-'", out);
+                goto out;
+        } else if (stat(out, &st) == 0 && !S_ISREG(st.st_mode)) {
+                /* A device, a FIFO: written in place, never replaced. */
                 fd = open(out, O_WRONLY | O_CLOEXEC);
                 if (fd < 0) {
                         log_error_errno(-errno, "%s: cannot open", out);

@@ -125,6 +125,18 @@ export_check "$V" db disk1 "$(sum "$T/db-1-1.raw")" --point $T1
 export_check "$V" app boot "$(sum "$T/app-a.raw")"
 export_check "$V" aaa disk0 "$(sum "$T/zz.raw")"
 export_check_stdout "$V" web data "$(sum "$T/web-data-2.raw")" --point latest-app
+# a character device or a FIFO is written in place, never replaced by a file
+ok rpfs export "$V" web os -o /dev/null
+[[ -c /dev/null ]] || { rm -f /dev/null; mknod -m 666 /dev/null c 1 3; fail "export -o /dev/null replaced /dev/null"; }
+mkfifo "$T/fifo"
+timeout 60 sh -c 'exec sha256sum <"$1" >"$1.sum"' sh "$T/fifo" &
+ok rpfs export "$V" web data --point $T1 -o "$T/fifo"
+wait $! || fail "nothing read the FIFO's contents"
+assert_eq "$(cut -d' ' -f1 "$T/fifo.sum")" "$(sum "$T/web-data-1.raw")" "export into a FIFO"
+[[ -p $T/fifo ]] || fail "export replaced the FIFO with a file"
+mkdir "$T/outdir"
+expect_fail 1 rpfs export "$V" web os -o "$T/outdir"
+expect_err_contains "directory"
 
 # --- refusals -----------------------------------------------------------------
 BEFORE=$(vault_state "$V")
