@@ -759,6 +759,7 @@ static void azure_free(struct backend *b) {
 
 static const struct backend_ops azure_ops = {
         .name = "azure",
+        .remote = true,
         .put = azure_put,
         .get = azure_get,
         .get_range = azure_get_range,

@@ -30,6 +30,8 @@ struct backend_range {
 
 struct backend_ops {
         const char *name;
+        /* Requests wait on a network: more of them in flight than cores pay. */
+        bool remote;
         int (*put)(struct backend *b, const char *name, const void *data, size_t len, unsigned flags);
         int (*get)(struct backend *b, const char *name, char **ret, size_t *ret_len);
         int (*get_range)(struct backend *b, const char *name, uint64_t off, void *buf, size_t len);

@@ -39,6 +39,7 @@ void hash_to_hex(const struct hash128 *h, char out[static 2 * STORE_HASH_SIZE + 
 uint32_t store_block_size(const struct store *s) { return s->block_size; }
 int store_level(const struct store *s) { return s->level; }
 const char *store_url(const struct store *s) { return s->url; }
+bool store_remote(const struct store *s) { return s->b->ops->remote; }
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 

@@ -73,6 +73,8 @@ void store_free(struct store *s);
 uint32_t store_block_size(const struct store *s);
 int store_level(const struct store *s);
 const char *store_url(const struct store *s);
+/* Whether reads wait on a network (then more in flight than cores pay). */
+bool store_remote(const struct store *s);
 
 /* ---- objects (small named things: points, config) ---- */
 /* Names are relative '/'-separated paths of [A-Za-z0-9._-] components. */

@@ -14,11 +14,12 @@
  * Apply (every kind): the calling thread produces the blocks to change, in
  * increasing order (bits of the bitmap, every block, or the blocks whose
  * checksum differs between two manifests), in batches of up to
- * APPLY_BATCH_BLOCKS data blocks. A worker produces each block's bytes:
- * from elsewhere on the target (index), from the block cache, or from the
- * vault (one store_fetch_blocks() per batch: merged ranged reads), and
- * writes the batch (pwrite per run of adjacent blocks; zero blocks become
- * holes, or zeros on a device). Several batches are in flight. Collected in
+ * APPLY_BATCH_BYTES of data blocks. A decoder thread produces each block's
+ * bytes: from elsewhere on the target (index), from the block cache, or
+ * from the vault (one store_fetch_blocks() per batch: merged ranged reads);
+ * a writer thread then writes the batch (pwrite per run of adjacent blocks;
+ * zero blocks become holes, or zeros on a device). Several batches are in
+ * flight. Collected in
  * order, they move the journal's high-water mark, after fdatasync, every
  * FB_CHECKPOINT_BYTES or FB_CHECKPOINT_SECONDS.
  *
@@ -46,6 +47,7 @@
  * by APPLY_INFLIGHT_BYTES rather than by the thread count. */
 #define APPLY_BATCH_BYTES (16u << 20)
 #define APPLY_INFLIGHT_BYTES (96u << 20)
+#define APPLY_WRITERS 2
 #define APPLY_BATCH_ITEMS 2048
 #define LOCAL_TRIES 4
 
@@ -668,6 +670,8 @@ struct apply {
         pthread_cond_t cond;
         struct abatch *ring;
         unsigned n_ring;
+        struct pool *decoders;  /* resolve batches */
+        struct pool *writers;   /* write resolved batches */
         size_t per;             /* data blocks per batch */
         bool zero_fallback;     /* punching/zeroing unsupported: write zeros */
         bool no_direct;         /* O_DIRECT writes refused: buffered only */
@@ -893,14 +897,7 @@ static int write_batch(struct fb_run *r, struct abatch *b) {
         return 0;
 }
 
-static void abatch_work(void *arg) {
-        struct abatch *b = arg;
-        struct fb_run *r = b->r;
-        int err;
-
-        err = resolve(r, b);
-        if (err == 0)
-                err = write_batch(r, b);
+static void abatch_finish(struct abatch *b, int err) {
         pthread_mutex_lock(&b->ap->lock);
         b->err = err;
         b->done = true;
@@ -908,7 +905,27 @@ static void abatch_work(void *arg) {
         pthread_mutex_unlock(&b->ap->lock);
 }
 
+static void abatch_write(void *arg) {
+        struct abatch *b = arg;
+        abatch_finish(b, write_batch(b->r, b));
+}
+
+/* Resolve (fetch, decompress, verify) on the decoders, then hand the
+ * batch to the writers. */
+static void abatch_work(void *arg) {
+        struct abatch *b = arg;
+        int err = resolve(b->r, b);
+
+        if (err == 0 && pool_submit(b->ap->writers, abatch_write, b) == 0)
+                return;
+        if (err == 0)
+                err = write_batch(b->r, b);
+        abatch_finish(b, err);
+}
+
 static void apply_free(struct apply *ap) {
+        pool_free(ap->decoders); /* nothing is in flight by now */
+        pool_free(ap->writers);
         for (unsigned i = 0; ap->ring && i < ap->n_ring; i++) {
                 free(ap->ring[i].it);
                 free(ap->ring[i].data);
@@ -921,12 +938,24 @@ static void apply_free(struct apply *ap) {
 }
 
 static int apply_init(struct fb_run *r, struct apply *ap) {
+        /* Decoding is CPU work: one decoder per core, unless fetches wait
+         * on a network (or --jobs says). Writes wait on the disk: they
+         * have threads of their own, so that a decoder never waits for a
+         * write and the disk never waits for a decoder. */
+        unsigned decoders = r->o->threads ? r->o->threads : store_remote(r->s) ? r->threads : cpu_count();
+        int e;
+
+        e = pool_new(decoders, r->ring, &ap->decoders);
+        if (e >= 0)
+                e = pool_new(APPLY_WRITERS, r->ring, &ap->writers);
+        if (e < 0)
+                return e;
         ap->per = MAX(APPLY_BATCH_BYTES / r->bs, 1u);
         /* A bandwidth limit makes batches slow: keep them to about half a
          * second, so that checkpoints (and progress) stay frequent. */
         if (r->o->bwlimit)
                 ap->per = (size_t)MAX(1u, MIN((uint64_t)ap->per, r->o->bwlimit / 2 / r->bs));
-        ap->n_ring = (unsigned)MIN((size_t)r->ring, MAX((size_t)r->threads + 2, APPLY_INFLIGHT_BYTES / (ap->per * r->bs)));
+        ap->n_ring = (unsigned)MIN((size_t)r->ring, MAX((size_t)decoders + APPLY_WRITERS, APPLY_INFLIGHT_BYTES / (ap->per * r->bs)));
         ap->ring = calloc(ap->n_ring, sizeof *ap->ring);
         if (!ap->ring)
                 return -ENOMEM;
@@ -1128,7 +1157,7 @@ static int apply_run(struct fb_run *r, struct apply *ap, struct producer *p, enu
                 err = 0;
                 b->busy = true;
                 b->done = false;
-                pool_submit(r->pool, abatch_work, b);
+                pool_submit(ap->decoders, abatch_work, b);
                 slot = (slot + 1) % ap->n_ring;
         }
         if (err == 0)
