@@ -887,7 +887,8 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
                 pthread_mutex_init(&fs->chunk_lock[i], NULL);
         pthread_mutex_init(&fs->fl_lock, NULL);
         pthread_mutex_init(&fs->files_lock, NULL);
-        pthread_cond_init(&fs->fl_cond, NULL);
+        for (size_t i = 0; i < FL_CONDS; i++)
+                pthread_cond_init(&fs->fl_cond[i], NULL);
         fs->chunks = calloc(CHUNK_SLOTS, sizeof *fs->chunks);
         fs->fl = calloc(FL_CAP, sizeof *fs->fl);
         fs->fl_used = calloc(FL_CAP, sizeof *fs->fl_used);

@@ -17,6 +17,7 @@
 #define CODEC_POOL 64
 #define CATALOG_TTL 2.0
 #define FL_CAP 8192 /* in-flight fetch table; > all fetches that can be under way */
+#define FL_CONDS 64 /* stripes of fl_cond */
 
 /* A point held by the catalog and by open files. */
 struct fs_point {
@@ -67,7 +68,10 @@ struct fs {
         size_t n_seeds;
 
         pthread_mutex_t fl_lock;    /* protects fl, fl_n */
-        pthread_cond_t fl_cond;     /* broadcast when a fetch completes */
+        /* Broadcast when a fetch completes, one per stripe of blocks: a
+         * completed block wakes only the readers of its stripe, not every
+         * waiting reader (a sequential read completes thousands). */
+        pthread_cond_t fl_cond[FL_CONDS];
         struct hash128 *fl;         /* blocks being fetched: open addressing, FL_CAP */
         bool *fl_used;
         size_t fl_n;

@@ -181,7 +181,7 @@ static void fl_release(struct fs *fs, const struct hash128 *h) {
                         fs->fl_used[j] = false;
                         i = j;
                 }
-                pthread_cond_broadcast(&fs->fl_cond);
+                pthread_cond_broadcast(&fs->fl_cond[fl_home(h) % FL_CONDS]);
         }
         pthread_mutex_unlock(&fs->fl_lock);
 }
@@ -190,7 +190,7 @@ static void fl_wait(struct fs *fs, const struct hash128 *h) {
         size_t pos;
         pthread_mutex_lock(&fs->fl_lock);
         while (fl_find(fs, h, &pos))
-                pthread_cond_wait(&fs->fl_cond, &fs->fl_lock);
+                pthread_cond_wait(&fs->fl_cond[fl_home(h) % FL_CONDS], &fs->fl_lock);
         pthread_mutex_unlock(&fs->fl_lock);
 }
 
