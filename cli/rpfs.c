@@ -446,10 +446,11 @@ static int cmd_export(int argc, char **argv) {
 
         if (strcmp(out, "-") == 0)
                 fd = STDOUT_FILENO;
-        else if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
-                log_error("%s: is a directory: -o takes a file, a device or '-'", out);
-                goto out;
-        } else if (stat(out, &st) == 0 && !S_ISREG(st.st_mode)) {
+        else if (stat(out, &st) == 0 && !S_ISREG(st.st_mode)) {
+                if (S_ISDIR(st.st_mode)) {
+                        log_error("%s: is a directory: -o takes a file, a device or '-'", out);
+                        goto out;
+                }
                 /* A device, a FIFO: written in place, never replaced. */
                 fd = open(out, O_WRONLY | O_CLOEXEC);
                 if (fd < 0) {

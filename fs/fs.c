@@ -941,9 +941,10 @@ int fs_mount(const struct fs_options *o) {
         char fsname[4200];
         int r;
 
-        /* Read replies are 1 MiB buffers libfuse allocates per request. Above glibc's mmap threshold each would be fresh pages,
-         * faulted in and zeroed on every request; keep them in the heap so
-         * they are reused. */
+        /* Read replies are 1 MiB buffers libfuse allocates per request.
+         * Above glibc's mmap threshold each would be fresh pages, faulted
+         * in and zeroed on every request; keep them in the heap so they
+         * are reused. */
         mallopt(M_MMAP_THRESHOLD, 32 << 20);
         mallopt(M_TRIM_THRESHOLD, 128 << 20);
 

@@ -184,27 +184,6 @@ static int azure_get(struct backend *b, const char *name, char **ret, size_t *re
         return 0;
 }
 
-static int azure_get_range(struct backend *b, const char *name, uint64_t off, void *buf, size_t len) {
-        struct backend_azure *a = AZ_B(b);
-        _cleanup_free_ char *blob = full_name(a, name);
-        struct az_req q = { .method = "GET", .out = AZ_OUT_BUF, .out_buf = buf, .out_cap = len };
-        char range[64];
-        int r;
-
-        if (!blob)
-                return -ENOMEM;
-        if (len == 0)
-                return 0;
-        q.blob = blob;
-        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
-                 (unsigned long long)(off + len - 1));
-        az_req_header(&q, "x-ms-range", range);
-        /* A range beyond the object (416) or a short answer is -EBADMSG:
-         * a wrong index entry, like a short read of a local pack. */
-        r = az_http_run(a->http, &q, 1);
-        az_req_done(&q);
-        return r;
-}
 
 /* Run q[0..n) as independent requests: az_http_run gives up on the
  * requests not yet started once one fails for good (a batch that fails
@@ -273,6 +252,8 @@ static void azure_get_ranges(struct backend *b, struct backend_range *v, size_t 
                 az_req_header(&q[m], "x-ms-range", ranges[i]);
                 m++;
         }
+        /* A range beyond the object (416) or a short answer is -EBADMSG:
+         * a wrong index entry, like a short read of a local pack. */
         run_independent(a, q, m);
         m = 0;
         for (size_t i = 0; i < n; i++) {
@@ -283,6 +264,12 @@ static void azure_get_ranges(struct backend *b, struct backend_range *v, size_t 
                 m++;
                 free(blobs[i]);
         }
+}
+
+static int azure_get_range(struct backend *b, const char *name, uint64_t off, void *buf, size_t len) {
+        struct backend_range r = { .name = name, .off = off, .buf = buf, .len = len };
+        azure_get_ranges(b, &r, 1);
+        return r.result;
 }
 
 /* ---- List Blobs ---- */

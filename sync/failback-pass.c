@@ -19,9 +19,8 @@
  * from the vault (one store_fetch_blocks() per batch: merged ranged reads);
  * a writer thread then writes the batch (pwrite per run of adjacent blocks;
  * zero blocks become holes, or zeros on a device). Several batches are in
- * flight. Collected in
- * order, they move the journal's high-water mark, after fdatasync, every
- * FB_CHECKPOINT_BYTES or FB_CHECKPOINT_SECONDS.
+ * flight. Collected in order, they move the journal's high-water mark,
+ * after fdatasync, every FB_CHECKPOINT_BYTES or FB_CHECKPOINT_SECONDS.
  *
  * Local copies and ordering: a worker reads a block from elsewhere on the
  * target while other batches are being written. Candidates that no batch
@@ -64,8 +63,9 @@ int fb_run_init(struct fb_run *r) {
         int e;
 
         pthread_mutex_init(&r->lock, NULL);
-        /* At least 4 by default: writes wait for the disk (O_DIRECT) and
-         * fetches for the vault, so more threads than cores keep both busy. */
+        /* At least 4 by default: the scan waits for the target's disk, and
+         * fetches from a remote vault for the network, so more threads than
+         * cores keep both busy (apply_init() picks its decoders). */
         r->threads = r->o->threads ? r->o->threads : MAX(cpu_count(), 4u);
         r->ring = MIN(2 * r->threads + 2, 16u);
         r->n = r->d->n_blocks;
@@ -942,7 +942,7 @@ static int apply_init(struct fb_run *r, struct apply *ap) {
          * on a network (or --jobs says). Writes wait on the disk: they
          * have threads of their own, so that a decoder never waits for a
          * write and the disk never waits for a decoder. */
-        unsigned decoders = r->o->threads ? r->o->threads : store_remote(r->s) ? r->threads : cpu_count();
+        unsigned decoders = r->o->threads || store_remote(r->s) ? r->threads : cpu_count();
         int e;
 
         e = pool_new(decoders, r->ring, &ap->decoders);
