@@ -850,6 +850,7 @@ static void fs_free(struct fs *fs) {
         if (!fs)
                 return;
         pool_free(fs->ra_pool);
+        pool_free(fs->cmp_pool);
         while (fs->files) {
                 struct fs_file *f = fs->files;
                 fs->files = f->next;
@@ -993,6 +994,8 @@ int fs_mount(const struct fs_options *o) {
         }
         /* Threads only after daemonizing: fork() keeps just the caller. */
         r = pool_new(4, 16, &fs->ra_pool);
+        if (r == 0)
+                r = pool_new(MIN(cpu_count(), 16u), 16, &fs->cmp_pool);
         if (r < 0)
                 goto unmount;
         if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {

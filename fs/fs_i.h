@@ -77,6 +77,7 @@ struct fs {
         size_t fl_n;
 
         struct pool *ra_pool;       /* readahead */
+        struct pool *cmp_pool;      /* copy_file_range into MOUNT/failback: target checksums */
         pthread_mutex_t ra_lock;    /* protects ra_inflight */
         unsigned ra_inflight;
 
@@ -137,6 +138,11 @@ void fs_codec_put(struct fs *fs, struct store_codec *c);
 /* Read [off, off + len) of disk d of point pt into buf (len may cross
  * blocks; off + len <= d->size). Returns bytes read or -EIO. */
 int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off);
+/* Fetch into the cache, as one batch, those of blocks[0..n) of f's disk
+ * that are not zero, cached, seeded nor being fetched. Best effort: a
+ * block that fails is fetched (and its error reported) by the read that
+ * needs it. */
+void fs_fetch_into_cache(struct fs *fs, struct fs_file *f, const uint64_t *blocks, size_t n);
 char *fs_stats_json(struct fs *fs);
 /* o as indented JSON text with a final newline (malloc'd, or NULL); takes
  * the reference to o. */

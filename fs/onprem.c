@@ -28,7 +28,11 @@
 
 #include "fs_i.h"
 
-#define COPY_WINDOW (8u << 20)
+/* A copy from a point goes window by window: compare, then fetch and
+ * write what differs. */
+#define COPY_WINDOW (32u << 20)
+#define COPY_MAX_SLICES 16
+#define COPY_MAX_CALL (1ull << 30)
 
 bool fs_onprem_path(const struct fs *fs, const char *path, const char **rel) {
         size_t n = strlen(FS_ONPREM_NAME);
@@ -290,81 +294,242 @@ static bool target_has(struct fs *fs, int fd, uint64_t fsize, uint64_t a, size_t
 
 int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret);
 
+/* One window of a copy from a point: its pieces along the source's block
+ * boundaries, compared with the target by checksum on the compare pool,
+ * one slice per thread (reading and hashing the target is the work). */
+struct copy_win {
+        struct fs *fs;
+        const struct ret_disk *d;
+        int fd;
+        uint64_t fsize;
+        uint64_t off_in, off_out; /* where the copy starts: source and target */
+        uint64_t a, end;          /* the window: source bytes [a, end) */
+        size_t n;                 /* pieces */
+        bool *same;               /* per piece */
+        bool *hole;               /* per piece: the target holds no data there */
+        int err;                  /* first error of a slice, under lock */
+        unsigned pending;         /* slices not yet done, under lock */
+        pthread_mutex_t lock;
+        pthread_cond_t done;
+};
+
+struct copy_slice {
+        struct copy_win *w;
+        size_t k0, k1; /* pieces [k0, k1) */
+};
+
+/* Piece k of the window: source bytes [*p, *q). */
+static void piece(const struct copy_win *w, size_t k, uint64_t *p, uint64_t *q) {
+        uint32_t bs = w->fs->bs;
+        uint64_t b0 = w->a / bs;
+        *p = k == 0 ? w->a : (b0 + k) * bs;
+        *q = MIN(w->end, (b0 + k + 1) * bs);
+}
+
+static int compare_slice(struct copy_win *w, size_t k0, size_t k1) {
+        struct fs *fs = w->fs;
+        uint32_t bs = fs->bs;
+        _cleanup_free_ uint8_t *tmp = malloc(bs);
+
+        if (!tmp)
+                return -ENOMEM;
+        for (size_t k = k0; k < k1; k++) {
+                uint64_t p, q, o;
+                struct hash128 h;
+                size_t n;
+
+                piece(w, k, &p, &q);
+                o = w->off_out + (p - w->off_in);
+                n = (size_t)(q - p);
+                w->same[k] = false;
+                /* Whole, aligned blocks are compared by checksum without
+                 * fetching; partial ones are fetched. */
+                if (p % bs != 0 || (n != bs && q != w->d->size) || o % bs != 0)
+                        continue;
+                if (fs_block_hash(fs, w->d, p / bs, &h) < 0)
+                        return -EIO;
+                if (w->hole[k])
+                        w->same[k] = hash_is_zero(&h);
+                else
+                        w->same[k] = target_has(fs, w->fd, w->fsize, o, n, &h, tmp);
+        }
+        return 0;
+}
+
+static void compare_work(void *arg) {
+        struct copy_slice *sl = arg;
+        struct copy_win *w = sl->w;
+        int r = compare_slice(w, sl->k0, sl->k1);
+
+        pthread_mutex_lock(&w->lock);
+        if (r < 0 && w->err == 0)
+                w->err = r;
+        if (--w->pending == 0)
+                pthread_cond_signal(&w->done);
+        pthread_mutex_unlock(&w->lock);
+}
+
+/* Mark the pieces whose target range holds no data (SEEK_DATA/SEEK_HOLE):
+ * they read as zeros, and reading a hole would only fill the page cache
+ * with zeroed pages. Without SEEK_DATA every piece counts as data. */
+static void map_holes(struct copy_win *w) {
+        uint64_t t0 = w->off_out + (w->a - w->off_in), t1 = w->off_out + (w->end - w->off_in);
+        size_t k = 0;
+
+        memset(w->hole, 1, w->n);
+        for (uint64_t off = t0; off < t1 && k < w->n;) {
+                off_t ds = lseek(w->fd, (off_t)off, SEEK_DATA), de;
+                if (ds < 0 && errno == ENXIO)
+                        break; /* no data from off on */
+                if (ds < 0) {
+                        memset(w->hole, 0, w->n);
+                        return;
+                }
+                if ((uint64_t)ds >= t1)
+                        break;
+                de = lseek(w->fd, ds, SEEK_HOLE);
+                if (de < 0 || (uint64_t)de > t1)
+                        de = (off_t)t1;
+                /* pieces overlapping the data [ds, de) */
+                for (; k < w->n; k++) {
+                        uint64_t p, q, o0, o1;
+                        piece(w, k, &p, &q);
+                        o0 = w->off_out + (p - w->off_in);
+                        o1 = w->off_out + (q - w->off_in);
+                        if (o1 <= (uint64_t)ds)
+                                continue;
+                        if (o0 >= (uint64_t)de)
+                                break;
+                        w->hole[k] = false;
+                }
+                off = (uint64_t)de;
+        }
+}
+
+/* Fill w->same: on the compare pool when there is one and the window is
+ * worth splitting, else on this thread. */
+static int compare_window(struct copy_win *w) {
+        struct fs *fs = w->fs;
+        unsigned t = fs->cmp_pool ? pool_threads(fs->cmp_pool) : 1;
+        struct copy_slice sl[COPY_MAX_SLICES];
+        size_t per;
+        unsigned m = 0;
+
+        map_holes(w);
+        t = MIN(t, (unsigned)COPY_MAX_SLICES);
+        if (t <= 1 || w->n < 4u * t)
+                return compare_slice(w, 0, w->n);
+        per = DIV_ROUND_UP(w->n, t);
+        w->err = 0;
+        w->pending = 0;
+        for (size_t k = 0; k < w->n; k += per)
+                sl[m++] = (struct copy_slice){ w, k, MIN(w->n, k + per) };
+        w->pending = m;
+        for (unsigned i = 0; i < m; i++)
+                if (pool_submit(fs->cmp_pool, compare_work, &sl[i]) < 0)
+                        compare_work(&sl[i]); /* cannot queue: do it here */
+        pthread_mutex_lock(&w->lock);
+        while (w->pending > 0)
+                pthread_cond_wait(&w->done, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+        return w->err;
+}
+
+/* Copy source bytes [p, q) of the window to the target. */
+static int copy_run(struct copy_win *w, struct fs_file *src, char *buf, uint64_t p, uint64_t q) {
+        int r = fs_read_disk(w->fs, src, buf, (size_t)(q - p), p);
+        if (r < 0)
+                return r;
+        return pwrite_full(w->fd, buf, (size_t)(q - p), w->off_out + (p - w->off_in));
+}
+
 ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_in, struct fs_file *dst,
                                uint64_t off_out, size_t len) {
         uint32_t bs = fs->bs;
         const struct ret_disk *d = src->d;
-        _cleanup_free_ uint8_t *tmp = malloc(bs);
-        _cleanup_free_ char *win = malloc(COPY_WINDOW);
+        size_t max_pieces = COPY_WINDOW / bs + 1;
+        _cleanup_free_ char *buf = malloc(COPY_WINDOW);
+        _cleanup_free_ bool *same = malloc(max_pieces * sizeof *same);
+        _cleanup_free_ bool *hole = malloc(max_pieces * sizeof *hole);
+        _cleanup_free_ uint64_t *fetch = malloc(max_pieces * sizeof *fetch);
+        struct copy_win w = { .fs = fs, .d = d, .fd = dst->fd, .off_in = off_in, .off_out = off_out, .same = same,
+                              .hole = hole };
         struct stat st;
-        uint64_t fsize, done = 0;
-        int r;
+        uint64_t done = 0;
+        int r = 0;
 
-        if (!tmp || !win)
+        if (!buf || !same || !hole || !fetch)
                 return -ENOMEM;
         if (off_in >= d->size)
                 return 0;
-        len = (size_t)MIN((uint64_t)len, d->size - off_in);
+        /* The reply's count is 32 bits: a longer copy is cut short, and
+         * the caller (cp) goes on from where this one ended. */
+        len = (size_t)MIN((uint64_t)len, MIN(d->size - off_in, (uint64_t)COPY_MAX_CALL));
         if (cover(dst, off_out, off_out + len) < 0)
                 return -ENOMEM;
         if (fstat(dst->fd, &st) < 0)
                 return -errno;
-        fsize = (uint64_t)st.st_size;
+        w.fsize = (uint64_t)st.st_size;
+        pthread_mutex_init(&w.lock, NULL);
+        pthread_cond_init(&w.done, NULL);
 
-        while (done < len) {
-                /* One window, along the source's block boundaries. */
-                uint64_t a = off_in + done;
-                uint64_t wend = MIN(off_in + len, (a / bs) * bs + COPY_WINDOW);
+        while (done < len && r == 0) {
                 uint64_t run_start = UINT64_MAX;
+                size_t nfetch = 0, runs = 0;
 
-                for (uint64_t p = a; p < wend;) {
-                        uint64_t q = MIN(wend, (p / bs + 1) * bs), o = off_out + (p - off_in);
-                        size_t n = (size_t)(q - p);
-                        bool same = false;
-                        struct hash128 h;
-
+                /* One window, along the source's block boundaries. */
+                w.a = off_in + done;
+                w.end = MIN(off_in + len, (w.a / bs) * bs + COPY_WINDOW);
+                w.n = (size_t)(DIV_ROUND_UP(w.end, bs) - w.a / bs);
+                if (fs->o.failback_full)
+                        memset(same, 0, w.n * sizeof *same);
+                else if ((r = compare_window(&w)) < 0)
+                        break;
+                for (size_t k = 0; k < w.n; k++) {
+                        uint64_t p, q;
+                        piece(&w, k, &p, &q);
                         atomic_fetch_add(&fs->st.blocks_compared, 1);
-                        /* Whole, aligned blocks are compared by checksum
-                         * without fetching; partial ones are fetched. */
-                        if (!fs->o.failback_full && p % bs == 0 && (n == bs || q == d->size) && o % bs == 0) {
-                                r = fs_block_hash(fs, d, p / bs, &h);
-                                if (r < 0)
-                                        return -EIO;
-                                same = target_has(fs, dst->fd, fsize, o, n, &h, tmp);
-                        }
-                        if (same) {
+                        if (same[k]) {
                                 atomic_fetch_add(&fs->st.blocks_skipped, 1);
-                                if (run_start != UINT64_MAX) {
-                                        /* flush the run [run_start, p) */
-                                        r = fs_read_disk(fs, src, win, (size_t)(p - run_start), run_start);
-                                        if (r < 0)
-                                                return r;
-                                        r = pwrite_full(dst->fd, win, (size_t)(p - run_start),
-                                                        off_out + (run_start - off_in));
-                                        if (r < 0)
-                                                return r;
-                                        run_start = UINT64_MAX;
-                                }
-                        } else {
-                                atomic_fetch_add(&fs->st.blocks_written, 1);
-                                atomic_fetch_add(&fs->st.bytes_written, n);
-                                if (run_start == UINT64_MAX)
-                                        run_start = p;
+                                continue;
                         }
-                        p = q;
+                        atomic_fetch_add(&fs->st.blocks_written, 1);
+                        atomic_fetch_add(&fs->st.bytes_written, q - p);
+                        fetch[nfetch++] = p / bs;
+                        if (k == 0 || same[k - 1])
+                                runs++;
                 }
-                if (run_start != UINT64_MAX) {
-                        r = fs_read_disk(fs, src, win, (size_t)(wend - run_start), run_start);
-                        if (r < 0)
-                                return r;
-                        r = pwrite_full(dst->fd, win, (size_t)(wend - run_start), off_out + (run_start - off_in));
-                        if (r < 0)
-                                return r;
+                /* Scattered changed blocks: fetch them all as one batch
+                 * first (merged ranged reads), so each run below finds its
+                 * blocks in the cache instead of asking the vault alone. */
+                if (runs > 1)
+                        fs_fetch_into_cache(fs, src, fetch, nfetch);
+                for (size_t k = 0; k <= w.n && r == 0; k++) {
+                        uint64_t p, q;
+                        if (k < w.n && !same[k]) {
+                                if (run_start == UINT64_MAX) {
+                                        piece(&w, k, &p, &q);
+                                        run_start = p;
+                                }
+                                continue;
+                        }
+                        if (run_start == UINT64_MAX)
+                                continue;
+                        if (k < w.n)
+                                piece(&w, k, &p, &q);
+                        else
+                                p = w.end;
+                        r = copy_run(&w, src, buf, run_start, p);
+                        run_start = UINT64_MAX;
                 }
-                done = wend - off_in;
+                done = w.end - off_in;
         }
-        if (!dst->trunc_pending && off_out + len > fsize && fstat(dst->fd, &st) == 0 && (uint64_t)st.st_size < off_out + len &&
-            ftruncate(dst->fd, (off_t)(off_out + len)) < 0)
+        pthread_cond_destroy(&w.done);
+        pthread_mutex_destroy(&w.lock);
+        if (r < 0)
+                return r;
+        if (!dst->trunc_pending && off_out + len > w.fsize && fstat(dst->fd, &st) == 0 &&
+            (uint64_t)st.st_size < off_out + len && ftruncate(dst->fd, (off_t)(off_out + len)) < 0)
                 return -errno;
         return (ssize_t)len;
 }

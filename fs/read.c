@@ -482,6 +482,35 @@ static struct ra_job *ra_job_make(struct fs *fs, struct fs_file *f, uint64_t fir
         return j;
 }
 
+void fs_fetch_into_cache(struct fs *fs, struct fs_file *f, const uint64_t *blocks, size_t n) {
+        struct sync_seed *seed = file_seed(f);
+        _cleanup_free_ struct store_fetch *v = calloc(MAX(n, 1), sizeof *v);
+        size_t m = 0;
+        bool claimed;
+
+        if (!v)
+                return;
+        for (size_t k = 0; k < n; k++) {
+                struct hash128 h;
+                if (fs_block_hash(fs, f->d, blocks[k], &h) < 0)
+                        break;
+                if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) ||
+                    (seed && sync_seed_has(seed, blocks[k], &h)))
+                        continue;
+                if (!fl_claim(fs, &h, &claimed))
+                        continue; /* someone is fetching it */
+                if (!claimed)     /* table full: the read fetches the rest */
+                        break;
+                v[m++] = (struct store_fetch){ .h = h };
+        }
+        if (m == 0)
+                return;
+        fetch_blocks(fs, v, m, true, now_monotonic() + fs->o.timeout);
+        for (size_t k = 0; k < m; k++)
+                if (v[k].result != 0) /* fetched ones were released when cached */
+                        fl_release(fs, &v[k].h);
+}
+
 /* Called when a read of [off, off + len) arrives, before it is served: a
  * reader that keeps going forward gets the next window fetched in the
  * background, claimed before this read's own fetch. */
