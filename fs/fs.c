@@ -497,6 +497,20 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
         return r;
 }
 
+/* A file of MOUNT/failback opened for writing bypasses the kernel's page
+ * cache (direct I/O): every write reaches onprem_write() as it is, without
+ * first being copied into cached pages, and a large write goes out as
+ * several requests at once that the daemon's threads compare in parallel.
+ * Measured: dd bs=4M conv=notrunc of a 2 GiB image over an identical one,
+ * 1.8-2.0 -> 1.26-1.33 s. The price: such a descriptor cannot be mapped
+ * shared (mmap MAP_SHARED fails with ENODEV); read-only opens keep the
+ * page cache. */
+static void onprem_fuse_flags(struct fuse_file_info *fi) {
+        if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+                fi->direct_io = 1;
+        }
+}
+
 static int op_open(const char *path, struct fuse_file_info *fi) {
         struct fs *fs = get_fs();
         struct fs_file *f;
@@ -510,6 +524,7 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
                         return r;
                 fs_file_track(fs, f);
                 fi->fh = (uint64_t)(uintptr_t)f;
+                onprem_fuse_flags(fi);
                 return 0;
         }
         if ((fi->flags & O_ACCMODE) != O_RDONLY)
@@ -649,6 +664,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
                 return r;
         fs_file_track(fs, f);
         fi->fh = (uint64_t)(uintptr_t)f;
+        onprem_fuse_flags(fi);
         return 0;
 }
 

@@ -218,13 +218,15 @@ void onprem_close(struct fs_file *f) {
 }
 
 /* Write [off, off + size) of buf to f, piece by piece along block
- * boundaries, skipping pieces equal to what is on disk. */
+ * boundaries, skipping pieces equal to what is on disk (read a block at a
+ * time into a buffer of the thread: a write is one FUSE request, up to
+ * 1 MiB, and a fresh buffer per request costs more than the compare). */
 int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size, uint64_t off) {
+        static _Thread_local char *cur;
+        static _Thread_local size_t cur_len;
         uint32_t bs = fs->bs;
-        _cleanup_free_ char *cur = NULL;
         struct stat st;
         uint64_t fsize, end = off + size;
-        ssize_t have = 0;
 
         if (size == 0)
                 return 0;
@@ -233,13 +235,12 @@ int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size,
         if (fstat(f->fd, &st) < 0)
                 return -errno;
         fsize = (uint64_t)st.st_size;
-        if (!fs->o.failback_full && off < fsize) {
-                cur = malloc(size);
+        if (!fs->o.failback_full && off < fsize && cur_len < bs) {
+                free(cur);
+                cur = malloc(bs);
+                cur_len = cur ? bs : 0;
                 if (!cur)
                         return -ENOMEM;
-                have = pread(f->fd, cur, size, (off_t)off);
-                if (have < 0)
-                        have = 0; /* cannot compare: write everything */
         }
         for (uint64_t a = off; a < end;) {
                 uint64_t b = MIN(end, (a / bs + 1) * bs);
@@ -253,7 +254,8 @@ int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size,
                 else if (a >= fsize)
                         same = mem_is_zero(p, n); /* a hole past EOF reads as zeros */
                 else
-                        same = (uint64_t)have >= b - off && memcmp(cur + (a - off), p, n) == 0;
+                        /* cannot read it: not the same, write it */
+                        same = pread(f->fd, cur, n, (off_t)a) == (ssize_t)n && memcmp(cur, p, n) == 0;
                 if (same)
                         atomic_fetch_add(&fs->st.blocks_skipped, 1);
                 else {
