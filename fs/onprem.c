@@ -218,12 +218,11 @@ void onprem_close(struct fs_file *f) {
 }
 
 /* Write [off, off + size) of buf to f, piece by piece along block
- * boundaries, skipping pieces equal to what is on disk (read a block at a
- * time into a buffer of the thread: a write is one FUSE request, up to
- * 1 MiB, and a fresh buffer per request costs more than the compare). */
+ * boundaries, skipping pieces equal to what is on disk (read back a block
+ * at a time: a block-sized buffer comes from the heap, where one as large
+ * as the request, up to 1 MiB, could be a fresh mapping each time). */
 int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size, uint64_t off) {
-        static _Thread_local char *cur;
-        static _Thread_local size_t cur_len;
+        _cleanup_free_ char *cur = NULL;
         uint32_t bs = fs->bs;
         struct stat st;
         uint64_t fsize, end = off + size;
@@ -235,10 +234,8 @@ int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size,
         if (fstat(f->fd, &st) < 0)
                 return -errno;
         fsize = (uint64_t)st.st_size;
-        if (!fs->o.failback_full && off < fsize && cur_len < bs) {
-                free(cur);
+        if (!fs->o.failback_full && off < fsize) {
                 cur = malloc(bs);
-                cur_len = cur ? bs : 0;
                 if (!cur)
                         return -ENOMEM;
         }
