@@ -101,6 +101,12 @@ int write_file_atomic(const char *path, const void *data, size_t len, bool exclu
 int read_file_all(const char *path, char **ret, size_t *ret_len);
 /* mkdir -p. */
 int mkdir_p(const char *path, mode_t mode);
+/* The blocks of bs bytes of fd from byte start (block-aligned) up to byte
+ * end: hole[i] = 1 when block i holds no data at all (SEEK_DATA/SEEK_HOLE),
+ * 0 when it holds some; every block counts as data where the filesystem
+ * cannot tell. hole_until (NULL, or 0 at first) caches "no data before this
+ * offset" across calls that go forward. Returns true when all are holes. */
+bool fd_map_holes(int fd, uint64_t start, uint64_t end, uint32_t bs, uint8_t *hole, uint64_t *hole_until);
 /* A large buffer (free() it) aligned for O_DIRECT and backed by huge pages
  * where the kernel allows (fewer page faults; cheaper to pin for direct
  * I/O). NULL when out of memory. */

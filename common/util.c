@@ -328,6 +328,40 @@ int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
+bool fd_map_holes(int fd, uint64_t start, uint64_t end, uint32_t bs, uint8_t *hole, uint64_t *hole_until) {
+        size_t n = (size_t)DIV_ROUND_UP(end - start, bs);
+        uint64_t until = hole_until ? *hole_until : 0;
+        off_t ds, de;
+
+        memset(hole, 1, n);
+        if (start >= until) {
+                ds = lseek(fd, (off_t)start, SEEK_DATA);
+                until = ds < 0 ? (errno == ENXIO ? UINT64_MAX : start) : (uint64_t)ds;
+                if (hole_until)
+                        *hole_until = until;
+        }
+        if (until >= end)
+                return true;
+        for (uint64_t off = MAX(start, until); off < end;) {
+                ds = lseek(fd, (off_t)off, SEEK_DATA);
+                if (ds < 0 && errno == ENXIO)
+                        break;
+                if (ds < 0) { /* no SEEK_DATA here: all data */
+                        memset(hole, 0, n);
+                        break;
+                }
+                if ((uint64_t)ds >= end)
+                        break;
+                de = lseek(fd, ds, SEEK_HOLE);
+                if (de < 0 || (uint64_t)de > end)
+                        de = (off_t)end;
+                for (uint64_t i = ((uint64_t)ds - start) / bs; i < DIV_ROUND_UP((uint64_t)de - start, bs); i++)
+                        hole[i] = 0;
+                off = (uint64_t)de;
+        }
+        return false;
+}
+
 #define HUGE_PAGE (2u << 20)
 
 void *alloc_large(size_t len) {

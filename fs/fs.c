@@ -506,9 +506,8 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
  * shared (mmap MAP_SHARED fails with ENODEV); read-only opens keep the
  * page cache. */
 static void onprem_fuse_flags(struct fuse_file_info *fi) {
-        if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+        if ((fi->flags & O_ACCMODE) != O_RDONLY)
                 fi->direct_io = 1;
-        }
 }
 
 static int op_open(const char *path, struct fuse_file_info *fi) {
@@ -1010,7 +1009,7 @@ int fs_mount(const struct fs_options *o) {
         }
         /* Threads only after daemonizing: fork() keeps just the caller. */
         r = pool_new(4, 16, &fs->ra_pool);
-        if (r == 0)
+        if (r == 0 && fs->onprem_fd >= 0)
                 r = pool_new(MIN(cpu_count(), 16u), 16, &fs->cmp_pool);
         if (r < 0)
                 goto unmount;

@@ -305,7 +305,7 @@ struct copy_win {
         uint64_t a, end;          /* the window: source bytes [a, end) */
         size_t n;                 /* pieces */
         bool *same;               /* per piece */
-        bool *hole;               /* per piece: the target holds no data there */
+        uint8_t *hole;            /* per piece: the target holds no data there */
         int err;                  /* first error of a slice, under lock */
         unsigned pending;         /* slices not yet done, under lock */
         pthread_mutex_t lock;
@@ -368,43 +368,6 @@ static void compare_work(void *arg) {
         pthread_mutex_unlock(&w->lock);
 }
 
-/* Mark the pieces whose target range holds no data (SEEK_DATA/SEEK_HOLE):
- * they read as zeros, and reading a hole would only fill the page cache
- * with zeroed pages. Without SEEK_DATA every piece counts as data. */
-static void map_holes(struct copy_win *w) {
-        uint64_t t0 = w->off_out + (w->a - w->off_in), t1 = w->off_out + (w->end - w->off_in);
-        size_t k = 0;
-
-        memset(w->hole, 1, w->n);
-        for (uint64_t off = t0; off < t1 && k < w->n;) {
-                off_t ds = lseek(w->fd, (off_t)off, SEEK_DATA), de;
-                if (ds < 0 && errno == ENXIO)
-                        break; /* no data from off on */
-                if (ds < 0) {
-                        memset(w->hole, 0, w->n);
-                        return;
-                }
-                if ((uint64_t)ds >= t1)
-                        break;
-                de = lseek(w->fd, ds, SEEK_HOLE);
-                if (de < 0 || (uint64_t)de > t1)
-                        de = (off_t)t1;
-                /* pieces overlapping the data [ds, de) */
-                for (; k < w->n; k++) {
-                        uint64_t p, q, o0, o1;
-                        piece(w, k, &p, &q);
-                        o0 = w->off_out + (p - w->off_in);
-                        o1 = w->off_out + (q - w->off_in);
-                        if (o1 <= (uint64_t)ds)
-                                continue;
-                        if (o0 >= (uint64_t)de)
-                                break;
-                        w->hole[k] = false;
-                }
-                off = (uint64_t)de;
-        }
-}
-
 /* Fill w->same: on the compare pool when there is one and the window is
  * worth splitting, else on this thread. */
 static int compare_window(struct copy_win *w) {
@@ -414,13 +377,21 @@ static int compare_window(struct copy_win *w) {
         size_t per;
         unsigned m = 0;
 
-        map_holes(w);
+        /* Pieces are only compared when source and target share block
+         * boundaries; then piece k lies in the k-th target block of the
+         * window. Holes read as zeros, and reading one would only fill
+         * the page cache with zeroed pages. */
+        if (w->off_in % fs->bs == w->off_out % fs->bs) {
+                uint64_t t0 = w->off_out + (w->a - w->off_in);
+                (void)fd_map_holes(w->fd, t0 / fs->bs * fs->bs, w->off_out + (w->end - w->off_in), fs->bs, w->hole,
+                                   NULL);
+        } else
+                memset(w->hole, 0, w->n);
         t = MIN(t, (unsigned)COPY_MAX_SLICES);
         if (t <= 1 || w->n < 4u * t)
                 return compare_slice(w, 0, w->n);
         per = DIV_ROUND_UP(w->n, t);
         w->err = 0;
-        w->pending = 0;
         for (size_t k = 0; k < w->n; k += per)
                 sl[m++] = (struct copy_slice){ w, k, MIN(w->n, k + per) };
         w->pending = m;
@@ -449,7 +420,7 @@ ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_
         size_t max_pieces = COPY_WINDOW / bs + 1;
         _cleanup_free_ char *buf = malloc(COPY_WINDOW);
         _cleanup_free_ bool *same = malloc(max_pieces * sizeof *same);
-        _cleanup_free_ bool *hole = malloc(max_pieces * sizeof *hole);
+        _cleanup_free_ uint8_t *hole = malloc(max_pieces);
         _cleanup_free_ uint64_t *fetch = malloc(max_pieces * sizeof *fetch);
         struct copy_win w = { .fs = fs, .d = d, .fd = dst->fd, .off_in = off_in, .off_out = off_out, .same = same,
                               .hole = hole };
@@ -473,7 +444,6 @@ ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_
         pthread_cond_init(&w.done, NULL);
 
         while (done < len && r == 0) {
-                uint64_t run_start = UINT64_MAX;
                 size_t nfetch = 0, runs = 0;
 
                 /* One window, along the source's block boundaries. */
@@ -503,23 +473,15 @@ ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_
                  * blocks in the cache instead of asking the vault alone. */
                 if (runs > 1)
                         fs_fetch_into_cache(fs, src, fetch, nfetch);
-                for (size_t k = 0; k <= w.n && r == 0; k++) {
-                        uint64_t p, q;
-                        if (k < w.n && !same[k]) {
-                                if (run_start == UINT64_MAX) {
-                                        piece(&w, k, &p, &q);
-                                        run_start = p;
-                                }
+                for (size_t k = 0, e; k < w.n && r == 0; k = e) {
+                        uint64_t p, q, unused;
+                        for (e = k + 1; e < w.n && same[e] == same[k]; e++)
+                                ;
+                        if (same[k])
                                 continue;
-                        }
-                        if (run_start == UINT64_MAX)
-                                continue;
-                        if (k < w.n)
-                                piece(&w, k, &p, &q);
-                        else
-                                p = w.end;
-                        r = copy_run(&w, src, buf, run_start, p);
-                        run_start = UINT64_MAX;
+                        piece(&w, k, &p, &unused);
+                        piece(&w, e - 1, &unused, &q);
+                        r = copy_run(&w, src, buf, p, q); /* the run of pieces [k, e) */
                 }
                 done = w.end - off_in;
         }

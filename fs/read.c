@@ -425,11 +425,17 @@ struct ra_job {
         double deadline;       /* from submission: a job that waited out an outage in the queue tries once */
 };
 
+/* Release the claims of v[0..n) whose fetch failed (fetched ones were
+ * released when cached). */
+static void release_failed(struct fs *fs, const struct store_fetch *v, size_t n) {
+        for (size_t k = 0; k < n; k++)
+                if (v[k].result != 0)
+                        fl_release(fs, &v[k].h);
+}
+
 static void ra_job_free(struct ra_job *j) {
         struct fs *fs = j->fs;
-        for (size_t k = 0; k < j->n; k++)
-                if (j->v[k].result != 0) /* fetched ones were released when cached */
-                        fl_release(fs, &j->v[k].h);
+        release_failed(fs, j->v, j->n);
         pthread_mutex_lock(&fs->ra_lock);
         fs->ra_inflight--;
         pthread_mutex_unlock(&fs->ra_lock);
@@ -449,17 +455,20 @@ static void ra_work(void *arg) {
  * reader's thread, so that readers arriving before a worker takes the job
  * wait for it instead of fetching the same blocks in small pieces.
  * NULL when there is nothing to fetch (or no memory). */
-static struct ra_job *ra_job_make(struct fs *fs, struct fs_file *f, uint64_t first, uint64_t end) {
+/* Claim, into v, the blocks of f's disk to fetch among blocks[0..n) (or
+ * first + k when blocks is NULL): those not zero, cached, seeded nor being
+ * fetched. Claimed here, on the caller's thread, so that readers arriving
+ * meanwhile wait for this fetch instead of fetching the same blocks in
+ * small pieces. Stops early when the table of fetches is full. Returns
+ * how many were claimed. */
+static size_t claim_fetchable(struct fs *fs, struct fs_file *f, const uint64_t *blocks, uint64_t first, size_t n,
+                              struct store_fetch *v) {
         struct sync_seed *seed = file_seed(f);
-        struct ra_job *j = calloc(1, sizeof *j);
+        size_t m = 0;
         bool claimed;
 
-        if (!j || !(j->v = calloc(end - first, sizeof *j->v))) {
-                free(j);
-                return NULL;
-        }
-        j->fs = fs;
-        for (uint64_t b = first; b < end; b++) {
+        for (size_t k = 0; k < n; k++) {
+                uint64_t b = blocks ? blocks[k] : first + k;
                 struct hash128 h;
                 if (fs_block_hash(fs, f->d, b, &h) < 0)
                         break;
@@ -467,10 +476,24 @@ static struct ra_job *ra_job_make(struct fs *fs, struct fs_file *f, uint64_t fir
                         continue;
                 if (!fl_claim(fs, &h, &claimed))
                         continue; /* someone is fetching it */
-                if (!claimed)     /* table full: leave it to the reader */
+                if (!claimed)     /* table full: the reader fetches the rest */
                         break;
-                j->v[j->n++] = (struct store_fetch){ .h = h };
+                v[m++] = (struct store_fetch){ .h = h };
         }
+        return m;
+}
+
+/* A job for blocks [first, end) of f's disk; NULL when there is nothing
+ * to fetch (or no memory). */
+static struct ra_job *ra_job_make(struct fs *fs, struct fs_file *f, uint64_t first, uint64_t end) {
+        struct ra_job *j = calloc(1, sizeof *j);
+
+        if (!j || !(j->v = calloc(end - first, sizeof *j->v))) {
+                free(j);
+                return NULL;
+        }
+        j->fs = fs;
+        j->n = claim_fetchable(fs, f, NULL, first, (size_t)(end - first), j->v);
         if (j->n == 0) {
                 free(j->v);
                 free(j);
@@ -483,32 +506,16 @@ static struct ra_job *ra_job_make(struct fs *fs, struct fs_file *f, uint64_t fir
 }
 
 void fs_fetch_into_cache(struct fs *fs, struct fs_file *f, const uint64_t *blocks, size_t n) {
-        struct sync_seed *seed = file_seed(f);
         _cleanup_free_ struct store_fetch *v = calloc(MAX(n, 1), sizeof *v);
-        size_t m = 0;
-        bool claimed;
+        size_t m;
 
         if (!v)
                 return;
-        for (size_t k = 0; k < n; k++) {
-                struct hash128 h;
-                if (fs_block_hash(fs, f->d, blocks[k], &h) < 0)
-                        break;
-                if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) ||
-                    (seed && sync_seed_has(seed, blocks[k], &h)))
-                        continue;
-                if (!fl_claim(fs, &h, &claimed))
-                        continue; /* someone is fetching it */
-                if (!claimed)     /* table full: the read fetches the rest */
-                        break;
-                v[m++] = (struct store_fetch){ .h = h };
-        }
+        m = claim_fetchable(fs, f, blocks, 0, n, v);
         if (m == 0)
                 return;
         fetch_blocks(fs, v, m, true, now_monotonic() + fs->o.timeout);
-        for (size_t k = 0; k < m; k++)
-                if (v[k].result != 0) /* fetched ones were released when cached */
-                        fl_release(fs, &v[k].h);
+        release_failed(fs, v, m);
 }
 
 /* Called when a read of [off, off + len) arrives, before it is served: a

@@ -390,40 +390,11 @@ static void sbatch_work(void *arg) {
         pthread_mutex_unlock(&b->sc->lock);
 }
 
-/* Mark the blocks of b that hold no data at all (SEEK_DATA/SEEK_HOLE).
- * *hole_until caches "no data before this offset". Returns true when the
- * whole batch is a hole. */
+/* Mark the blocks of b that hold no data at all; true when the whole
+ * batch is a hole. */
 static bool map_holes(struct fb_run *r, struct sbatch *b, uint64_t *hole_until) {
-        uint64_t start = b->first * r->bs, end = MIN(r->d->size, (b->first + b->n) * r->bs), off;
-        off_t ds, de;
-
-        if (start >= *hole_until) {
-                ds = lseek(r->t->fd, (off_t)start, SEEK_DATA);
-                *hole_until = ds < 0 ? (errno == ENXIO ? UINT64_MAX : start) : (uint64_t)ds;
-        }
-        if (*hole_until >= end) {
-                memset(b->hole, 1, b->n);
-                return true;
-        }
-        memset(b->hole, 1, b->n);
-        for (off = start; off < end;) {
-                ds = lseek(r->t->fd, (off_t)off, SEEK_DATA);
-                if (ds < 0 && errno == ENXIO)
-                        break;
-                if (ds < 0) { /* no SEEK_DATA here: all data */
-                        memset(b->hole, 0, b->n);
-                        break;
-                }
-                if ((uint64_t)ds >= end)
-                        break;
-                de = lseek(r->t->fd, ds, SEEK_HOLE);
-                if (de < 0 || (uint64_t)de > end)
-                        de = (off_t)end;
-                for (uint64_t i = (uint64_t)ds / r->bs; i < DIV_ROUND_UP((uint64_t)de, r->bs); i++)
-                        b->hole[i - b->first] = 0;
-                off = (uint64_t)de;
-        }
-        return false;
+        return fd_map_holes(r->t->fd, b->first * r->bs, MIN(r->d->size, (b->first + b->n) * r->bs), r->bs, b->hole,
+                            hole_until);
 }
 
 struct scan_out {
