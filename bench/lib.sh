@@ -95,6 +95,38 @@ bench_machine() {
 	fi
 	printf '\n'
 }
+# FUSE mounts of the benchmarks (bench/mount, bench/failback)
+# bench_proc_cpu PID: user + system CPU ticks of a process (0 if gone)
+bench_proc_cpu() {
+	[[ -n ${1:-} && -r /proc/$1/stat ]] || { echo 0; return; }
+	sed -E 's/^.*\) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+bench_is_mounted() { findmnt -rn -M "$1" >/dev/null 2>&1; }
+bench_wait_mounted() {  # MNT WHAT: up to 60 s
+	local i
+	for ((i = 0; i < 600; i++)); do
+		bench_is_mounted "$1" && return 0
+		sleep 0.1
+	done
+	bench_die "$2: $1 not mounted after 60 s"
+}
+bench_unmount() {  # MNT [PID]: unmount, wait for the server to exit
+	local i
+	for ((i = 0; i < 50; i++)); do
+		bench_is_mounted "$1" || break
+		fusermount3 -u "$1" 2>/dev/null || umount "$1" 2>/dev/null || sleep 0.2
+	done
+	bench_is_mounted "$1" && bench_die "could not unmount $1"
+	if [[ -n ${2:-} ]]; then
+		for ((i = 0; i < 300; i++)); do
+			kill -0 "$2" 2>/dev/null || break
+			[[ $(sed -E 's/^.*\) (.).*/\1/' "/proc/$2/stat" 2>/dev/null) == Z ]] && break
+			sleep 0.1
+		done
+		wait "$2" 2>/dev/null || true
+	fi
+}
+
 bench_load() { awk '{print $1}' /proc/loadavg; }
 # busy CPU ticks of the whole machine (USER_HZ = 100)
 _bench_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
