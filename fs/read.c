@@ -363,6 +363,14 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                         wk[nw++] = (size_t)k;
                         continue;
                 }
+                /* A fetch that ended between the lookup and the claim
+                 * cached the block before releasing it. */
+                if (claimed[nf] && store_cache_get(fs->cache, &h, dst) == 0) {
+                        fl_release(fs, &h);
+                        claimed[nf] = false;
+                        src[k] = 1;
+                        continue;
+                }
                 fv[nf] = (struct store_fetch){ .h = h, .buf = dst };
                 fk[nf++] = (size_t)k;
         }
@@ -478,6 +486,10 @@ static size_t claim_fetchable(struct fs *fs, struct fs_file *f, const uint64_t *
                         continue; /* someone is fetching it */
                 if (!claimed)     /* table full: the reader fetches the rest */
                         break;
+                if (store_cache_contains(fs->cache, &h)) { /* cached by a fetch that just ended */
+                        fl_release(fs, &h);
+                        continue;
+                }
                 v[m++] = (struct store_fetch){ .h = h };
         }
         return m;

@@ -8,7 +8,8 @@
 #   points' disk0.raw at random offsets and sizes (1 B .. 2 MiB: whole
 #   blocks, tiny and unaligned reads, reads across block boundaries, across
 #   the end of the disk and past it): every read equals the same range of the
-#   source;
+#   source, and no block is fetched twice (the blocks fetched are at most
+#   the distinct non-zero blocks of both points);
 # - then, remounted with another fresh cache, 32 random aligned 4 KiB reads
 #   (one per non-zero block): the vault fetches stay far below the disk's
 #   size (< 64 blocks and < 64 blocks' bytes).
@@ -55,6 +56,9 @@ msg "$out"
 stats "$M"
 msg "stats: $(stats_line)"
 assert_eq "${ST[errors]}" 0 "stats errors after the concurrent reads"
+DISTINCT=$(mh distinct-blocks $BS "$T/d1.raw" "$T/d2.raw")
+assert_le "${ST[blocks_fetched]}" "$DISTINCT" \
+    "blocks fetched by 16 readers and readahead <= the $DISTINCT distinct non-zero blocks (none fetched twice)"
 unmount_ok "$M"
 
 # --- random 4 KiB reads fetch little -------------------------------------------------
