@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs_i.h"
 
@@ -191,7 +192,53 @@ void fs_file_untrack(struct fs *fs, struct fs_file *f) {
         pthread_mutex_unlock(&fs->files_lock);
 }
 
+pid_t fs_caller_tgid(void) {
+        pid_t pid = fuse_get_context()->pid;
+        char path[64], line[128];
+        int tgid = (int)pid;
+        FILE *fp;
+
+        if (pid <= 0)
+                return 0;
+        /* The kernel names the calling thread; its process is what opens
+         * both ends of a copy. */
+        snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+        fp = fopen(path, "re");
+        if (!fp)
+                return pid;
+        while (fgets(line, sizeof line, fp))
+                if (sscanf(line, "Tgid: %d", &tgid) == 1)
+                        break;
+        fclose(fp);
+        return (pid_t)tgid;
+}
+
+void fs_onprem_seed_attach(struct fs *fs, const char *rel, pid_t tgid) {
+        struct fs_file *g;
+        int fd;
+
+        if (tgid <= 0)
+                return;
+        pthread_mutex_lock(&fs->files_lock);
+        for (g = fs->files; g; g = g->next) /* newest first */
+                if ((g->kind == FK_RAW || g->kind == FK_VHD) && g->tgid == tgid)
+                        break;
+        if (g && atomic_load(&g->onprem_seed) == 0 && !(g->pt->seeds && g->pt->seeds[g->disk_index])) {
+                fd = openat(fs->onprem_fd, rel, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0) {
+                        atomic_store(&g->onprem_seed, fd + 1);
+                        log_info("%s/%s %s: process %d copies it to %s/%s: blocks that match there are read "
+                                 "from it, not fetched", g->pt->p->vm, g->pt->p->id, g->d->name, (int)tgid,
+                                 FS_ONPREM_NAME, rel);
+                }
+        }
+        pthread_mutex_unlock(&fs->files_lock);
+}
+
 static void file_free(struct fs_file *f) {
+        int sfd = atomic_load(&f->onprem_seed);
+        if (sfd > 0)
+                close(sfd - 1);
         if (f->kind == FK_ONPREM)
                 onprem_close(f);
         fs_point_unref(f->pt);
@@ -521,6 +568,8 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
                 r = onprem_open(fs, rel, fi->flags, 0, false, &f);
                 if (r < 0)
                         return r;
+                if ((fi->flags & O_ACCMODE) != O_RDONLY)
+                        fs_onprem_seed_attach(fs, rel, fs_caller_tgid());
                 fs_file_track(fs, f);
                 fi->fh = (uint64_t)(uintptr_t)f;
                 onprem_fuse_flags(fi);
@@ -544,6 +593,7 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
                 f->pt = TAKE_PTR(n.pt);
                 f->disk_index = n.disk;
                 f->d = &f->pt->p->disks[n.disk];
+                f->tgid = fs_caller_tgid();
                 if (f->kind == FK_VHD) {
                         char id[256];
                         struct hash128 uid;
@@ -661,6 +711,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
         r = onprem_open(fs, rel, fi->flags, mode, true, &f);
         if (r < 0)
                 return r;
+        fs_onprem_seed_attach(fs, rel, fs_caller_tgid());
         fs_file_track(fs, f);
         fi->fh = (uint64_t)(uintptr_t)f;
         onprem_fuse_flags(fi);

@@ -102,6 +102,13 @@ struct fs_file {
         uint64_t vhd_data;             /* FK_VHD: bytes before the footer */
         uint8_t footer[FMT_VHD_FOOTER_SIZE];
         int fd;                        /* FK_ONPREM */
+        pid_t tgid;                    /* the opening process, 0 unknown */
+        /* FK_RAW, FK_VHD: 1 + a read-only descriptor of the file in
+         * MOUNT/failback that the same process opened for writing after
+         * this one (dd if=<point disk> of=MOUNT/failback/<file>): blocks
+         * that match there at the same offset are read from it, verified,
+         * instead of fetched. 0: none. Set once, under files_lock. */
+        atomic_int onprem_seed;
         bool trunc_pending;            /* opened with O_TRUNC: truncation deferred to flush */
         uint64_t logical_end;          /* size the file will have */
         uint64_t (*covered)[2];        /* written ranges since open, sorted, merged */
@@ -130,6 +137,12 @@ ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_
 char *onprem_stats_extra(struct fs *fs);
 
 void fs_file_track(struct fs *fs, struct fs_file *f);
+/* The process that made the current FUSE request (its thread group), 0 if
+ * unknown. */
+pid_t fs_caller_tgid(void);
+/* A file of MOUNT/failback (rel) was opened for writing by process tgid:
+ * make it the on-prem seed of the point disk that process opened last. */
+void fs_onprem_seed_attach(struct fs *fs, const char *rel, pid_t tgid);
 void fs_file_untrack(struct fs *fs, struct fs_file *f);
 
 /* read.c */

@@ -297,6 +297,26 @@ static struct sync_seed *file_seed(struct fs_file *f) {
         return f->pt->seeds ? f->pt->seeds[f->disk_index] : NULL;
 }
 
+/* Block b of f's disk from f's on-prem seed (the same offset of the file
+ * its process is writing in MOUNT/failback) into buf, when it has
+ * checksum h there. */
+static bool onprem_seed_read(struct fs *fs, struct fs_file *f, uint64_t b, const struct hash128 *h, void *buf) {
+        int sfd = atomic_load(&f->onprem_seed);
+        uint64_t off = b * fs->bs;
+        size_t len = (size_t)MIN((uint64_t)fs->bs, f->d->size - off);
+        struct hash128 got;
+        ssize_t n;
+
+        if (sfd <= 0)
+                return false;
+        n = pread(sfd - 1, buf, len, (off_t)off);
+        if (n < 0)
+                return false;
+        memset((uint8_t *)buf + n, 0, fs->bs - (size_t)n); /* a short file reads as zeros: verified below */
+        store_hash(buf, fs->bs, &got);
+        return memcmp(&got, h, sizeof got) == 0;
+}
+
 int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off) {
         const struct ret_disk *d = f->d;
         uint32_t bs = fs->bs;
@@ -352,7 +372,8 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                         src[k] = 1;
                         continue;
                 }
-                if (seed && sync_seed_read(seed, first + k, &h, dst) == 0) {
+                if ((seed && sync_seed_read(seed, first + k, &h, dst) == 0) ||
+                    onprem_seed_read(fs, f, first + k, &h, dst)) {
                         src[k] = 2;
                         continue;
                 }
@@ -458,20 +479,18 @@ static void ra_work(void *arg) {
         ra_job_free(j);
 }
 
-/* A job for blocks [first, end) of f's disk: the blocks to fetch (not
- * zero, cached, seeded, nor being fetched) are claimed here, on the
- * reader's thread, so that readers arriving before a worker takes the job
- * wait for it instead of fetching the same blocks in small pieces.
- * NULL when there is nothing to fetch (or no memory). */
 /* Claim, into v, the blocks of f's disk to fetch among blocks[0..n) (or
- * first + k when blocks is NULL): those not zero, cached, seeded nor being
- * fetched. Claimed here, on the caller's thread, so that readers arriving
- * meanwhile wait for this fetch instead of fetching the same blocks in
- * small pieces. Stops early when the table of fetches is full. Returns
- * how many were claimed. */
+ * first + k when blocks is NULL): those not zero, cached, seeded (the
+ * on-prem seed only when try_onprem) nor being fetched. Claimed here, on
+ * the caller's thread, so that readers arriving meanwhile wait for this
+ * fetch instead of fetching the same blocks in small pieces. Stops early
+ * when the table of fetches is full. Returns how many were claimed. */
 static size_t claim_fetchable(struct fs *fs, struct fs_file *f, const uint64_t *blocks, uint64_t first, size_t n,
-                              struct store_fetch *v) {
+                              bool try_onprem, struct store_fetch *v) {
         struct sync_seed *seed = file_seed(f);
+        /* The on-prem seed has no index: its blocks are read and checked
+         * here, and again (verified) by the read that serves them. */
+        _cleanup_free_ uint8_t *tmp = try_onprem && atomic_load(&f->onprem_seed) > 0 ? malloc(fs->bs) : NULL;
         size_t m = 0;
         bool claimed;
 
@@ -480,7 +499,8 @@ static size_t claim_fetchable(struct fs *fs, struct fs_file *f, const uint64_t *
                 struct hash128 h;
                 if (fs_block_hash(fs, f->d, b, &h) < 0)
                         break;
-                if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) || (seed && sync_seed_has(seed, b, &h)))
+                if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) || (seed && sync_seed_has(seed, b, &h)) ||
+                    (tmp && onprem_seed_read(fs, f, b, &h, tmp)))
                         continue;
                 if (!fl_claim(fs, &h, &claimed))
                         continue; /* someone is fetching it */
@@ -505,7 +525,7 @@ static struct ra_job *ra_job_make(struct fs *fs, struct fs_file *f, uint64_t fir
                 return NULL;
         }
         j->fs = fs;
-        j->n = claim_fetchable(fs, f, NULL, first, (size_t)(end - first), j->v);
+        j->n = claim_fetchable(fs, f, NULL, first, (size_t)(end - first), true, j->v);
         if (j->n == 0) {
                 free(j->v);
                 free(j);
@@ -523,7 +543,7 @@ void fs_fetch_into_cache(struct fs *fs, struct fs_file *f, const uint64_t *block
 
         if (!v)
                 return;
-        m = claim_fetchable(fs, f, blocks, 0, n, v);
+        m = claim_fetchable(fs, f, blocks, 0, n, false, v); /* the blocks differ on-prem */
         if (m == 0)
                 return;
         fetch_blocks(fs, v, m, true, now_monotonic() + fs->o.timeout);

@@ -3,8 +3,11 @@
 # MNT/failback is DIR. A manual failback with cp, dd conv=notrunc, plain dd
 # (O_TRUNC) or rsync --inplace leaves the target equal to the point, and
 # only the changed blocks are written (cp also fetches only those: it
-# reaches rpfs as copy_file_range, handled as a delta sync). New files are
-# created sparse. --failback-mode full writes every block.
+# reaches rpfs as copy_file_range, handled as a delta sync). dd, which
+# reads the point and writes the target in one process, reads the target's
+# matching blocks from the target (an on-prem seed): it fetches only the
+# blocks that differ there. New files are created sparse. --failback-mode
+# full writes every block.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-mount.sh"
 need_fuse
@@ -39,7 +42,7 @@ mount_fg "$V" "$M" --cache "$T/cache" --onprem "$ONP"
 ls "$M" | grep -qx failback || fail "failback not listed in $M"
 
 declare -A ST0
-snap() { stats "$M"; for k in blocks_written blocks_fetched blocks_skipped; do ST0[$k]=${ST[$k]}; done; }
+snap() { stats "$M"; for k in blocks_written blocks_fetched blocks_skipped bytes_seed; do ST0[$k]=${ST[$k]}; done; }
 delta() { stats "$M"; echo $(( ${ST[$1]} - ${ST0[$1]} )); }
 
 # cp: copy_file_range -> delta sync: fetch and write only the changed blocks.
@@ -56,21 +59,35 @@ msg "cp: $W blocks written, $F fetched ($NCH changed, 1 punched)"
 assert_eq "$W" $(( NCH + 1 )) "cp: blocks written"
 assert_le "$F" $(( NCH + 3 )) "cp: blocks fetched"
 
-# dd conv=notrunc: every block read, only changed ones written
+# dd conv=notrunc: every block read, only changed ones written. dd opens
+# the point and then the target: the target becomes the point's on-prem
+# seed for dd's reads, so its unchanged blocks are read from it (verified)
+# and nothing is fetched (the changed blocks are in the cache since cp)
 snap
 dd if="$M/vm/latest/disk0.raw" of="$M/failback/dd.img" bs=1M conv=notrunc status=none || fail "dd failed"
 assert_file_sum "$ONP/dd.img" "$SUM2" "dd conv=notrunc target equals the point"
-W=$(delta blocks_written)
-msg "dd conv=notrunc: $W blocks written"
+W=$(delta blocks_written) F=$(delta blocks_fetched) SEEDB=$(delta bytes_seed)
+msg "dd conv=notrunc: $W blocks written, $F fetched, $SEEDB bytes read from the target as seed"
 assert_eq "$W" "$NCH" "dd conv=notrunc: blocks written"
+assert_eq "$F" 0 "dd conv=notrunc: blocks fetched (unchanged ones come from the target)"
+# (all unchanged non-zero blocks but the one cp fetched back into the cache)
+assert_ge "$SEEDB" $(( (${#NZ[@]} - NCH - 1) * BS )) "dd conv=notrunc: bytes read from the target as seed"
+grep -q "copies it to failback/dd.img" "$MLOG" ||
+    fail "the daemon's log does not say that dd.img serves as the seed"
 
-# plain dd opens with O_TRUNC: truncation is deferred, the compare still works
+# plain dd opens with O_TRUNC: truncation is deferred, the compare still
+# works, and the old content serves as seed. It reads the .vhd view (the
+# disk's bytes, without the footer): the kernel already caches the pages
+# of disk0.raw that dd read above, so those reads would not reach rpfs.
 snap
-dd if="$M/vm/latest/disk0.raw" of="$M/failback/ddt.img" bs=1M status=none || fail "dd (O_TRUNC) failed"
+dd if="$M/vm/latest/disk0.vhd" of="$M/failback/ddt.img" bs=1M iflag=count_bytes count="$(file_size "$T/v2.raw")" \
+    status=none || fail "dd (O_TRUNC) failed"
 assert_file_sum "$ONP/ddt.img" "$SUM2" "dd (O_TRUNC) target equals the point"
-W=$(delta blocks_written)
-msg "dd (O_TRUNC): $W blocks written"
+W=$(delta blocks_written) F=$(delta blocks_fetched) SEEDB=$(delta bytes_seed)
+msg "dd (O_TRUNC): $W blocks written, $F fetched, $SEEDB bytes read from the target as seed"
 assert_eq "$W" "$NCH" "dd (O_TRUNC): blocks written"
+assert_eq "$F" 0 "dd (O_TRUNC): blocks fetched"
+assert_ge "$SEEDB" $(( (${#NZ[@]} - NCH - 1) * BS )) "dd (O_TRUNC): bytes read from the target as seed"
 
 # rsync --inplace
 snap
@@ -79,6 +96,18 @@ assert_file_sum "$ONP/rsync.img" "$SUM2" "rsync --inplace target equals the poin
 W=$(delta blocks_written)
 msg "rsync --inplace: $W blocks written"
 assert_le "$W" $(( NCH + 2 )) "rsync --inplace: blocks written"
+
+# dd of point 1 over rsync.img (now point 2): the seed serves the
+# unchanged blocks; where it holds point 2's version of a block its
+# checksum does not match and point 1's block is fetched
+snap
+dd if="$M/vm/points/20261122T100000Z/disk0.raw" of="$M/failback/rsync.img" bs=256K conv=notrunc status=none ||
+    fail "dd of point 1 failed"
+assert_file_sum "$ONP/rsync.img" "$SUM1" "dd of point 1 over point 2"
+W=$(delta blocks_written) F=$(delta blocks_fetched)
+msg "dd of point 1 over point 2: $W blocks written, $F fetched"
+assert_eq "$W" "$NCH" "dd of point 1 over point 2: blocks written"
+assert_eq "$F" "$NCH" "dd of point 1 over point 2: blocks fetched (the seed's differing blocks are not used)"
 
 # back to point 1 with cp: the same blocks change back
 snap
