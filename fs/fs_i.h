@@ -145,7 +145,13 @@ pid_t fs_caller_tgid(void);
 void fs_onprem_seed_attach(struct fs *fs, const char *rel, pid_t tgid);
 void fs_file_untrack(struct fs *fs, struct fs_file *f);
 
+/* Is the block at [off, off + len) of fd (len <= bs; short reads count as
+ * zeros) the block with checksum h? buf (bs bytes) receives it, padded. */
+bool fs_fd_block_is(struct fs *fs, int fd, uint64_t off, size_t len, const struct hash128 *h, uint8_t *buf);
+
 /* read.c */
+/* Checksum of block i of disk d, through the shared chunk cache. */
+int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret);
 struct store_codec *fs_codec_get(struct fs *fs);
 void fs_codec_put(struct fs *fs, struct store_codec *c);
 /* Read [off, off + len) of disk d of point pt into buf (len may cross

@@ -272,26 +272,18 @@ int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size,
         return (int)size;
 }
 
-/* Is the target's block [a, a + n) (n <= bs, a block-aligned) equal to the
- * point's block with checksum h? tmp holds bs bytes. */
-static bool target_has(struct fs *fs, int fd, uint64_t fsize, uint64_t a, size_t n, const struct hash128 *h,
-                       uint8_t *tmp) {
+bool fs_fd_block_is(struct fs *fs, int fd, uint64_t off, size_t len, const struct hash128 *h, uint8_t *buf) {
         struct hash128 got;
-        ssize_t r;
+        ssize_t r = pread(fd, buf, len, (off_t)off);
 
-        if (a >= fsize)
-                return hash_is_zero(h); /* past EOF reads as zeros */
-        r = pread(fd, tmp, n, (off_t)a);
-        if (r != (ssize_t)n)
+        if (r < 0)
                 return false;
-        memset(tmp + n, 0, fs->bs - n);
+        memset(buf + r, 0, fs->bs - (size_t)r); /* past the end of the file reads as zeros */
         if (hash_is_zero(h))
-                return mem_is_zero(tmp, fs->bs);
-        store_hash(tmp, fs->bs, &got);
+                return mem_is_zero(buf, fs->bs);
+        store_hash(buf, fs->bs, &got);
         return memcmp(&got, h, sizeof got) == 0;
 }
-
-int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret);
 
 /* One window of a copy from a point: its pieces along the source's block
  * boundaries, compared with the target by checksum on the compare pool,
@@ -347,10 +339,10 @@ static int compare_slice(struct copy_win *w, size_t k0, size_t k1) {
                         continue;
                 if (fs_block_hash(fs, w->d, p / bs, &h) < 0)
                         return -EIO;
-                if (w->hole[k])
+                if (w->hole[k] || o >= w->fsize) /* reads as zeros */
                         w->same[k] = hash_is_zero(&h);
                 else
-                        w->same[k] = target_has(fs, w->fd, w->fsize, o, n, &h, tmp);
+                        w->same[k] = fs_fd_block_is(fs, w->fd, o, n, &h, tmp);
         }
         return 0;
 }

@@ -66,8 +66,6 @@ static bool transient(int r) {
         return r != -EBADMSG && r != -ENOMEM && r != -ENOBUFS;
 }
 
-/* Checksum of block i of disk d, through the shared chunk cache. */
-int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret);
 int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret) {
         size_t ci = (size_t)(i / RET_CHUNK_ENTRIES), slot;
         const struct hash128 *ch = &d->chunks[ci];
@@ -184,6 +182,24 @@ static void fl_release(struct fs *fs, const struct hash128 *h) {
                 pthread_cond_broadcast(&fs->fl_cond[fl_home(h) % FL_CONDS]);
         }
         pthread_mutex_unlock(&fs->fl_lock);
+}
+
+enum claim { CLAIM_MINE, CLAIM_OTHERS, CLAIM_CACHED };
+
+/* Claim h for fetching, after the caller missed it in the cache:
+ * CLAIM_OTHERS when someone is fetching it; CLAIM_CACHED when a fetch
+ * ended between that lookup and this claim (a fetch caches a block before
+ * it releases it); else CLAIM_MINE, with *claimed false when the table is
+ * full (fetch it unclaimed). */
+static enum claim claim_block(struct fs *fs, const struct hash128 *h, bool *claimed) {
+        if (!fl_claim(fs, h, claimed))
+                return CLAIM_OTHERS;
+        if (*claimed && store_cache_contains(fs->cache, h)) {
+                fl_release(fs, h);
+                *claimed = false;
+                return CLAIM_CACHED;
+        }
+        return CLAIM_MINE;
 }
 
 static void fl_wait(struct fs *fs, const struct hash128 *h) {
@@ -303,18 +319,8 @@ static struct sync_seed *file_seed(struct fs_file *f) {
 static bool onprem_seed_read(struct fs *fs, struct fs_file *f, uint64_t b, const struct hash128 *h, void *buf) {
         int sfd = atomic_load(&f->onprem_seed);
         uint64_t off = b * fs->bs;
-        size_t len = (size_t)MIN((uint64_t)fs->bs, f->d->size - off);
-        struct hash128 got;
-        ssize_t n;
 
-        if (sfd <= 0)
-                return false;
-        n = pread(sfd - 1, buf, len, (off_t)off);
-        if (n < 0)
-                return false;
-        memset((uint8_t *)buf + n, 0, fs->bs - (size_t)n); /* a short file reads as zeros: verified below */
-        store_hash(buf, fs->bs, &got);
-        return memcmp(&got, h, sizeof got) == 0;
+        return sfd > 0 && fs_fd_block_is(fs, sfd - 1, off, (size_t)MIN((uint64_t)fs->bs, f->d->size - off), h, buf);
 }
 
 int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off) {
@@ -378,19 +384,20 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                         continue;
                 }
                 src[k] = 3;
-                if (!fl_claim(fs, &h, &claimed[nf])) {
+                switch (claim_block(fs, &h, &claimed[nf])) {
+                case CLAIM_OTHERS:
                         wh[nw] = h;
                         wdst[nw] = dst;
                         wk[nw++] = (size_t)k;
                         continue;
-                }
-                /* A fetch that ended between the lookup and the claim
-                 * cached the block before releasing it. */
-                if (claimed[nf] && store_cache_get(fs->cache, &h, dst) == 0) {
-                        fl_release(fs, &h);
-                        claimed[nf] = false;
-                        src[k] = 1;
-                        continue;
+                case CLAIM_CACHED:
+                        if (store_cache_get(fs->cache, &h, dst) == 0) {
+                                src[k] = 1;
+                                continue;
+                        }
+                        break; /* evicted since: fetch it unclaimed */
+                case CLAIM_MINE:
+                        break;
                 }
                 fv[nf] = (struct store_fetch){ .h = h, .buf = dst };
                 fk[nf++] = (size_t)k;
@@ -502,14 +509,10 @@ static size_t claim_fetchable(struct fs *fs, struct fs_file *f, const uint64_t *
                 if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) || (seed && sync_seed_has(seed, b, &h)) ||
                     (tmp && onprem_seed_read(fs, f, b, &h, tmp)))
                         continue;
-                if (!fl_claim(fs, &h, &claimed))
-                        continue; /* someone is fetching it */
+                if (claim_block(fs, &h, &claimed) != CLAIM_MINE)
+                        continue; /* being fetched, or just cached */
                 if (!claimed)     /* table full: the reader fetches the rest */
                         break;
-                if (store_cache_contains(fs->cache, &h)) { /* cached by a fetch that just ended */
-                        fl_release(fs, &h);
-                        continue;
-                }
                 v[m++] = (struct store_fetch){ .h = h };
         }
         return m;
