@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fs_i.h"
@@ -867,18 +868,17 @@ static const struct fuse_operations ops = {
 
 /* ---- mount ---- */
 
-/* Raise the kernel's readahead for this mount (FUSE mounts start at
- * 128 KiB, which caps read requests at that size). Found through
- * /proc/self/mountinfo because stat()ing our own mount point before we
- * serve it would deadlock. Best effort: needs root. */
-static void raise_readahead(const char *mountpoint, unsigned kib) {
+/* The device of the newest FUSE mount at MOUNTPOINT, from
+ * /proc/self/mountinfo: stat()ing our own mount point before we serve it
+ * would deadlock, and after the connection was aborted it fails. */
+static bool fuse_mount_dev(const char *mountpoint, dev_t *dev) {
         FILE *mi = fopen("/proc/self/mountinfo", "re");
-        char line[8192], path[128];
-        unsigned maj = 0, min = 0, fmaj = 0, fmin = 0;
+        char line[8192];
+        unsigned maj, min;
         bool found = false;
 
         if (!mi)
-                return;
+                return false;
         while (fgets(line, sizeof line, mi)) {
                 char mp[4096], fstype[64];
                 const char *dash = strstr(line, " - ");
@@ -896,20 +896,27 @@ static void raise_readahead(const char *mountpoint, unsigned kib) {
                                 break;
                 }
                 if (strcmp(mp, mountpoint) == 0 && strncmp(fstype, "fuse", 4) == 0) {
-                        fmaj = maj; /* the last match is the newest mount */
-                        fmin = min;
+                        *dev = makedev(maj, min); /* the last match is the newest mount */
                         found = true;
                 }
         }
         fclose(mi);
-        if (!found)
+        return found;
+}
+
+/* Raise the kernel's readahead for the mount of device DEV (FUSE mounts
+ * start at 128 KiB, which caps read requests at that size). Best effort:
+ * needs root. */
+static void raise_readahead(dev_t dev, unsigned kib) {
+        char path[128];
+        FILE *f;
+
+        snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(dev), minor(dev));
+        f = fopen(path, "we");
+        if (!f)
                 return;
-        snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", fmaj, fmin);
-        mi = fopen(path, "we");
-        if (!mi)
-                return;
-        fprintf(mi, "%u\n", kib);
-        fclose(mi);
+        fprintf(f, "%u\n", kib);
+        fclose(f);
 }
 
 static void fs_free(struct fs *fs) {
@@ -1006,6 +1013,7 @@ int fs_mount(const struct fs_options *o) {
         struct fuse *f = NULL;
         struct fs *fs;
         char fsname[4200];
+        dev_t fuse_dev = 0, dev;
         int r;
 
         /* Read replies are 1 MiB buffers libfuse allocates per request.
@@ -1046,7 +1054,8 @@ int fs_mount(const struct fs_options *o) {
                 f = NULL;
                 goto out;
         }
-        raise_readahead(o->mountpoint, 4096);
+        if (fuse_mount_dev(o->mountpoint, &fuse_dev))
+                raise_readahead(fuse_dev, 4096);
         if (fuse_daemonize(o->foreground) != 0) {
                 r = -errno ? -errno : -EIO;
                 goto unmount;
@@ -1076,7 +1085,18 @@ int fs_mount(const struct fs_options *o) {
         fuse_loop_cfg_set_max_threads(lc, 16);
         fuse_loop_cfg_set_idle_threads(lc, 8);
         log_info("serving %s at %s", o->vault, o->mountpoint);
-        r = fuse_loop_mt(f, lc) == 0 ? 0 : -EIO;
+        r = fuse_loop_mt(f, lc);
+        if (r == -ECONNABORTED && !(fuse_mount_dev(o->mountpoint, &dev) && dev == fuse_dev)) {
+                /* The kernel tore the connection down after an unmount
+                 * while a worker was taking a request off /dev/fuse: that
+                 * read fails with ECONNABORTED instead of ENODEV (libfuse
+                 * prints "reading device" for it). The file system is
+                 * gone either way, as the user asked. */
+                log_info("%s: unmounted (the kernel closed the connection)", o->mountpoint);
+                r = 0;
+        }
+        if (r != 0)
+                r = log_error_errno(r < 0 ? r : -EIO, "%s: the FUSE connection failed", o->mountpoint);
         fuse_loop_cfg_destroy(lc);
 signals:
         fuse_remove_signal_handlers(fuse_get_session(f));

@@ -13,6 +13,10 @@
 #   error, the daemon exits 0, nothing hangs;
 # - a reader streaming a disk slowly while the mount is lazily unmounted
 #   finishes with the right bytes, then the daemon exits 0;
+# - the kernel ends the connection with ECONNABORTED (made certain with a
+#   preload library): after fusermount3 -u the daemon exits 0 and says the
+#   kernel closed the connection; aborted through /sys/fs/fuse/connections
+#   while still mounted it exits 1 and says the connection failed;
 # - a second mount of the same --cache directory while the first runs is
 #   refused (exit 1, the message says why); once the first is unmounted the
 #   cache mounts again;
@@ -105,6 +109,36 @@ msg "reader streaming during a lazy unmount: $(cat "$T/reader2.out") (exit $rc)"
 assert_eq "$(cat "$T/reader2.out")" "ok $(file_size "$T/c.raw")" "a reader keeps its open file across a lazy unmount"
 unmount_ok "$M"
 assert_eq "$SUMC" "$(sum "$T/c.raw")" "source unchanged"
+
+# --- the kernel ends the connection with ECONNABORTED ------------------------------------------
+# A read of /dev/fuse that races the kernel's teardown after an unmount fails
+# with ECONNABORTED, not ENODEV (CI met it once: the daemon exited 1 after a
+# clean unmount). The preload library makes every end of the connection look
+# like that race.
+PRE=${RPFS_TEST_PRELOAD_ECONNABORTED:-}
+[[ -f $PRE ]] || fail "RPFS_TEST_PRELOAD_ECONNABORTED is not the preload library (meson test sets it): '$PRE'"
+PRE_ASAN=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+LD_PRELOAD=$PRE ASAN_OPTIONS=$PRE_ASAN mount_fg "$V" "$M" --cache "$C"
+LOG=$MLOG
+assert_eq "$(msum "$M/b/latest/disk0.raw")" "$SUMB" "VM b through the daemon with the preload library"
+unmount_ok "$M"
+grep -q "unmounted (the kernel closed the connection)" "$LOG" ||
+    { cat "$LOG" >&2; fail "the daemon did not say the kernel closed the connection"; }
+msg "ECONNABORTED after fusermount3 -u: the daemon exits 0: $(grep -h "kernel closed" "$LOG")"
+# ... but an abort while still mounted is a failure: exit 1 and say so
+mountpoint -q /sys/fs/fuse/connections || mount -t fusectl fusectl /sys/fs/fuse/connections ||
+    fail "cannot mount fusectl on /sys/fs/fuse/connections"
+LD_PRELOAD=$PRE ASAN_OPTIONS=$PRE_ASAN mount_fg "$V" "$M" --cache "$C"
+LOG=$MLOG
+DEVNO=$(stat -c %d "$M")
+[[ -e /sys/fs/fuse/connections/$DEVNO/abort ]] || fail "no /sys/fs/fuse/connections/$DEVNO/abort for $M"
+echo 1 >"/sys/fs/fuse/connections/$DEVNO/abort"
+_wait_gone "$MPID" 20 || fail "the daemon still runs 20 s after its connection was aborted"
+unmount "$M"
+assert_eq "$UMOUNT_RC" 1 "exit status of the daemon whose connection was aborted while mounted"
+grep -q "the FUSE connection failed" "$LOG" ||
+    { cat "$LOG" >&2; fail "the daemon did not report the aborted connection"; }
+msg "connection aborted while mounted: exit 1: $(grep -h "connection failed" "$LOG")"
 
 # --- one cache directory, one mount -------------------------------------------------------------
 mount_fg "$V" "$M" --cache "$C"
