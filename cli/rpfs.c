@@ -1041,7 +1041,11 @@ static const char mount_help[] =
         "  --failback-mode MODE    delta (default: compare, write what differs) or full\n"
         "                          (write every block)\n"
         "  -o allow_other          let other users read the mount\n"
-        "  -h, --help              show this help\n";
+        "  -h, --help              show this help\n"
+        "\n"
+        "Exit status: 0 mounted (with -f: unmounted, also lazily with 'fusermount3 -uz'\n"
+        "once the last open file closes); 1 failure, or with -f the connection was\n"
+        "aborted while mounted (/sys/fs/fuse/connections/N/abort); 2 usage error.\n";
 
 static int cmd_mount(int argc, char **argv) {
         static const struct option opts[] = {
