@@ -101,6 +101,17 @@ int write_file_atomic(const char *path, const void *data, size_t len, bool exclu
 int read_file_all(const char *path, char **ret, size_t *ret_len);
 /* mkdir -p. */
 int mkdir_p(const char *path, mode_t mode);
+/* One mount of /proc/self/mountinfo, its paths unescaped. */
+struct mount_info {
+        dev_t dev;          /* of the mounted file system */
+        const char *mnt;    /* mount point */
+        const char *fstype; /* "ext4", "fuse.rpfs", ... */
+        const char *src;    /* source: a device path, or a name */
+};
+/* Call fn for each mount of this process's namespace, oldest first, until
+ * it returns true. Returns whether one did (false also when mountinfo
+ * cannot be read). */
+bool mountinfo_each(bool (*fn)(const struct mount_info *m, void *arg), void *arg);
 /* The blocks of bs bytes of fd from byte start (block-aligned) up to byte
  * end: hole[i] = 1 when block i holds no data at all (SEEK_DATA/SEEK_HOLE),
  * 0 when it holds some; every block counts as data where the filesystem

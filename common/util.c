@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "common.h"
 
@@ -374,4 +375,50 @@ void *alloc_large(size_t len) {
                 return p;
         }
         return posix_memalign(&p, 4096, len) == 0 ? p : NULL;
+}
+
+/* Undo mountinfo's \ooo escapes (of spaces, tabs, newlines, backslashes) in place. */
+static void mountinfo_unescape(char *s) {
+        char *w = s;
+
+        for (; *s; s++, w++) {
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+                    s[3] <= '7') {
+                        *w = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                        s += 3;
+                } else
+                        *w = *s;
+        }
+        *w = 0;
+}
+
+bool mountinfo_each(bool (*fn)(const struct mount_info *m, void *arg), void *arg) {
+        _cleanup_free_ char *text = NULL;
+        char *line, *save = NULL;
+
+        if (read_file_all("/proc/self/mountinfo", &text, NULL) < 0)
+                return false;
+        for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                /* id parent MAJ:MIN root mountpoint opts [optional...] - fstype source superopts */
+                char *f[5], *dash = strstr(line, " - "), *fs, *src, *p2 = NULL;
+                unsigned maj, min;
+                size_t n = 0;
+
+                if (!dash)
+                        continue;
+                *dash = 0;
+                for (char *t = strtok_r(line, " ", &p2); t && n < 5; t = strtok_r(NULL, " ", &p2))
+                        f[n++] = t;
+                fs = strtok_r(dash + 3, " ", &p2);
+                src = fs ? strtok_r(NULL, " ", &p2) : NULL;
+                if (n < 5 || !fs || sscanf(f[2], "%u:%u", &maj, &min) != 2)
+                        continue;
+                mountinfo_unescape(f[4]);
+                if (src)
+                        mountinfo_unescape(src);
+                if (fn(&(struct mount_info){ .dev = makedev(maj, min), .mnt = f[4], .fstype = fs, .src = src ? src : "" },
+                       arg))
+                        return true;
+        }
+        return false;
 }

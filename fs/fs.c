@@ -216,24 +216,31 @@ pid_t fs_caller_tgid(void) {
 
 void fs_onprem_seed_attach(struct fs *fs, const char *rel, pid_t tgid) {
         struct fs_file *g;
-        int fd;
+        char what[512] = "";
+        int fd, expect = 0;
 
         if (tgid <= 0)
+                return;
+        /* Opened before taking files_lock, which every open and release
+         * takes: no I/O under it. Closed again when no disk takes it. */
+        fd = openat(fs->onprem_fd, rel, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
                 return;
         pthread_mutex_lock(&fs->files_lock);
         for (g = fs->files; g; g = g->next) /* newest first */
                 if ((g->kind == FK_RAW || g->kind == FK_VHD) && g->tgid == tgid)
                         break;
-        if (g && atomic_load(&g->onprem_seed) == 0 && !(g->pt->seeds && g->pt->seeds[g->disk_index])) {
-                fd = openat(fs->onprem_fd, rel, O_RDONLY | O_CLOEXEC);
-                if (fd >= 0) {
-                        atomic_store(&g->onprem_seed, fd + 1);
-                        log_info("%s/%s %s: process %d copies it to %s/%s: blocks that match there are read "
-                                 "from it, not fetched", g->pt->p->vm, g->pt->p->id, g->d->name, (int)tgid,
-                                 FS_ONPREM_NAME, rel);
-                }
+        if (g && !(g->pt->seeds && g->pt->seeds[g->disk_index]) &&
+            atomic_compare_exchange_strong(&g->onprem_seed, &expect, fd + 1)) {
+                snprintf(what, sizeof what, "%s/%s %s", g->pt->p->vm, g->pt->p->id, g->d->name);
+                fd = -1;
         }
         pthread_mutex_unlock(&fs->files_lock);
+        if (fd >= 0)
+                close(fd);
+        else
+                log_info("%s: process %d copies it to %s/%s: blocks that match there are read from it, not fetched",
+                         what, (int)tgid, FS_ONPREM_NAME, rel);
 }
 
 static void file_free(struct fs_file *f) {
@@ -868,40 +875,30 @@ static const struct fuse_operations ops = {
 
 /* ---- mount ---- */
 
-/* The device of the newest FUSE mount at MOUNTPOINT, from
- * /proc/self/mountinfo: stat()ing our own mount point before we serve it
- * would deadlock, and after the connection was aborted it fails. */
-static bool fuse_mount_dev(const char *mountpoint, dev_t *dev) {
-        FILE *mi = fopen("/proc/self/mountinfo", "re");
-        char line[8192];
-        unsigned maj, min;
-        bool found = false;
+struct fuse_mount_query {
+        const char *mnt;
+        dev_t dev;
+        bool found;
+};
 
-        if (!mi)
-                return false;
-        while (fgets(line, sizeof line, mi)) {
-                char mp[4096], fstype[64];
-                const char *dash = strstr(line, " - ");
-                if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mp) != 3 || !dash ||
-                    sscanf(dash + 3, "%63s", fstype) != 1)
-                        continue;
-                /* mountinfo escapes spaces and such as \ooo */
-                for (char *r = mp, *w = mp; ; r++, w++) {
-                        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] && r[3]) {
-                                *w = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-                                r += 3;
-                        } else
-                                *w = *r;
-                        if (!*r)
-                                break;
-                }
-                if (strcmp(mp, mountpoint) == 0 && strncmp(fstype, "fuse", 4) == 0) {
-                        *dev = makedev(maj, min); /* the last match is the newest mount */
-                        found = true;
-                }
+static bool fuse_mount_match(const struct mount_info *m, void *arg) {
+        struct fuse_mount_query *q = arg;
+        if (strcmp(m->mnt, q->mnt) == 0 && strncmp(m->fstype, "fuse", 4) == 0) {
+                q->dev = m->dev; /* the last match is the newest mount */
+                q->found = true;
         }
-        fclose(mi);
-        return found;
+        return false;
+}
+
+/* The device of the newest FUSE mount at MOUNTPOINT, from mountinfo:
+ * stat()ing our own mount point before we serve it would deadlock, and
+ * after the connection was aborted it fails. */
+static bool fuse_mount_dev(const char *mountpoint, dev_t *dev) {
+        struct fuse_mount_query q = { .mnt = mountpoint };
+
+        mountinfo_each(fuse_mount_match, &q);
+        *dev = q.dev;
+        return q.found;
 }
 
 /* Raise the kernel's readahead for the mount of device DEV (FUSE mounts

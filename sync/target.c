@@ -40,31 +40,26 @@ int fb_target_resolve(struct fb_target *t) {
         return 0;
 }
 
+struct mount_query {
+        dev_t rdev;
+        const char *path;
+        char *buf;
+        size_t len;
+};
+
+static bool mount_of(const struct mount_info *m, void *arg) {
+        struct mount_query *q = arg;
+        char real[PATH_MAX];
+
+        if (m->dev != q->rdev && !(m->src[0] == '/' && realpath(m->src, real) && strcmp(real, q->path) == 0))
+                return false;
+        snprintf(q->buf, q->len, "%s", m->mnt);
+        return true;
+}
+
 /* Where the block device rdev (or path) is mounted, into buf; false if not. */
 static bool find_mount(dev_t rdev, const char *path, char *buf, size_t len) {
-        _cleanup_free_ char *text = NULL;
-        char *line, *save = NULL;
-
-        if (read_file_all("/proc/self/mountinfo", &text, NULL) < 0)
-                return false;
-        for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                /* id parent MAJ:MIN root mountpoint opts ... - fstype source superopts */
-                unsigned maj, min;
-                char mnt[PATH_MAX], src[PATH_MAX], real[PATH_MAX];
-                const char *dash = strstr(line, " - ");
-                if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) != 3)
-                        continue;
-                if (makedev(maj, min) == rdev) {
-                        snprintf(buf, len, "%s", mnt);
-                        return true;
-                }
-                if (dash && sscanf(dash + 3, "%*s %4095s", src) == 1 && src[0] == '/' && realpath(src, real) &&
-                    strcmp(real, path) == 0) {
-                        snprintf(buf, len, "%s", mnt);
-                        return true;
-                }
-        }
-        return false;
+        return mountinfo_each(mount_of, &(struct mount_query){ .rdev = rdev, .path = path, .buf = buf, .len = len });
 }
 
 /* Name of a holder of the block device (device mapper, md, ...), if any. */

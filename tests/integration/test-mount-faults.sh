@@ -117,27 +117,30 @@ assert_eq "$SUMC" "$(sum "$T/c.raw")" "source unchanged"
 # like that race.
 PRE=${RPFS_TEST_PRELOAD_ECONNABORTED:-}
 [[ -f $PRE ]] || fail "RPFS_TEST_PRELOAD_ECONNABORTED is not the preload library (meson test sets it): '$PRE'"
-PRE_ASAN=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
-LD_PRELOAD=$PRE ASAN_OPTIONS=$PRE_ASAN mount_fg "$V" "$M" --cache "$C"
-LOG=$MLOG
+# mount_preloaded: mount_fg V M --cache C with the library preloaded into the daemon
+mount_preloaded() {
+    LD_PRELOAD=$PRE ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+        mount_fg "$V" "$M" --cache "$C"
+    LOG=$MLOG
+}
+# log_has TEXT: the daemon's log says TEXT
+log_has() { grep -qF -- "$1" "$LOG" || { cat "$LOG" >&2; fail "the daemon's log does not say '$1'"; }; }
+mount_preloaded
 assert_eq "$(msum "$M/b/latest/disk0.raw")" "$SUMB" "VM b through the daemon with the preload library"
 unmount_ok "$M"
-grep -q "unmounted (the kernel closed the connection)" "$LOG" ||
-    { cat "$LOG" >&2; fail "the daemon did not say the kernel closed the connection"; }
+log_has "unmounted (the kernel closed the connection)"
 msg "ECONNABORTED after fusermount3 -u: the daemon exits 0: $(grep -h "kernel closed" "$LOG")"
 # ... but an abort while still mounted is a failure: exit 1 and say so
 mountpoint -q /sys/fs/fuse/connections || mount -t fusectl fusectl /sys/fs/fuse/connections ||
     fail "cannot mount fusectl on /sys/fs/fuse/connections"
-LD_PRELOAD=$PRE ASAN_OPTIONS=$PRE_ASAN mount_fg "$V" "$M" --cache "$C"
-LOG=$MLOG
+mount_preloaded
 DEVNO=$(stat -c %d "$M")
 [[ -e /sys/fs/fuse/connections/$DEVNO/abort ]] || fail "no /sys/fs/fuse/connections/$DEVNO/abort for $M"
 echo 1 >"/sys/fs/fuse/connections/$DEVNO/abort"
 _wait_gone "$MPID" 20 || fail "the daemon still runs 20 s after its connection was aborted"
 unmount "$M"
 assert_eq "$UMOUNT_RC" 1 "exit status of the daemon whose connection was aborted while mounted"
-grep -q "the FUSE connection failed" "$LOG" ||
-    { cat "$LOG" >&2; fail "the daemon did not report the aborted connection"; }
+log_has "the FUSE connection failed"
 msg "connection aborted while mounted: exit 1: $(grep -h "connection failed" "$LOG")"
 
 # --- one cache directory, one mount -------------------------------------------------------------
