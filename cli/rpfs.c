@@ -52,9 +52,12 @@ static const char *vault_strerror(const char *url, int r) {
         return hint ? hint : strerror(-r);
 }
 
+/* How every command reaches its vault (--endpoint). */
+static struct store_options vault_opts = { .retry_seconds = -1 };
+
 /* Open a vault, explaining failures in terms of the user's path. */
 static int open_vault(const char *url, struct store **ret) {
-        int r = store_open(url, ret);
+        int r = store_open_with(url, &vault_opts, ret);
         const char *hint;
 
         switch (r) {
@@ -133,7 +136,7 @@ static int cmd_init(int argc, char **argv) {
         }
         if (argc - optind != 1)
                 return usage_error("init", "expected exactly one VAULT argument");
-        r = store_init(argv[optind], (uint32_t)bs, level);
+        r = store_init_with(argv[optind], &vault_opts, (uint32_t)bs, level);
         if (r == -EEXIST) {
                 log_error("%s: already exists and is not empty; refusing to create a vault there", argv[optind]);
                 return 1;
@@ -779,7 +782,7 @@ static void failback_json_result(const struct sync_failback_opts *o, const struc
 static int open_vault_retry(const char *url, enum sync_retry_profile profile, struct store **ret) {
         for (unsigned attempt = 1;; attempt++) {
                 double delay;
-                int r = store_open(url, ret);
+                int r = store_open_with(url, &vault_opts, ret);
                 if (r >= 0 || !sync_error_recoverable(r) || (delay = sync_retry_delay(profile, attempt)) < 0)
                         return r >= 0 ? r : open_vault(url, ret);
                 log_warn("%s: %s: retrying in %.0f s", url, vault_strerror(url, r), delay);
@@ -1182,12 +1185,11 @@ static int cmd_mount(int argc, char **argv) {
                 strcat(log_abs, o.log_file);
                 o.log_file = log_abs;
         }
-        /* A remote vault's retries must end within the read timeout. */
-        if (strncmp(o.vault, "azure://", 8) == 0 && !getenv("RPFS_AZURE_RETRY_SECONDS")) {
-                char t[16];
-                snprintf(t, sizeof t, "%u", o.timeout ? o.timeout : 1);
-                setenv("RPFS_AZURE_RETRY_SECONDS", t, 1);
-        }
+        /* Every request of the mount answers within its timeout: so does
+         * every call to the vault, whatever the remote does. */
+        o.store = vault_opts;
+        o.store.retry_seconds = o.timeout ? o.timeout : 1;
+        o.store.bounded = true;
         r = fs_mount(&o);
         return r < 0 ? 1 : 0;
 }
@@ -1309,8 +1311,6 @@ int main(int argc, char **argv) {
                 else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
                         quiet = true;
                 else if (strcmp(argv[i], "--endpoint") == 0 || strncmp(argv[i], "--endpoint=", 11) == 0) {
-                        /* The Azure backend reads it from the environment,
-                         * like the credentials: no API for one option. */
                         const char *ep = argv[i][10] == '=' ? argv[i] + 11 : i + 1 < argc ? argv[++i] : NULL;
                         if (!ep || !*ep) {
                                 log_error("option '--endpoint' requires a URL");
@@ -1321,7 +1321,7 @@ int main(int argc, char **argv) {
                                 log_error("invalid --endpoint '%s': expected an http:// or https:// URL", ep);
                                 return EXIT_USAGE;
                         }
-                        setenv("RPFS_AZURE_ENDPOINT", ep, 1);
+                        vault_opts.endpoint = ep;
                 } else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
                         printf("rpfs %s\n", RPFS_VERSION);
                         return 0;

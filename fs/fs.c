@@ -32,144 +32,6 @@ void fs_default_cache_dir(char *buf, size_t len) {
 
 static struct fs *get_fs(void) { return fuse_get_context()->private_data; }
 
-/* ---- catalog ---- */
-
-void fs_point_unref(struct fs_point *pt) {
-        if (!pt || atomic_fetch_sub(&pt->refs, 1) != 1)
-                return;
-        ret_point_free(pt->p);
-        free(pt->seeds);
-        free(pt);
-}
-
-static int cmp_fs_point(const void *a, const void *b) {
-        const struct fs_point *x = *(struct fs_point *const *)a, *y = *(struct fs_point *const *)b;
-        int c = strcmp(x->p->vm, y->p->vm);
-        return c ? c : strcmp(x->p->id, y->p->id);
-}
-
-static struct fs_point *point_new(struct fs *fs, struct ret_point *p) {
-        struct fs_point *pt = calloc(1, sizeof *pt);
-        if (!pt)
-                return NULL;
-        atomic_init(&pt->refs, 1);
-        pt->p = p;
-        for (size_t k = 0; k < fs->n_seeds; k++) {
-                if (strcmp(fs->seeds[k].vm, p->vm) != 0)
-                        continue;
-                for (size_t i = 0; i < p->n_disks; i++) {
-                        if (strcmp(fs->seeds[k].disk, p->disks[i].name) != 0)
-                                continue;
-                        if (!pt->seeds && !(pt->seeds = calloc(p->n_disks, sizeof *pt->seeds)))
-                                break;
-                        pt->seeds[i] = fs->seeds[k].seed;
-                }
-        }
-        return pt;
-}
-
-struct names {
-        char (*v)[2][65];
-        size_t n, cap;
-};
-
-static int collect_name(void *userdata, const char *name, uint64_t size) {
-        struct names *c = userdata;
-        const char *p = name + strlen("points/"), *slash = strchr(p, '/');
-
-        if (!slash || (size_t)(slash - p) > 64 || strlen(slash + 1) != POINT_ID_LEN + 5 ||
-            strcmp(slash + 1 + POINT_ID_LEN, ".json") != 0)
-                return 0;
-        if (c->n == c->cap) {
-                size_t ncap = c->cap ? 2 * c->cap : 64;
-                void *nv = realloc(c->v, ncap * sizeof *c->v);
-                if (!nv)
-                        return -ENOMEM;
-                c->v = nv;
-                c->cap = ncap;
-        }
-        memcpy(c->v[c->n][0], p, (size_t)(slash - p));
-        c->v[c->n][0][slash - p] = 0;
-        memcpy(c->v[c->n][1], slash + 1, POINT_ID_LEN);
-        c->v[c->n][1][POINT_ID_LEN] = 0;
-        c->n++;
-        return 0;
-}
-
-static struct fs_point *find_point_locked(struct fs *fs, const char *vm, const char *id) {
-        size_t lo = 0, hi = fs->n_points;
-        while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                const struct ret_point *p = fs->points[mid]->p;
-                int c = strcmp(p->vm, vm);
-                if (c == 0)
-                        c = strcmp(p->id, id);
-                if (c == 0)
-                        return fs->points[mid];
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return NULL;
-}
-
-/* Re-list the vault's points when the catalog is older than the TTL. The
- * listing and loading happen without the lock; existing points are kept
- * (they are immutable), new ones loaded, vanished ones dropped. */
-static void catalog_refresh(struct fs *fs, bool force) {
-        struct names nm = { 0 };
-        struct fs_point **nv = NULL, **old = NULL;
-        size_t n = 0, n_old = 0;
-        double now = now_monotonic();
-
-        pthread_mutex_lock(&fs->cat_lock);
-        if (!force && now - fs->cat_time < CATALOG_TTL) {
-                pthread_mutex_unlock(&fs->cat_lock);
-                return;
-        }
-        fs->cat_time = now;
-        pthread_mutex_unlock(&fs->cat_lock);
-
-        if (store_list(fs->s, "points/", collect_name, &nm) < 0)
-                goto out;
-        (void)store_refresh(fs->s);
-        nv = calloc(MAX(nm.n, 1), sizeof *nv);
-        if (!nv)
-                goto out;
-        for (size_t i = 0; i < nm.n; i++) {
-                struct fs_point *pt;
-                struct ret_point *p;
-
-                pthread_mutex_lock(&fs->cat_lock);
-                pt = find_point_locked(fs, nm.v[i][0], nm.v[i][1]);
-                if (pt)
-                        atomic_fetch_add(&pt->refs, 1);
-                pthread_mutex_unlock(&fs->cat_lock);
-                if (!pt) {
-                        if (ret_point_load(fs->s, nm.v[i][0], nm.v[i][1], &p) < 0)
-                                continue;
-                        if (p->block_size != fs->bs || !(pt = point_new(fs, p))) {
-                                ret_point_free(p);
-                                continue;
-                        }
-                }
-                nv[n++] = pt;
-        }
-        qsort(nv, n, sizeof *nv, cmp_fs_point);
-        pthread_mutex_lock(&fs->cat_lock);
-        old = fs->points;
-        n_old = fs->n_points;
-        fs->points = nv;
-        fs->n_points = n;
-        pthread_mutex_unlock(&fs->cat_lock);
-        for (size_t i = 0; i < n_old; i++)
-                fs_point_unref(old[i]);
-        free(old);
-out:
-        free(nm.v);
-}
-
 /* ---- open files ---- */
 
 void fs_file_track(struct fs *fs, struct fs_file *f) {
@@ -268,21 +130,7 @@ struct node {
         size_t disk;
 };
 
-/* Newest point of vm (app-consistent only if app), referenced, or NULL. */
-static struct fs_point *latest_locked(struct fs *fs, const char *vm, bool app) {
-        struct fs_point *best = NULL;
-        for (size_t i = 0; i < fs->n_points; i++)
-                if (strcmp(fs->points[i]->p->vm, vm) == 0 && (!app || fs->points[i]->p->app))
-                        best = fs->points[i];
-        return best;
-}
-
-static bool vm_exists_locked(struct fs *fs, const char *vm) {
-        for (size_t i = 0; i < fs->n_points; i++)
-                if (strcmp(fs->points[i]->p->vm, vm) == 0)
-                        return true;
-        return false;
-}
+static int resolve_locked(struct fs *fs, size_t nc, char **comp, struct node *n);
 
 static int resolve(struct fs *fs, const char *path, struct node *n) {
         char buf[512], *comp[6], *save = NULL, *t;
@@ -312,23 +160,46 @@ static int resolve(struct fs *fs, const char *path, struct node *n) {
         }
         if (!name_is_valid(comp[0]))
                 return -ENOENT;
-        catalog_refresh(fs, false);
         snprintf(n->vm, sizeof n->vm, "%s", comp[0]);
-        pthread_mutex_lock(&fs->cat_lock);
-        if (!vm_exists_locked(fs, n->vm))
+        /* While the vault cannot be listed the catalog answers without
+         * waiting; a name it does not know then waits for the refresh
+         * under way (the vault may be back, with this point). */
+        if (!fs_catalog_lock_fresh(fs, false)) {
+                r = resolve_locked(fs, nc, comp, n);
+                if (r != -ENOENT)
+                        goto out;
+                pthread_mutex_unlock(&fs->cat_lock);
+                fs_catalog_lock_fresh(fs, true);
+        }
+        r = resolve_locked(fs, nc, comp, n);
+out:
+        if (r == 0 && n->pt)
+                atomic_fetch_add(&n->pt->refs, 1);
+        else
+                n->pt = NULL;
+        pthread_mutex_unlock(&fs->cat_lock);
+        return r;
+}
+
+/* resolve() for a path below a VM, under cat_lock; n->pt not referenced. */
+static int resolve_locked(struct fs *fs, size_t nc, char **comp, struct node *n) {
+        int r = -ENOENT;
+
+        n->pt = NULL;
+        if (!fs_catalog_vm_exists_locked(fs, n->vm))
                 goto out;
         if (nc == 1) {
                 n->t = N_VM;
                 r = 0;
         } else if (nc == 2 && (strcmp(comp[1], "latest") == 0 || strcmp(comp[1], "latest-app") == 0)) {
                 n->t = comp[1][6] ? N_LATEST_APP : N_LATEST;
-                n->pt = latest_locked(fs, n->vm, n->t == N_LATEST_APP);
+                n->pt = fs_catalog_latest_locked(fs, n->vm, n->t == N_LATEST_APP);
                 r = n->pt ? 0 : -ENOENT;
         } else if (strcmp(comp[1], "points") == 0) {
                 if (nc == 2) {
                         n->t = N_POINTS;
                         r = 0;
-                } else if ((n->pt = find_point_locked(fs, n->vm, comp[2]))) {
+                } else if ((n->pt = fs_catalog_find_locked(fs, n->vm, comp[2]))) {
                         if (nc == 3) {
                                 n->t = N_POINT;
                                 r = 0;
@@ -356,11 +227,6 @@ static int resolve(struct fs *fs, const char *path, struct node *n) {
                 }
         }
 out:
-        if (r == 0 && n->pt)
-                atomic_fetch_add(&n->pt->refs, 1);
-        else
-                n->pt = NULL;
-        pthread_mutex_unlock(&fs->cat_lock);
         return r;
 }
 
@@ -504,8 +370,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
                 fill(buf, ".rpfs", NULL, 0, 0);
                 if (fs->onprem_fd >= 0)
                         fill(buf, FS_ONPREM_NAME, NULL, 0, 0);
-                catalog_refresh(fs, false);
-                pthread_mutex_lock(&fs->cat_lock);
+                fs_catalog_lock_fresh(fs, false);
                 for (size_t i = 0; i < fs->n_points; i++)
                         if ((i == 0 || strcmp(fs->points[i]->p->vm, fs->points[i - 1]->p->vm) != 0) &&
                             !(fs->onprem_fd >= 0 && strcmp(fs->points[i]->p->vm, FS_ONPREM_NAME) == 0))
@@ -926,9 +791,7 @@ static void fs_free(struct fs *fs) {
                 fs->files = f->next;
                 file_free(f);
         }
-        for (size_t i = 0; i < fs->n_points; i++)
-                fs_point_unref(fs->points[i]);
-        free(fs->points);
+        fs_catalog_stop(fs);
         for (size_t i = 0; i < fs->n_seeds; i++)
                 sync_seed_free(fs->seeds[i].seed);
         free(fs->seeds);
@@ -951,7 +814,6 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
         fs->o = *o;
         fs->started = time(NULL);
         fs->onprem_fd = -1;
-        pthread_mutex_init(&fs->cat_lock, NULL);
         pthread_mutex_init(&fs->codec_lock, NULL);
         pthread_mutex_init(&fs->ra_lock, NULL);
         for (unsigned i = 0; i < CHUNK_LOCKS; i++)
@@ -966,7 +828,7 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
         if (!fs->chunks || !fs->fl || !fs->fl_used)
                 return -ENOMEM;
 
-        r = store_open(o->vault, &fs->s);
+        r = store_open_with(o->vault, &o->store, &fs->s);
         if (r < 0)
                 return r; /* the CLI explains vault errors */
         fs->bs = store_block_size(fs->s);
@@ -1000,13 +862,14 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
                 if (fs->onprem_fd < 0)
                         return log_error_errno(-errno, "--onprem %s", o->onprem_dir);
         }
-        catalog_refresh(fs, true);
+        r = fs_catalog_start(fs);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot list the vault's points", o->vault);
         return 0;
 }
 
 int fs_mount(const struct fs_options *o) {
         struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-        struct fuse_loop_config *lc = NULL;
         struct fuse *f = NULL;
         struct fs *fs;
         char fsname[4200];
@@ -1065,7 +928,9 @@ int fs_mount(const struct fs_options *o) {
                 }
         }
         /* Threads only after daemonizing: fork() keeps just the caller. */
-        r = pool_new(4, 16, &fs->ra_pool);
+        r = fs_catalog_run(fs);
+        if (r == 0)
+                r = pool_new(4, 16, &fs->ra_pool);
         if (r == 0 && fs->onprem_fd >= 0)
                 r = pool_new(MIN(cpu_count(), 16u), 16, &fs->cmp_pool);
         if (r < 0)
@@ -1074,15 +939,8 @@ int fs_mount(const struct fs_options *o) {
                 r = -EIO;
                 goto unmount;
         }
-        lc = fuse_loop_cfg_create();
-        if (!lc) {
-                r = -ENOMEM;
-                goto signals;
-        }
-        fuse_loop_cfg_set_max_threads(lc, 16);
-        fuse_loop_cfg_set_idle_threads(lc, 8);
         log_info("serving %s at %s", o->vault, o->mountpoint);
-        r = fuse_loop_mt(f, lc);
+        r = fs_loop_run(fuse_get_session(f), 16);
         if (r == -ECONNABORTED && !(fuse_mount_dev(o->mountpoint, &dev) && dev == fuse_dev)) {
                 /* The kernel tore the connection down after an unmount
                  * while a worker was taking a request off /dev/fuse: that
@@ -1094,8 +952,6 @@ int fs_mount(const struct fs_options *o) {
         }
         if (r != 0)
                 r = log_error_errno(r < 0 ? r : -EIO, "%s: the FUSE connection failed", o->mountpoint);
-        fuse_loop_cfg_destroy(lc);
-signals:
         fuse_remove_signal_handlers(fuse_get_session(f));
 unmount:
         fuse_unmount(f);

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store.h"
+
 struct fs_seed_spec {
         const char *vm;
         const char *disk;
@@ -43,6 +45,7 @@ struct fs_options {
         const char *log_file;      /* daemon log, NULL: none when in background */
         const char *onprem_dir;    /* shown writable as MOUNT/failback, or NULL */
         bool failback_full;        /* writes there: write every block, no compare */
+        struct store_options store; /* how the vault is reached (retry_seconds: the timeout, bounded) */
 };
 
 /* The default cache directory ($RPFS_CACHE_DIR, $XDG_CACHE_HOME/rpfs or

@@ -52,10 +52,18 @@ struct fs {
         uint32_t bs;
         time_t started;
 
-        pthread_mutex_t cat_lock;  /* protects points, n_points, cat_time; lock order: cat_lock before chunk locks */
+        /* catalog.c. cat_lock protects points, n_points and the cat_
+         * fields after it; lock order: cat_lock before chunk locks. */
+        pthread_mutex_t cat_lock;
         struct fs_point **points;  /* sorted by vm, id */
         size_t n_points;
-        double cat_time;
+        pthread_cond_t cat_cond;   /* a refresh was asked for, ended, or stop */
+        double cat_time;           /* when the last refresh ended */
+        double cat_started;        /* when the current refresh was asked for */
+        int cat_error;             /* the last refresh: 0 or -errno */
+        bool cat_want, cat_refreshing, cat_stop;
+        bool cat_running;          /* cat_tid runs */
+        pthread_t cat_tid;
 
         pthread_mutex_t chunk_lock[CHUNK_LOCKS]; /* slot i uses lock i % CHUNK_LOCKS */
         struct chunk_slot *chunks;
@@ -86,6 +94,10 @@ struct fs {
         pthread_mutex_t files_lock; /* protects files: open files, freed at exit
                                      * when a lazy unmount skipped their release */
         struct fs_file *files;
+
+        /* read.c: reads try once, briefly, until then (ms of
+         * now_monotonic()): the vault was just found unreachable */
+        atomic_uint_least64_t unreachable_until_ms;
 
         struct fs_stats st;
 };
@@ -168,3 +180,31 @@ char *fs_stats_json(struct fs *fs);
 struct json_t;
 char *fs_json_text(struct json_t *o);
 void fs_point_unref(struct fs_point *pt);
+
+/* catalog.c: the vault's points as the mount shows them (see the file). */
+/* The first listing; before threads start. -errno when it fails. */
+int fs_catalog_start(struct fs *fs);
+/* Start the refresh thread (after daemonizing). */
+int fs_catalog_run(struct fs *fs);
+/* Stop the refresh thread and drop the catalog. */
+void fs_catalog_stop(struct fs *fs);
+/* Take cat_lock, with the catalog refreshed first when it is older than
+ * CATALOG_TTL (waiting at most the mount's timeout; the last listing
+ * otherwise). While the vault cannot be listed (the last refresh failed),
+ * asks for a refresh and returns false at once, unless
+ * even_if_unreachable. The caller unlocks cat_lock. */
+bool fs_catalog_lock_fresh(struct fs *fs, bool even_if_unreachable);
+/* Under cat_lock: the point, or NULL (not referenced). */
+struct fs_point *fs_catalog_find_locked(struct fs *fs, const char *vm, const char *id);
+/* Under cat_lock: the newest point of vm (app-consistent only if app), or NULL. */
+struct fs_point *fs_catalog_latest_locked(struct fs *fs, const char *vm, bool app);
+bool fs_catalog_vm_exists_locked(struct fs *fs, const char *vm);
+
+/* loop.c */
+struct fuse_session;
+/* Serve SE on up to MAX_WORKERS threads until the session ends (the
+ * connection ended, or a signal handler of fuse_set_signal_handlers ended
+ * it); returns once every worker has returned: 0, or the first negative
+ * error a worker's read of /dev/fuse failed with (-ECONNABORTED when the
+ * kernel's teardown raced a read). */
+int fs_loop_run(struct fuse_session *se, unsigned max_workers);

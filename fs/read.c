@@ -56,14 +56,39 @@ void fs_codec_put(struct fs *fs, struct store_codec *c) {
         store_codec_free(c);
 }
 
-static void sleep_backoff(unsigned attempt) {
-        unsigned ms = MIN(50u << MIN(attempt, 5u), 1000u);
-        struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+/* Wait before retry number attempt + 1, no later than deadline. */
+static void sleep_backoff(unsigned attempt, double deadline) {
+        double s = MIN(0.05 * (double)(1u << MIN(attempt, 5u)), 1.0), left = deadline - now_monotonic();
+        struct timespec ts;
+
+        s = MIN(s, MAX(left, 0.0));
+        ts.tv_sec = (time_t)s;
+        ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
         nanosleep(&ts, NULL);
 }
 
 static bool transient(int r) {
         return r != -EBADMSG && r != -ENOMEM && r != -ENOBUFS;
+}
+
+/* How long a read may wait for the vault. A read that failed because the
+ * vault could not be reached is retried by the kernel at once (a failed
+ * readahead, then the page itself): for a second after such a failure,
+ * reads try once, briefly, so that the whole system call fails within
+ * the timeout instead of twice the timeout. */
+#define FAIL_FAST_WINDOW 1.0
+#define FAIL_FAST_WAIT 0.5
+
+static double read_deadline(struct fs *fs) {
+        double now = now_monotonic();
+        uint64_t until_ms = atomic_load(&fs->unreachable_until_ms);
+        if (until_ms && now * 1000 < (double)until_ms)
+                return now + MIN(FAIL_FAST_WAIT, (double)fs->o.timeout);
+        return now + fs->o.timeout;
+}
+
+static void note_unreachable(struct fs *fs) {
+        atomic_store(&fs->unreachable_until_ms, (uint64_t)((now_monotonic() + FAIL_FAST_WINDOW) * 1000));
 }
 
 int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret) {
@@ -73,7 +98,7 @@ int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct ha
         struct chunk_slot *cs;
         _cleanup_free_ struct hash128 *tmp = NULL;
         struct store_codec *c;
-        double deadline = now_monotonic() + fs->o.timeout;
+        double deadline = read_deadline(fs);
         size_t len = 0;
         uint64_t v;
         int r;
@@ -95,6 +120,7 @@ int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct ha
                 fs_codec_put(fs, c);
                 return -ENOMEM;
         }
+        double prev_deadline = store_thread_deadline(deadline);
         for (unsigned attempt = 0;; attempt++) {
                 r = store_read_blob(fs->s, c, ch, tmp, RET_CHUNK_ENTRIES * sizeof *tmp, &len);
                 if (r == -ENOENT && attempt == 0)
@@ -102,8 +128,9 @@ int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct ha
                 if (r >= 0 || !transient(r) || now_monotonic() > deadline)
                         break;
                 atomic_fetch_add(&fs->st.retries, 1);
-                sleep_backoff(attempt);
+                sleep_backoff(attempt, deadline);
         }
+        store_thread_deadline(prev_deadline);
         fs_codec_put(fs, c);
         if (r >= 0 && len != expect * sizeof *tmp)
                 r = -EBADMSG;
@@ -231,6 +258,7 @@ static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool pr
         struct store_codec *c = fs_codec_get(fs);
         struct sink_ctx sx = { fs, prefetch };
         bool refreshed = false;
+        double prev_deadline;
 
         if (!c) {
                 for (size_t k = 0; k < n; k++)
@@ -239,6 +267,8 @@ static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool pr
         }
         for (size_t k = 0; k < n; k++)
                 v[k].result = -EAGAIN;
+        /* No store call outlasts the deadline, whatever the remote does. */
+        prev_deadline = store_thread_deadline(deadline);
         for (unsigned attempt = 0;; attempt++) {
                 _cleanup_free_ struct store_fetch *todo = malloc(MAX(n, 1) * sizeof *todo);
                 _cleanup_free_ size_t *map = malloc(MAX(n, 1) * sizeof *map);
@@ -282,8 +312,9 @@ static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool pr
                 if (now_monotonic() > deadline)
                         break;
                 atomic_fetch_add(&fs->st.retries, 1);
-                sleep_backoff(attempt);
+                sleep_backoff(attempt, deadline);
         }
+        store_thread_deadline(prev_deadline);
         fs_codec_put(fs, c);
 }
 
@@ -337,7 +368,7 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
         _cleanup_free_ struct hash128 *wh = NULL;
         struct sync_seed *seed = file_seed(f);
         /* One timeout for the whole read, waits for others' fetches included. */
-        double deadline = now_monotonic() + fs->o.timeout;
+        double deadline = read_deadline(fs);
         size_t nf = 0, nw = 0;
         int err = 0;
 
@@ -365,6 +396,8 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                 uint8_t *dst = whole ? (uint8_t *)buf + (bstart - off) : tmp + (k == 0 ? 0 : bs);
                 int r = fs_block_hash(fs, d, first + k, &h);
                 if (r < 0) {
+                        if (transient(r))
+                                note_unreachable(fs);
                         log_error_errno(r, "%s/%s %s: manifest chunk for block %" PRIu64 " unreadable",
                                         f->pt->p->vm, f->pt->p->id, d->name, first + k);
                         err = -EIO;
@@ -429,6 +462,11 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                 err = report_fetch_errors(f, fv, fk, first, own, nf);
         }
         if (err < 0) {
+                for (size_t j = 0; j < nf; j++)
+                        if (fv[j].result != 0 && transient(fv[j].result)) {
+                                note_unreachable(fs);
+                                break;
+                        }
                 atomic_fetch_add(&fs->st.errors, 1);
                 return err;
         }

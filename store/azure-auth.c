@@ -254,9 +254,13 @@ out:
 }
 
 int az_cfg_load(const char *url, struct az_cfg **ret) {
+        return az_cfg_load_with(url, NULL, ret);
+}
+
+int az_cfg_load_with(const char *url, const char *endpoint, struct az_cfg **ret) {
         struct az_cfg *c = calloc(1, sizeof *c);
         const char *cs = getenv("AZURE_STORAGE_CONNECTION_STRING");
-        const char *ep = getenv("RPFS_AZURE_ENDPOINT");
+        const char *ep = endpoint ? endpoint : getenv("RPFS_AZURE_ENDPOINT");
         const char *key = getenv("AZURE_STORAGE_KEY");
         const char *sas = getenv("AZURE_STORAGE_SAS_TOKEN");
         bool auth = false;

@@ -27,6 +27,7 @@
 #include <sys/random.h>
 
 #include "azure_i.h"
+#include "backend_i.h"
 #include "common.h"
 
 #define AZ_PAR 8
@@ -50,6 +51,7 @@ struct az_http {
         CURLSH *share;
         pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
         double retry_window;
+        bool bounded; /* no call outlasts retry_window (store_options) */
         long io_timeout_ms;
         /* A request outlasted its retries on a network failure or 5xx: the
          * endpoint is down, so later requests try once instead of waiting
@@ -95,7 +97,7 @@ static double env_seconds(const char *name, double def) {
         return d;
 }
 
-int az_http_new(const struct az_cfg *cfg, struct az_http **ret) {
+int az_http_new(const struct az_cfg *cfg, const struct store_options *o, struct az_http **ret) {
         struct az_http *h;
 
         pthread_once(&curl_once, curl_init);
@@ -105,7 +107,8 @@ int az_http_new(const struct az_cfg *cfg, struct az_http **ret) {
         if (!h)
                 return -ENOMEM;
         h->cfg = cfg;
-        h->retry_window = env_seconds("RPFS_AZURE_RETRY_SECONDS", 60);
+        h->retry_window = o && o->retry_seconds >= 0 ? o->retry_seconds : env_seconds("RPFS_AZURE_RETRY_SECONDS", 60);
+        h->bounded = o && o->bounded;
         h->io_timeout_ms = (long)(1000 * env_seconds("RPFS_AZURE_TIMEOUT", 30));
         if (h->io_timeout_ms < 100)
                 h->io_timeout_ms = 100;
@@ -437,7 +440,7 @@ static int attempt_start(struct az_http *h, struct az_session *s, unsigned slot,
         CURL *e = s->easy[slot];
         _cleanup_free_ char *path = NULL;
         uint64_t bytes;
-        long timeout;
+        long timeout, stall;
         int rc;
 
         curl_slist_free_all(s->hdrs[slot]);
@@ -464,6 +467,14 @@ static int attempt_start(struct az_http *h, struct az_session *s, unsigned slot,
 
         bytes = r->body_len ? r->body_len : r->out == AZ_OUT_BUF ? r->out_cap : (64u << 20);
         timeout = h->io_timeout_ms + (long)(bytes / (256 * 1024)) * 1000;
+        stall = h->io_timeout_ms;
+        if (h->bounded) {
+                /* Cut the attempt off at the end of the call's window. */
+                long left = (long)((r->cutoff - now_monotonic()) * 1000);
+                left = MAX(left, 100L);
+                timeout = MIN(timeout, left);
+                stall = MIN(stall, left);
+        }
 
         curl_easy_reset(e);
         curl_easy_setopt(e, CURLOPT_URL, s->urls[slot]);
@@ -476,10 +487,10 @@ static int attempt_start(struct az_http *h, struct az_session *s, unsigned slot,
         curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
         curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, MIN(h->io_timeout_ms, 10000L));
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, MIN(stall, 10000L));
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, MAX(h->io_timeout_ms / 1000, 1L));
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, MAX(stall / 1000, 1L));
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -698,6 +709,7 @@ int az_http_run(struct az_http *h, struct az_req *reqs, size_t n) {
         struct az_session *s;
         double start = now_monotonic();
         bool down = __atomic_load_n(&h->down, __ATOMIC_RELAXED);
+        double tdl = store_thread_deadline_get();
         int rc;
 
         for (size_t i = 0; i < n; i++) {
@@ -707,6 +719,11 @@ int az_http_run(struct az_http *h, struct az_req *reqs, size_t n) {
                 reqs[i].result = 0;
                 reqs[i].next_at = 0;
                 reqs[i].deadline = start + (down ? 0 : h->retry_window);
+                reqs[i].cutoff = start + h->retry_window;
+                if (h->bounded && tdl > 0) {
+                        reqs[i].cutoff = MIN(reqs[i].cutoff, tdl);
+                        reqs[i].deadline = MIN(reqs[i].deadline, tdl);
+                }
                 reqs[i].resp_cap = 0;
                 reqs[i].resp = NULL;
                 reqs[i].resp_len = 0;

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "store.h"
+
 /* The REST API version every request pins. Azurite 3.x supports it. */
 #define AZ_API_VERSION "2021-08-06"
 
@@ -46,6 +48,8 @@ struct az_cfg {
  * AZURE_STORAGE_SAS_TOKEN). -EINVAL for a malformed URL, endpoint or
  * credential (the message, if any, never quotes a secret). */
 int az_cfg_load(const char *url, struct az_cfg **ret);
+/* The same with endpoint (when not NULL) in place of RPFS_AZURE_ENDPOINT. */
+int az_cfg_load_with(const char *url, const char *endpoint, struct az_cfg **ret);
 void az_cfg_free(struct az_cfg *c);
 
 /* Percent-encode s for a URL path ('/' kept when keep_slash) or a query
@@ -128,7 +132,8 @@ struct az_req {
         size_t body_pos;
         double retry_after;
         double next_at;
-        double deadline;
+        double deadline;                /* no retry starts after this */
+        double cutoff;                  /* bounded http: no attempt runs past this */
         char errbuf[256];               /* CURLOPT_ERRORBUFFER */
         bool in_error_body;
         bool overflow;
@@ -136,7 +141,8 @@ struct az_req {
 };
 
 /* A pool of connections to the configured endpoint. */
-int az_http_new(const struct az_cfg *cfg, struct az_http **ret);
+/* o (NULL: defaults) sets the retry window and whether it bounds every call. */
+int az_http_new(const struct az_cfg *cfg, const struct store_options *o, struct az_http **ret);
 void az_http_free(struct az_http *h);
 
 /*

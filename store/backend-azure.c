@@ -767,7 +767,7 @@ static void xml_init(void) {
         xmlInitParser();
 }
 
-int backend_azure_open(const char *url, struct backend **ret) {
+int backend_azure_open(const char *url, const struct store_options *o, struct backend **ret) {
         struct backend_azure *a;
         int r;
 
@@ -776,13 +776,13 @@ int backend_azure_open(const char *url, struct backend **ret) {
         if (!a)
                 return -ENOMEM;
         a->base.ops = &azure_ops;
-        r = az_cfg_load(url, &a->cfg);
+        r = az_cfg_load_with(url, o ? o->endpoint : NULL, &a->cfg);
         if (r < 0)
                 goto fail;
         r = cache_root(a->cfg, &a->cache_dir);
         if (r < 0)
                 goto fail;
-        r = az_http_new(a->cfg, &a->http);
+        r = az_http_new(a->cfg, o, &a->http);
         if (r < 0)
                 goto fail;
         *ret = &a->base;

@@ -195,8 +195,11 @@ static int walk_dir(struct walk *w, const char *rel) {
                         continue;
                 if (snprintf(child, sizeof child, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= (int)sizeof child)
                         continue;
-                if (fstatat(dirfd(dir), de->d_name, &st, 0) < 0)
-                        continue;
+                if (fstatat(dirfd(dir), de->d_name, &st, 0) < 0) {
+                        if (errno == ENOENT)
+                                continue; /* removed since readdir */
+                        return -errno;
+                }
                 if (S_ISDIR(st.st_mode)) {
                         r = walk_dir(w, child);
                         if (r < 0)
@@ -210,16 +213,37 @@ static int walk_dir(struct walk *w, const char *rel) {
         return 0;
 }
 
+/* 0 when the vault directory is still where it was opened, -ENOENT when
+ * it is gone (removed, moved away, replaced by another directory). */
+static int root_in_place(struct backend_dir *d) {
+        struct stat a, b;
+
+        if (d->root_fd < 0)
+                return 0;
+        if (stat(d->root, &a) < 0)
+                return errno == ENOENT || errno == ENOTDIR ? -ENOENT : -errno;
+        if (fstat(d->root_fd, &b) < 0)
+                return -errno;
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : -ENOENT;
+}
+
 static int dir_list(struct backend *b, const char *prefix, store_list_cb cb, void *userdata) {
         struct walk w = { DIR_B(b), prefix, cb, userdata };
         char start[PATH_MAX];
         const char *slash = strrchr(prefix, '/');
         size_t n = slash ? (size_t)(slash - prefix) : 0;
+        int r;
 
-        /* Walk only the folder the prefix names. */
+        /* Walk only the folder the prefix names. A missing folder lists
+         * nothing, but only in a vault that is still there: a listing of a
+         * vault that vanished during the walk is an error, not a shorter
+         * list. */
         memcpy(start, prefix, n);
         start[n] = 0;
-        return walk_dir(&w, start);
+        r = walk_dir(&w, start);
+        if (r >= 0)
+                r = root_in_place(DIR_B(b));
+        return r;
 }
 
 static int dir_del(struct backend *b, const char *name) {
@@ -330,9 +354,9 @@ int backend_dir_open(const char *path, struct backend **ret) {
         return 0;
 }
 
-int backend_open(const char *url, struct backend **ret) {
+int backend_open(const char *url, const struct store_options *o, struct backend **ret) {
         if (strncmp(url, "azure://", 8) == 0)
-                return backend_azure_open(url, ret);
+                return backend_azure_open(url, o, ret);
         if (strncmp(url, "file://", 7) == 0)
                 url += 7;
         return backend_dir_open(url, ret);

@@ -59,6 +59,9 @@ struct backend {
         const struct backend_ops *ops;
 };
 
+/* The calling thread's deadline (store_thread_deadline), 0 for none. */
+double store_thread_deadline_get(void);
+
 /* v[0..n) through get_ranges, or one get_range after the other. */
 void backend_get_ranges(struct backend *b, struct backend_range *v, size_t n);
 
@@ -68,10 +71,10 @@ int backend_del_many(struct backend *b, const char *const *names, size_t n);
 
 /* Open the backend for a vault URL: "azure://ACCOUNT/CONTAINER[/PREFIX]",
  * "file://PATH" or a plain directory path. */
-int backend_open(const char *url, struct backend **ret);
+int backend_open(const char *url, const struct store_options *o, struct backend **ret);
 int backend_dir_open(const char *path, struct backend **ret);
 /* The Azure Blob backend (backend-azure.c); also -ENOKEY for unusable
  * credentials, -EINVAL for a malformed URL or endpoint. */
-int backend_azure_open(const char *url, struct backend **ret);
+int backend_azure_open(const char *url, const struct store_options *o, struct backend **ret);
 /* A person-readable explanation of an Azure backend error, or NULL. */
 const char *backend_azure_explain(int r);

@@ -43,7 +43,23 @@ bool store_remote(const struct store *s) { return s->b->ops->remote; }
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
+static _Thread_local double thread_deadline;
+
+double store_thread_deadline(double deadline) {
+        double prev = thread_deadline;
+        thread_deadline = deadline;
+        return prev;
+}
+
+double store_thread_deadline_get(void) {
+        return thread_deadline;
+}
+
 int store_init(const char *url, uint32_t block_size, int level) {
+        return store_init_with(url, NULL, block_size, level);
+}
+
+int store_init_with(const char *url, const struct store_options *o, uint32_t block_size, int level) {
         _cleanup_free_ char *text = NULL;
         struct backend *b = NULL;
         bool exists, empty;
@@ -56,7 +72,7 @@ int store_init(const char *url, uint32_t block_size, int level) {
                 return -EINVAL;
         if (level < 0 || level > 19)
                 return -EINVAL;
-        r = backend_open(url, &b);
+        r = backend_open(url, o, &b);
         if (r < 0)
                 return r;
         r = b->ops->probe(b, &exists, &empty);
@@ -146,6 +162,10 @@ int store_refresh(struct store *s) {
 }
 
 int store_open(const char *url, struct store **ret) {
+        return store_open_with(url, NULL, ret);
+}
+
+int store_open_with(const char *url, const struct store_options *o, struct store **ret) {
         _cleanup_free_ char *text = NULL;
         struct store *s;
         int r;
@@ -159,7 +179,7 @@ int store_open(const char *url, struct store **ret) {
                 r = -ENOMEM;
                 goto fail;
         }
-        r = backend_open(url, &s->b);
+        r = backend_open(url, o, &s->b);
         if (r < 0)
                 goto fail;
         r = s->b->ops->get(s->b, CONFIG_NAME, &text, NULL);

@@ -56,14 +56,45 @@ bool hash_is_zero(const struct hash128 *h);
 void hash_to_hex(const struct hash128 *h, char out[static 2 * STORE_HASH_SIZE + 1]);
 
 /* ---- vault ---- */
+/* How a vault is reached; passed to store_open_with()/store_init_with().
+ * A NULL options pointer, or a zeroed struct with retry_seconds < 0, means
+ * the defaults. */
+struct store_options {
+        /* Azure: the Blob endpoint URL; overrides RPFS_AZURE_ENDPOINT and
+         * the connection string's. NULL: from the environment. */
+        const char *endpoint;
+        /* How long one call retries transient failures (network errors,
+         * throttling, 5xx), in seconds. < 0: the default (60, or
+         * RPFS_AZURE_RETRY_SECONDS). */
+        double retry_seconds;
+        /* No call outlasts retry_seconds, whatever the remote does (an
+         * endpoint that accepts connections and never answers, a body that
+         * stops half-way): each attempt is cut off at the end of the window.
+         * For a mount, whose every request must answer within its timeout.
+         * false: an attempt runs until it stalls for RPFS_AZURE_TIMEOUT
+         * seconds (default 30) or its size-based time is up. */
+        bool bounded;
+};
+#define STORE_OPTIONS_DEFAULT ((struct store_options){ .retry_seconds = -1 })
+
+/* Set the calling thread's deadline for its calls to bounded stores
+ * (store_options.bounded), in now_monotonic() seconds, 0 for none: each
+ * such call ends by then (or by the end of its retry window, whichever
+ * comes first) with -EIO, whatever the remote does. Returns the previous
+ * deadline, for the caller to restore. Per thread; no locking. */
+double store_thread_deadline(double deadline);
+
 /* Create a new vault at url (a directory that does not exist or is empty).
  * block_size: power of two in [STORE_MIN_BLOCK_SIZE, STORE_MAX_BLOCK_SIZE];
  * level: zstd level 1..19, 0 for no compression.
  * -EEXIST when url holds a vault or other files, -EINVAL bad parameters. */
 int store_init(const char *url, uint32_t block_size, int level);
+int store_init_with(const char *url, const struct store_options *o, uint32_t block_size, int level);
 /* Open an existing vault. -ENOENT when the location itself (directory,
  * container) does not exist, -EMEDIUMTYPE when it holds no vault. */
 int store_open(const char *url, struct store **ret);
+/* The same, reached as o says (NULL: defaults). */
+int store_open_with(const char *url, const struct store_options *o, struct store **ret);
 /* An explanation of error r from a vault at url that is specific to the
  * vault's kind (for Azure: "authentication failed (check ...)",
  * "container not found ..."), or NULL when strerror(-r) says it. Static

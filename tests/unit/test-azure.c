@@ -288,7 +288,8 @@ static int count_cb(void *u, const char *name, uint64_t size) {
         return collect(s, name, size);
 }
 
-static void test_backend(void) {
+/* false when Azurite is not running (the checks were not made) */
+static bool test_backend(void) {
         const char *cs = getenv("RPFS_AZURITE_CONNECTION_STRING");
         struct worker w[THREADS];
         pthread_t th[THREADS];
@@ -300,8 +301,7 @@ static void test_backend(void) {
         bool exists, empty;
 
         if (!cs || !*cs) {
-                fprintf(stderr, "Azurite not running (RPFS_AZURITE_CONNECTION_STRING unset): backend checks skipped\n");
-                return;
+                return false;
         }
         clear_env();
         setenv("AZURE_STORAGE_CONNECTION_STRING", cs, 1);
@@ -311,9 +311,9 @@ static void test_backend(void) {
         CHECK(getrandom(rnd, sizeof rnd, 0) == sizeof rnd);
         snprintf(url, sizeof url, "azure://devstoreaccount1/unit-%02x%02x%02x%02x%02x%02x/p", rnd[0], rnd[1], rnd[2],
                  rnd[3], rnd[4], rnd[5]);
-        CHECK(backend_open(url, &b) == 0);
+        CHECK(backend_open(url, NULL, &b) == 0);
         if (!b)
-                return;
+                return true;
         CHECK(b->ops->probe(b, &exists, &empty) == 0 && !exists);
         CHECK(b->ops->get(b, "config.json", &got, &len) == -ENOENT);
         CHECK(b->ops->create(b) == 0);
@@ -331,7 +331,7 @@ static void test_backend(void) {
         big = malloc(BIG);
         CHECK(big);
         if (!big)
-                return;
+                return true;
         for (size_t i = 0; i < BIG; i++)
                 big[i] = (uint8_t)(i * 2654435761u >> 13);
         CHECK(b->ops->put(b, "packs/00/big.pack", big, BIG, BACKEND_PUT_EXCLUSIVE | BACKEND_PUT_NOSYNC) == 0);
@@ -369,7 +369,7 @@ static void test_backend(void) {
 
         /* The same container under another prefix is another, empty vault. */
         snprintf(url + strlen(url) - 1, 8, "q");
-        CHECK(backend_open(url, &b) == 0);
+        CHECK(backend_open(url, NULL, &b) == 0);
         CHECK(b->ops->probe(b, &exists, &empty) == 0 && exists && empty);
         b->ops->free(b);
         clear_env();
@@ -379,6 +379,7 @@ static void test_backend(void) {
                 snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
                 CHECK(system(cmd) == 0);
         }
+        return true;
 }
 
 int main(void) {
@@ -386,10 +387,16 @@ int main(void) {
         test_encodings();
         test_config();
         test_list_xml();
-        test_backend();
+        bool backend = test_backend();
         if (failures) {
                 fprintf(stderr, "%d check(s) failed\n", failures);
                 return 1;
+        }
+        if (!backend) {
+                /* The offline checks passed; the backend's were not made. */
+                fprintf(stderr, "test-azure: SKIP: Azurite is not running (RPFS_AZURITE_CONNECTION_STRING unset; "
+                                "tests/run.sh starts it): the backend checks\n");
+                return 77;
         }
         return 0;
 }
