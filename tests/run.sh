@@ -15,12 +15,17 @@
 #   MESON_TEST_OPTS  extra `meson test` options, e.g. "--suite integration"
 #   RPFS_AZURITE     1 (default): install and start Azurite for the Azure tests;
 #                    0: do not (they skip)
+#   CI               true: a skipped test, or a skipped part of one, fails the
+#                    run, unless the machine lacks a facility no package can
+#                    add (root, /dev/fuse, loop devices, permission to mount:
+#                    the test says "SKIP (facility)")
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
 BUILD_DIR=${BUILD_DIR:-build}
 
-say() { printf 'run.sh: %s\n' "$*" >&2; }
+T0=$(date +%s)
+say() { printf 'run.sh: [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
 finish() {  # PASSED FAILED SKIPPED
     echo "$1 passed, $2 failed, $3 skipped"
     if (( $2 == 0 && $1 > 0 )); then exit 0; fi
@@ -28,10 +33,17 @@ finish() {  # PASSED FAILED SKIPPED
 }
 
 # --- dependencies ---------------------------------------------------------------
+# Every program a test or helper runs comes from one of these (the build's
+# libraries first). Tests say "SKIP: X not installed" for a program missing
+# here; under CI=true that fails the run.
 DEPS=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3
       libqcow-dev libvhdi-dev libvmdk-dev libxxhash-dev libzstd-dev
-      libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev qemu-utils
-      e2fsprogs python3 curl)
+      libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev
+      qemu-utils      # qemu-img: qcow2, vhdx, vmdk, vpc images
+      e2fsprogs       # mkfs.ext4, debugfs, chattr
+      util-linux mount bsdutils  # losetup, findmnt, fallocate, mountpoint, mount, script
+      coreutils diffutils findutils gawk sed grep
+      python3 curl rsync openssl)
 
 if [[ ${RPFS_NO_INSTALL:-0} != 1 ]] && command -v dpkg-query >/dev/null; then
     missing=()
@@ -141,6 +153,7 @@ fi
 # run_suite DIR [meson setup options...]: build DIR and run every test in it;
 # adds the results from DIR's testlog.json to the totals.
 passed=0 failed=0 skipped=0
+REPORT=$(mktemp "${TMPDIR:-/tmp}/rpfs-run.XXXXXX")
 run_suite() {
     local dir=$1; shift
     if [[ -f $dir/meson-private/coredata.dat ]]; then
@@ -149,7 +162,7 @@ run_suite() {
         meson setup "$dir" "$@" >/dev/null || { say "meson setup $dir failed"; failed=$((failed + 1)); return; }
     fi
     meson compile -C "$dir" || { say "build in $dir failed"; failed=$((failed + 1)); return; }
-    local log=$dir/meson-logs/testlog.json mrc p f s
+    local log=$dir/meson-logs/testlog.json mrc p f s w
     rm -f "$log"
     # shellcheck disable=SC2086
     meson test -C "$dir" --print-errorlogs ${MESON_TEST_OPTS:-}
@@ -158,28 +171,13 @@ run_suite() {
         say "meson test in $dir wrote no $log (exit $mrc)"
         failed=$((failed + 1)); return
     fi
-    read -r p f s < <(python3 - "$log" <<'EOF'
-import json, sys
-p = f = s = 0
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line:
-        continue
-    r = json.loads(line).get("result")
-    if r in ("OK", "EXPECTEDFAIL"):
-        p += 1
-    elif r == "SKIP":
-        s += 1
-    else:   # FAIL, UNEXPECTEDPASS, TIMEOUT, ERROR, anything unknown
-        f += 1
-print(p, f, s)
-EOF
-) || { say "cannot read $log"; failed=$((failed + 1)); return; }
+    read -r p f s w < <(python3 tests/testlog.py "$log" "$dir" "$REPORT") ||
+        { say "cannot read $log"; failed=$((failed + 1)); return; }
     if (( mrc != 0 && f == 0 )); then
         say "meson test in $dir exited $mrc with no failed test recorded"
         f=1
     fi
-    say "$dir: $p passed, $f failed, $s skipped"
+    say "$dir: $p passed, $f failed, $s skipped (tests ran for $w s)"
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
@@ -198,4 +196,24 @@ if [[ ${RPFS_SANITIZE:-1} == 1 ]]; then
         run_suite "$BUILD_DIR-san" -Db_sanitize=address,undefined -Db_lundef=false
 fi
 
+# Name every test that did not pass, and every skipped part, with its
+# reason. Under CI=true a skip for anything but a missing facility fails
+# the run (the counts stay what testlog.json says).
+ci_bad=0
+while IFS=$'\t' read -r kind dir name why; do
+    case $kind in
+        fail)          say "FAILED: $dir: $name: $why" ;;
+        facility)      say "skipped (the machine lacks a facility): $dir: $name: $why" ;;
+        part-facility) say "part skipped (the machine lacks a facility): $dir: $name: $why" ;;
+        skip)          say "SKIPPED: $dir: $name: $why"; ci_bad=$((ci_bad + 1)) ;;
+        part)          say "PART SKIPPED: $dir: $name: $why"; ci_bad=$((ci_bad + 1)) ;;
+    esac
+done <"$REPORT"
+rm -f "$REPORT"
+say "done in $(( $(date +%s) - T0 )) s"
+if [[ ${CI:-} == true ]] && (( ci_bad > 0 )); then
+    say "CI=true: $ci_bad skip(s) of something tests/run.sh provides: the run fails"
+    echo "$passed passed, $failed failed, $skipped skipped"
+    exit 1
+fi
 finish "$passed" "$failed" "$skipped"

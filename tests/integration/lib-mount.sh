@@ -24,9 +24,9 @@ BS=65536  # the vault block size the tests use (rpfs init default)
 
 # need_fuse: skip (77) without /dev/fuse or fusermount3.
 need_fuse() {
-    [[ -e /dev/fuse ]] || skip "/dev/fuse is missing"
+    [[ -e /dev/fuse ]] || skip_facility "/dev/fuse is missing"
     command -v fusermount3 >/dev/null 2>&1 || skip "fusermount3 not installed"
-    [[ -r /dev/fuse && -w /dev/fuse ]] || skip "no read/write access to /dev/fuse"
+    [[ -r /dev/fuse && -w /dev/fuse ]] || skip_facility "no read/write access to /dev/fuse"
     need python3 findmnt
 }
 
@@ -112,7 +112,7 @@ _unmount_all() {
 # CAP_SYS_ADMIN, no setuid fusermount3, ...): skip rather than fail.
 _skip_if_unprivileged() {
     if grep -Eqi 'fuse: device not found|fusermount3?: .*(permission denied|not permitted|failed to open /dev/fuse)|mount.*(operation not permitted|permission denied)|/dev/fuse.*(permission denied|not permitted)' "$1"; then
-        skip "FUSE mounting not permitted here: $(head -c 300 "$1")"
+        skip_facility "FUSE mounting not permitted here: $(head -c 300 "$1")"
     fi
 }
 

@@ -30,7 +30,21 @@ declare -a _EXIT_HOOKS=()
 
 msg()  { printf '%s: %s\n' "$TEST_NAME" "$*" >&2; }
 fail() { printf '%s: FAIL: %s\n' "$TEST_NAME" "$*" >&2; exit 1; }
+# Skips. A skip says why, and of which kind (tests/run.sh reads it):
+#   skip WHY           something a package or tests/run.sh provides is
+#                      missing (a program, Azurite): under CI=true run.sh
+#                      fails the run for it
+#   skip_facility WHY  the machine lacks what no package can add (root,
+#                      /dev/fuse, loop devices, permission to mount)
+# skip_part / skip_part_facility WHY: the same for one part of a test, which
+# goes on; skip_part fails the test under CI=true.
 skip() { printf '%s: SKIP: %s\n' "$TEST_NAME" "$*" >&2; exit 77; }
+skip_facility() { printf '%s: SKIP (facility): %s\n' "$TEST_NAME" "$*" >&2; exit 77; }
+skip_part() {
+    [[ ${CI:-} == true ]] && fail "under CI=true a part may not be skipped for this: $* (tests/run.sh installs what tests need)"
+    printf '%s: PART SKIPPED: %s\n' "$TEST_NAME" "$*" >&2
+}
+skip_part_facility() { printf '%s: PART SKIPPED (facility): %s\n' "$TEST_NAME" "$*" >&2; }
 
 _cleanup() {
     local rc=$? pid dev i

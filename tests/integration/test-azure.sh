@@ -200,7 +200,7 @@ if command -v az >/dev/null 2>&1; then
         fail "az storage blob upload failed"
     assert_eq "$(point_ids "$V" vm1 | wc -l)" 2 "points of vm1 after an az upload"
 else
-    msg "azure-cli (az) is not installed: skipping the interoperability checks with it"
+    skip_part "azure-cli (az) is not installed: the interoperability checks with it"
 fi
 
 # --- a failed replicate removes the packs it wrote, in one Blob Batch --------------------------
@@ -234,7 +234,7 @@ rm -f "$T/rand.raw" "$T/rand.qcow2"
 
 # --- Azurite stopped (SIGTERM) in the middle of a replicate ------------------------------------
 if ! private_azurite; then
-    msg "no Azurite binary to start a private instance: skipping the SIGTERM checks"
+    skip_part "no Azurite binary to start a private instance: the SIGTERM checks"
     exit 0
 fi
 az2_start

@@ -57,7 +57,7 @@ assert_eq "$(sum "$tgt")" "$before" "an unreachable vault writes nothing"
 
 # --- Azurite stopped and restarted during a failback (a private instance)
 if ! private_azurite; then
-    msg "no Azurite binary to start a private instance: skipping the outage"
+    skip_part "no Azurite binary to start a private instance: the outage"
     exit 0
 fi
 az2_start

@@ -58,7 +58,7 @@ if (( $(id -u) == 0 )); then
         refused 3 "read-only" -- "$V" vm1 --target "disk0=$T/ro.img"
         chattr -i "$T/ro.img"
     else
-        msg "no chattr +i here: skipping the read-only file"
+        skip_part_facility "no chattr +i on this file system: the read-only file"
     fi
 else
     cp --sparse=always "$T/v1.img" "$T/ro.img"
@@ -88,7 +88,7 @@ if (( $(id -u) == 0 )) && command -v losetup >/dev/null; then
         refused 3 "attached to $dev" -- "$V" vm1 --target "disk0=$tgt"
         losetup -d "$dev"
     else
-        msg "losetup refused: skipping the attached file"
+        skip_part_facility "losetup refused: the attached file"
     fi
 fi
 

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-failback.sh"
 
-(( $(id -u) == 0 )) || skip "needs root for loop devices"
+(( $(id -u) == 0 )) || skip_facility "needs root for loop devices"
 need losetup mount umount
 fb_images 96 64
 fb_vault
@@ -26,7 +26,7 @@ wait_size() {
     done
     fail "loop device $1 never showed its size $want"
 }
-dev=$(losetup -f --show "$back" 2>/dev/null) || skip "cannot attach a loop device"
+dev=$(losetup -f --show "$back" 2>/dev/null) || skip_facility "cannot attach a loop device"
 track_loop "$dev"
 msg "target $dev"
 assert_eq "$(target_sum "$dev")" "$SUM1" "the device holds version 1"
@@ -91,7 +91,7 @@ if mount -o ro "$dev" "$T/mnt" 2>/dev/null; then
     umount "$T/mnt"
     assert_eq "$(target_sum "$dev")" "$before" "a mounted device is not written"
 else
-    msg "cannot mount the image here: skipping the mounted case"
+    skip_part_facility "cannot mount the image here: the mounted case"
 fi
 losetup -d "$dev"
 rodev=$(losetup -f --show -r "$back") || fail "losetup -r"

@@ -50,13 +50,13 @@ assert_eq "$(sum "$tgt")" "$SUM2" "rerun with the pack back"
 
 # --- out of space: retried, then resumed
 if (( $(id -u) != 0 )); then
-    msg "not root: skipping the out-of-space part (needs a tmpfs)"
+    skip_part_facility "not root: the out-of-space part (needs a tmpfs)"
     exit 0
 fi
 mkdir -p "$T/small"
 data=$(( NZ2 * BS ))
 mount -t tmpfs -o size=$(( data + 8 * 1024 * 1024 )) tmpfs "$T/small" 2>/dev/null ||
-    { msg "cannot mount a tmpfs: skipping the out-of-space part"; exit 0; }
+    { skip_part_facility "cannot mount a tmpfs: the out-of-space part"; exit 0; }
 at_exit "umount -l '$T/small' 2>/dev/null"
 fill() {  # leave about half the data's size free
     rm -f "$T/small/filler"

@@ -146,5 +146,5 @@ if [[ -e /dev/fuse ]] && command -v fusermount3 >/dev/null && [[ -w /dev/fuse ]]
     assert_eq "$(jf blocks_cached)" "$N_CHG" "changed blocks come from the cache"
     assert_eq "$(jf blocks_fetched)" 0 "nothing fetched that the cache holds"
 else
-    msg "no FUSE here: skipping the block cache part"
+    skip_part_facility "no FUSE here: the block cache part"
 fi

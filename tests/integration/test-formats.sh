@@ -159,5 +159,5 @@ p = json.loads(sys.argv[1]); assert p[0]["disks"][0]["size"] == int(sys.argv[2])
 ' "$J" "$SIZE" || fail "block device size in points --json: $J"
     losetup -d "$LOOP"
 else
-    msg "loop devices unavailable (needs root): block device part skipped"
+    skip_part_facility "loop devices unavailable (needs root): the block device part"
 fi

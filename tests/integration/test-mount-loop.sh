@@ -10,9 +10,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-mount.sh"
 need_fuse
-[[ $(id -u) == 0 ]] || skip "needs root to loop-mount"
+[[ $(id -u) == 0 ]] || skip_facility "needs root to loop-mount"
 need losetup mount umount mkfs.ext4 python3
-losetup -f >/dev/null 2>&1 || skip "no free loop device"
+losetup -f >/dev/null 2>&1 || skip_facility "no free loop device"
 
 make_tree "$T/tree1" 56
 make_ext4_image "$T/v1.raw" 96 "$T/tree1"
@@ -46,7 +46,7 @@ loop_mount() {
     at_exit "mountpoint -q '$2' && umount '$2'"
     if ! mount -o loop,ro "$1" "$2" 2>"$T/mount.err"; then
         if grep -Eqi 'permission denied|not permitted|failed to setup loop|no such device' "$T/mount.err"; then
-            skip "cannot loop-mount here: $(cat "$T/mount.err")"
+            skip_facility "cannot loop-mount here: $(cat "$T/mount.err")"
         fi
         cat "$T/mount.err" >&2
         fail "mount -o loop,ro $1 $2 failed"
