@@ -27,7 +27,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include "azure_i.h"
 #include "backend_i.h"
@@ -615,7 +614,7 @@ static int cache_root(const struct az_cfg *c, char **ret) {
 
         if (asprintf(&key, "%s\n%s\n%s", c->endpoint, c->container, c->prefix) < 0)
                 return -ENOMEM;
-        h = XXH3_64bits(key, strlen(key));
+        h = store_hash64(key, strlen(key));
         if (env && *env)
                 n = asprintf(ret, "%s/azure/%s-%s-%016llx", env, c->account, c->container, (unsigned long long)h);
         else if (xdg && *xdg)

@@ -11,7 +11,6 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "common.h"
@@ -19,13 +18,6 @@
 
 #define CONFIG_NAME "config.json"
 #define CONFIG_FORMAT "rpfs-vault"
-
-void store_hash(const void *p, size_t len, struct hash128 *ret) {
-        XXH128_hash_t h = XXH3_128bits(p, len);
-        XXH128_canonical_t c;
-        XXH128_canonicalFromHash(&c, h);
-        memcpy(ret->b, c.digest, STORE_HASH_SIZE);
-}
 
 bool hash_is_zero(const struct hash128 *h) {
         static const struct hash128 zero;

@@ -49,8 +49,24 @@ struct store;
 struct store_writer;
 struct store_codec;
 
-/* ---- checksums ---- */
+/* ---- checksums ----
+ * All hashing in rpfs goes through store_hash() and store_hash64(). They
+ * run XXH3 (seed 0, the default secret; the values libxxhash's XXH3_128bits
+ * and XXH3_64bits give) compiled inline once per instruction set, with the
+ * fastest variant this CPU runs chosen once, on first use: on x86_64
+ * "avx512" (AVX-512F), else "avx2", else "sse2"; elsewhere the compiler's
+ * default (for instance "neon") or "scalar". The environment variable
+ * RPFS_HASH_IMPL=avx512|avx2|sse2|scalar (read once, at that first use)
+ * forces one, for tests and benchmarks; a name this build lacks or this CPU
+ * cannot run is logged as a warning and ignored. Any thread may call them;
+ * they never fail. */
+/* The XXH3-128 of p[0..len) into *ret, in canonical byte order. */
 void store_hash(const void *p, size_t len, struct hash128 *ret);
+/* The XXH3-64 of p[0..len), for short names and table checksums (the
+ * value is the one XXH3_64bits returns; it names files on disk). */
+uint64_t store_hash64(const void *p, size_t len);
+/* The name of the variant the two above run ("avx2", ...). Static string. */
+const char *store_hash_impl(void);
 bool hash_is_zero(const struct hash128 *h);
 /* 32 hex chars + NUL. */
 void hash_to_hex(const struct hash128 *h, char out[static 2 * STORE_HASH_SIZE + 1]);

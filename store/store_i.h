@@ -30,6 +30,17 @@ struct store {
         atomic_uint_fast64_t read_requests; /* ranged reads issued for blobs */
 };
 
+/* One copy of XXH3 built for one instruction set (store/hash.c). */
+struct store_hash_variant {
+        const char *name; /* "avx512", "avx2", "sse2", "neon", "vsx", "scalar" */
+        void (*hash128)(const void *p, size_t len, struct hash128 *ret);
+        uint64_t (*hash64)(const void *p, size_t len);
+};
+/* The variants this build has and this CPU runs, fastest first (the last is
+ * "scalar"). Stores up to n of them in ret and returns how many there are.
+ * The variants are static; any thread may call this. */
+size_t store_hash_variants(const struct store_hash_variant **ret, size_t n);
+
 /* Look h up in the mapped segments. 0 found, -ENOENT. */
 int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret);
 /* Map segment `name` and add it to the store (no-op if present). */

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
-#include <xxhash.h>
 
 #include "common.h"
 #include "store_i.h"
@@ -164,7 +163,7 @@ static int pack_seal(struct store_writer *w) {
         put_le64(f, table_off);
         put_le32(f + 8, (uint32_t)w->ptab_n);
         put_le32(f + 12, 0);
-        put_le64(f + 16, XXH3_64bits(w->ptab, tlen));
+        put_le64(f + 16, store_hash64(w->ptab, tlen));
         memcpy(f + 24, PACK_END_MAGIC, 8);
         w->pack_len += PACK_FOOTER_SIZE;
 
@@ -315,7 +314,7 @@ static int write_segment(struct store_writer *w) {
                 sum += fan[i];
                 put_le32(buf + IDX_HDR_SIZE + 4 * i, sum);
         }
-        put_le64(p, XXH3_64bits(buf, (size_t)(p - buf)));
+        put_le64(p, store_hash64(buf, (size_t)(p - buf)));
         memcpy(p + 8, IDX_END_MAGIC, 8);
 
         if (getrandom(&id, sizeof id, 0) != sizeof id)

@@ -28,7 +28,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/sysmacros.h>
-#include <xxhash.h>
 
 #include "failback_i.h"
 
@@ -45,7 +44,7 @@ static const char *const jstate_names[] = {
 const char *fb_jstate_name(enum fb_jstate s) { return jstate_names[s]; }
 
 int fb_journal_init(struct fb_journal *j, const char *state_dir, const char *target_real) {
-        unsigned long long key = (unsigned long long)XXH3_64bits(target_real, strlen(target_real));
+        unsigned long long key = (unsigned long long)store_hash64(target_real, strlen(target_real));
 
         memset(j, 0, sizeof *j);
         j->lock_fd = -1;

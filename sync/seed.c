@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include "common.h"
 #include "formats.h"
@@ -233,7 +232,7 @@ int sync_seed_open(const char *path, uint32_t bs, const char *cache_dir, bool pr
                 goto fail;
         }
         if (snprintf(sums, sizeof sums, "%s/%016llx-%u.sums", dir,
-                     (unsigned long long)XXH3_64bits(real, strlen(real)), bs) >= (int)sizeof sums) {
+                     (unsigned long long)store_hash64(real, strlen(real)), bs) >= (int)sizeof sums) {
                 r = -ENAMETOOLONG;
                 goto fail;
         }
