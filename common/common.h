@@ -56,6 +56,26 @@ int log_msg_errno(enum log_level level, int r, const char *fmt, ...) _printf_(3,
 #define log_error_errno(r, ...) log_msg_errno(LOG_ERR, (r), __VA_ARGS__)
 #define log_warn_errno(r, ...) log_msg_errno(LOG_WARN, (r), __VA_ARGS__)
 
+/* ---- byte order ------------------------------------------------------- */
+/* Fields of on-disk and on-wire structures, encoded and decoded byte by
+ * byte (any alignment). The one set every module uses. */
+static inline uint16_t get_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t get_le32(const uint8_t *p) {
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t get_le64(const uint8_t *p) { return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32; }
+static inline uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t get_be32(const uint8_t *p) {
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static inline uint64_t get_be64(const uint8_t *p) { return (uint64_t)get_be32(p) << 32 | get_be32(p + 4); }
+static inline void put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void put_le64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void put_be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void put_be32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i)); }
+static inline void put_be64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i)); }
+
 /* ---- small parsers ---------------------------------------------------- */
 /* Parse "64K", "1M", "20G", "512" (bytes; K/M/G/T are powers of 1024,
  * optional trailing "iB"/"B"). Returns 0, or -EINVAL, -ERANGE. */
@@ -93,12 +113,36 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int write_full(int fd, const void *buf, size_t len);
 
-/* Durable atomic file write: temp file with O_EXCL in the same directory,
- * write, fsync, rename over (or, with exclusive, link so an existing file
- * is never replaced: -EEXIST), fsync the directory. */
+/* A file written under a temporary name, then put in place: the one
+ * write-temp-then-rename. tmpfile_open() creates DIR/.tmp-<random> beside
+ * path (O_EXCL; names starting with '.' are skipped by listings) with the
+ * given mode; the caller writes to t->fd; tmpfile_commit() makes the data
+ * durable (fdatasync), renames it over path (or, with TMPFILE_EXCLUSIVE,
+ * links it so that an existing file is never replaced: -EEXIST), and
+ * fsyncs the directory, so that after a crash path is the old file or the
+ * whole new one. TMPFILE_NOSYNC leaves durability to a later sync (only
+ * writeback is started). Either commit or abort (removes the temporary)
+ * ends it; both close t->fd. */
+struct tmpfile {
+        int fd;
+        char path[4096];
+        char tmp[4096];
+};
+enum { TMPFILE_EXCLUSIVE = 1 << 0, TMPFILE_NOSYNC = 1 << 1 };
+int tmpfile_open(struct tmpfile *t, const char *path, mode_t mode);
+int tmpfile_commit(struct tmpfile *t, unsigned flags);
+void tmpfile_abort(struct tmpfile *t);
+/* A whole file written durably through a tmpfile (exclusive: never
+ * replaces an existing file, -EEXIST). */
 int write_file_atomic(const char *path, const void *data, size_t len, bool exclusive);
 /* Read a whole (small) file into a NUL-terminated malloc'd buffer. */
 int read_file_all(const char *path, char **ret, size_t *ret_len);
+/* rpfs's directories, into buf: the cache ($RPFS_CACHE_DIR, else
+ * $XDG_CACHE_HOME/rpfs, else ~/.cache/rpfs, else /var/cache/rpfs) and the
+ * state of failbacks ($RPFS_STATE_DIR, else $XDG_STATE_HOME/rpfs/failback,
+ * else ~/.local/state/rpfs/failback, else /var/lib/rpfs/failback). */
+void rpfs_cache_dir(char *buf, size_t len);
+void rpfs_state_dir(char *buf, size_t len);
 /* mkdir -p. */
 int mkdir_p(const char *path, mode_t mode);
 /* One mount of /proc/self/mountinfo, its paths unescaped. */

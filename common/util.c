@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -231,37 +232,69 @@ static int fsync_parent(const char *path) {
         return 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len, bool exclusive) {
-        char tmp[PATH_MAX];
-        _cleanup_close_ int fd = -1;
-        int r;
+int tmpfile_open(struct tmpfile *t, const char *path, mode_t mode) {
+        const char *slash = strrchr(path, '/');
+        int dlen = slash ? (int)(slash - path + 1) : 0;
+        uint64_t rnd;
 
-        if (snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", path, (int)getpid(),
-                     (unsigned long)random()) >= (int)sizeof tmp)
+        t->fd = -1;
+        if (snprintf(t->path, sizeof t->path, "%s", path) >= (int)sizeof t->path)
                 return -ENAMETOOLONG;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return -errno;
-        r = write_full(fd, data, len);
-        if (r >= 0 && fsync(fd) < 0)
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+                rnd = (uint64_t)random() << 32 ^ (uint64_t)getpid();
+        /* A name starting with '.': listings (a vault's, a state
+         * directory's) skip it. */
+        if (snprintf(t->tmp, sizeof t->tmp, "%.*s.tmp-%016llx", dlen, path, (unsigned long long)rnd) >=
+            (int)sizeof t->tmp)
+                return -ENAMETOOLONG;
+        t->fd = open(t->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        return t->fd < 0 ? -errno : 0;
+}
+
+int tmpfile_commit(struct tmpfile *t, unsigned flags) {
+        int r = 0;
+
+        if (!(flags & TMPFILE_NOSYNC) && fdatasync(t->fd) < 0)
                 r = -errno;
-        if (r < 0)
-                goto fail;
-        if (exclusive) {
+        if (r >= 0 && (flags & TMPFILE_NOSYNC))
+                /* Durability deferred to the caller: start writeback now,
+                 * without waiting, so the later sync finds little to do. */
+                (void)sync_file_range(t->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        close(t->fd);
+        t->fd = -1;
+        if (r >= 0 && (flags & TMPFILE_EXCLUSIVE)) {
                 /* link() never replaces an existing name. */
-                if (link(tmp, path) < 0) {
+                if (link(t->tmp, t->path) < 0)
                         r = -errno;
-                        goto fail;
-                }
-                unlink(tmp);
-        } else if (rename(tmp, path) < 0) {
+                unlink(t->tmp);
+        } else if (r >= 0 && rename(t->tmp, t->path) < 0)
                 r = -errno;
-                goto fail;
+        if (r < 0) {
+                unlink(t->tmp);
+                return r;
         }
-        return fsync_parent(path);
-fail:
-        unlink(tmp);
-        return r;
+        return flags & TMPFILE_NOSYNC ? 0 : fsync_parent(t->path);
+}
+
+void tmpfile_abort(struct tmpfile *t) {
+        if (t->fd >= 0) {
+                close(t->fd);
+                t->fd = -1;
+                unlink(t->tmp);
+        }
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, bool exclusive) {
+        struct tmpfile t;
+        int r = tmpfile_open(&t, path, 0644);
+
+        if (r >= 0)
+                r = write_full(t.fd, data, len);
+        if (r < 0) {
+                tmpfile_abort(&t);
+                return r;
+        }
+        return tmpfile_commit(&t, exclusive ? TMPFILE_EXCLUSIVE : 0);
 }
 
 int read_file_all(const char *path, char **ret, size_t *ret_len) {
@@ -421,4 +454,27 @@ bool mountinfo_each(bool (*fn)(const struct mount_info *m, void *arg), void *arg
                         return true;
         }
         return false;
+}
+
+/* $OVERRIDE, else $XDG/SUB, else ~/HOME_REL/SUB, else FALLBACK. */
+static void user_dir(const char *override, const char *xdg, const char *home_rel, const char *sub,
+                     const char *fallback, char *buf, size_t len) {
+        const char *e = getenv(override), *x = getenv(xdg), *h = getenv("HOME");
+        if (e && *e)
+                snprintf(buf, len, "%s", e);
+        else if (x && *x)
+                snprintf(buf, len, "%s/%s", x, sub);
+        else if (h && *h)
+                snprintf(buf, len, "%s/%s/%s", h, home_rel, sub);
+        else
+                snprintf(buf, len, "%s", fallback);
+}
+
+void rpfs_cache_dir(char *buf, size_t len) {
+        user_dir("RPFS_CACHE_DIR", "XDG_CACHE_HOME", ".cache", "rpfs", "/var/cache/rpfs", buf, len);
+}
+
+void rpfs_state_dir(char *buf, size_t len) {
+        user_dir("RPFS_STATE_DIR", "XDG_STATE_HOME", ".local/state", "rpfs/failback", "/var/lib/rpfs/failback", buf,
+                 len);
 }

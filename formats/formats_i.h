@@ -68,17 +68,6 @@ int fmt_err(char *err, size_t errlen, int r, const char *fmt, ...) _printf_(4, 5
  * and without lines naming path. */
 void fmt_yal_condense(const char *text, const char *path, char *out, size_t outlen);
 
-/* Big and little endian decoding of on-disk fields. */
-static inline uint16_t fmt_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static inline uint32_t fmt_le32(const uint8_t *p) {
-        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t fmt_le64(const uint8_t *p) { return fmt_le32(p) | (uint64_t)fmt_le32(p + 4) << 32; }
-static inline uint32_t fmt_be32(const uint8_t *p) {
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-static inline uint64_t fmt_be64(const uint8_t *p) { return (uint64_t)fmt_be32(p) << 32 | fmt_be32(p + 4); }
-
 /* Read len bytes at off of a file of size file_size (checked again with
  * fstat if the range does not fit): -EBADMSG when part of the range lies
  * beyond the end of the file (truncated image; qemu would read zeros

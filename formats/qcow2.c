@@ -117,7 +117,7 @@ static int load_l2(struct fmt_image *img, struct qcow2 *q, uint64_t l2_off) {
         if (r < 0)
                 return fmt_err(img->err, sizeof(img->err), r, "cannot read qcow2 L2 table: %s", strerror(-r));
         for (uint64_t i = 0; i < n; i++)
-                q->l2[i] = fmt_be64((const uint8_t *)&q->l2[i]);
+                q->l2[i] = get_be64((const uint8_t *)&q->l2[i]);
         q->l2_off = l2_off;
         return 0;
 }
@@ -211,17 +211,17 @@ static int parse_header(struct fmt_image *img, struct qcow2 *q, uint64_t *ret_si
         r = pread_full(img->fd, h, n, 0);
         if (r < 0)
                 return fmt_err(err, errlen, r, "cannot read qcow2 header: %s", strerror(-r));
-        version = fmt_be32(h + 4);
+        version = get_be32(h + 4);
         if (version == 1)
                 return fmt_err(err, errlen, -EOPNOTSUPP, "QCOW version 1 images are not supported");
         if (version != 2 && version != 3)
                 return fmt_err(err, errlen, -EOPNOTSUPP, "unsupported qcow2 version %" PRIu32, version);
         if (version == 3)
-                header_len = fmt_be32(h + 100);
+                header_len = get_be32(h + 100);
         if (n < QCOW2_HEADER_V2 || (version == 3 && (n < QCOW2_HEADER_V3 || header_len < QCOW2_HEADER_V3)))
                 return fmt_err(err, errlen, -EBADMSG, "corrupt or truncated qcow2 image: header truncated");
         if (version == 3)
-                incompat = fmt_be64(h + 72);
+                incompat = get_be64(h + 72);
 
         if (incompat & INCOMPAT_DATA_FILE)
                 return fmt_err(err, errlen, -EOPNOTSUPP, "qcow2 image with an external data file is not supported");
@@ -237,8 +237,8 @@ static int parse_header(struct fmt_image *img, struct qcow2 *q, uint64_t *ret_si
                 return fmt_err(err, errlen, -EBADMSG,
                                "qcow2 image is marked corrupt (repair it with qemu-img check -r all)");
 
-        backing_off = fmt_be64(h + 8);
-        backing_len = fmt_be32(h + 16);
+        backing_off = get_be64(h + 8);
+        backing_len = get_be32(h + 16);
         if (backing_off != 0) {
                 char name[256] = "";
 
@@ -251,18 +251,18 @@ static int parse_header(struct fmt_image *img, struct qcow2 *q, uint64_t *ret_si
                                "qcow2 image with a backing file (%s) is not supported; flatten it first "
                                "(qemu-img convert -O qcow2)", name[0] ? name : "unnamed");
         }
-        if (fmt_be32(h + 32) != 0)
+        if (get_be32(h + 32) != 0)
                 return fmt_err(err, errlen, -EOPNOTSUPP, "encrypted qcow2 image (%s) is not supported",
-                               fmt_be32(h + 32) == 1 ? "AES" : fmt_be32(h + 32) == 2 ? "LUKS" : "unknown method");
+                               get_be32(h + 32) == 1 ? "AES" : get_be32(h + 32) == 2 ? "LUKS" : "unknown method");
 
-        q->cluster_bits = fmt_be32(h + 20);
+        q->cluster_bits = get_be32(h + 20);
         if (q->cluster_bits < 9 || q->cluster_bits > 21)
                 return fmt_err(err, errlen, -EBADMSG, "corrupt qcow2 image: cluster bits %u out of range",
                                q->cluster_bits);
         q->l2_bits = q->cluster_bits - 3;
-        size = fmt_be64(h + 24);
-        l1_size = fmt_be32(h + 36);
-        l1_off = fmt_be64(h + 40);
+        size = get_be64(h + 24);
+        l1_size = get_be32(h + 36);
+        l1_off = get_be64(h + 40);
         span = UINT64_C(1) << (q->cluster_bits + q->l2_bits);
         if (size > (UINT64_C(1) << 62))
                 return fmt_err(err, errlen, -EBADMSG, "corrupt qcow2 image: virtual size out of range");
@@ -289,7 +289,7 @@ static int load_tables(struct fmt_image *img, struct qcow2 *q, uint64_t l1_off, 
         if (r < 0)
                 return fmt_err(err, errlen, r, "cannot read qcow2 L1 table: %s", strerror(-r));
         for (uint64_t i = 0; i < q->l1_len; i++)
-                q->l1[i] = fmt_be64((const uint8_t *)&q->l1[i]);
+                q->l1[i] = get_be64((const uint8_t *)&q->l1[i]);
         return 0;
 }
 

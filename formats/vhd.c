@@ -122,8 +122,8 @@ static int bat_get(struct fmt_image *img, struct vhd *v, uint64_t i, uint64_t *r
                                        r == -EBADMSG ? "beyond the end of the file" : strerror(-r));
                 /* Decode in place, backwards: 4-byte entries widen to 8. */
                 for (uint64_t k = n; k-- > 0;)
-                        v->win[k] = v->vhdx ? fmt_le64((const uint8_t *)v->win + 8 * k)
-                                            : fmt_be32((const uint8_t *)v->win + 4 * k);
+                        v->win[k] = v->vhdx ? get_le64((const uint8_t *)v->win + 8 * k)
+                                            : get_be32((const uint8_t *)v->win + 4 * k);
                 v->win_start = i;
                 v->win_len = n;
         }
@@ -268,7 +268,7 @@ static int vhd_parse(struct fmt_image *img, struct vhd *v, char *err, size_t err
                 r = pread_full(img->fd, f, sizeof(f), 0);
         if (r < 0 || memcmp(f, "conectix", 8) != 0)
                 return fmt_err(err, errlen, -EBADMSG, "corrupt or truncated vhd image: no footer");
-        dyn_off = fmt_be64(f + 16);
+        dyn_off = get_be64(f + 16);
         if (dyn_off > img->file_size || img->file_size - dyn_off < VHD_DYN_HEADER)
                 return fmt_err(err, errlen, -EBADMSG, "corrupt or truncated vhd image: dynamic header beyond the end of the file");
         r = pread_full(img->fd, h, sizeof(h), dyn_off);
@@ -276,9 +276,9 @@ static int vhd_parse(struct fmt_image *img, struct vhd *v, char *err, size_t err
                 return fmt_err(err, errlen, r, "cannot read the vhd dynamic header: %s", strerror(-r));
         if (memcmp(h, "cxsparse", 8) != 0)
                 return fmt_err(err, errlen, -EBADMSG, "corrupt vhd image: bad dynamic header");
-        v->bat_off = fmt_be64(h + 16);
-        max_entries = fmt_be32(h + 28);
-        v->block_size = fmt_be32(h + 32);
+        v->bat_off = get_be64(h + 16);
+        max_entries = get_be32(h + 28);
+        v->block_size = get_be32(h + 32);
         if (v->block_size < 512 || v->block_size % 512 != 0 || v->block_size > (UINT64_C(256) << 20))
                 return fmt_err(err, errlen, -EBADMSG, "corrupt vhd image: block size %" PRIu64, v->block_size);
         v->n_blocks = DIV_ROUND_UP(img->size, v->block_size);
@@ -316,7 +316,7 @@ static uint32_t crc32c(const uint8_t *p, size_t n) {
 
 /* Checksum of a VHDX structure whose CRC32C sits at offset 4. */
 static bool vhdx_checksum_ok(uint8_t *p, size_t n) {
-        uint32_t want = fmt_le32(p + 4), got;
+        uint32_t want = get_le32(p + 4), got;
 
         memset(p + 4, 0, 4);
         got = crc32c(p, n);
@@ -340,7 +340,7 @@ static int vhdx_check_log(struct fmt_image *img, char *err, size_t errlen) {
                 r = pread_full(img->fd, h[i], VHDX_HEADER_SIZE, i == 0 ? VHDX_HEADER_1 : VHDX_HEADER_2);
                 if (r < 0 || memcmp(h[i], "head", 4) != 0 || !vhdx_checksum_ok(h[i], VHDX_HEADER_SIZE))
                         continue;
-                if (!cur || fmt_le64(h[i] + 8) > fmt_le64(cur + 8))
+                if (!cur || get_le64(h[i] + 8) > get_le64(cur + 8))
                         cur = h[i];
         }
         if (!cur)
@@ -349,8 +349,8 @@ static int vhdx_check_log(struct fmt_image *img, char *err, size_t errlen) {
                 return 0;
 
         /* A log GUID is set: refuse if any log entry carries it. */
-        log_len = fmt_le32(cur + 68);
-        log_off = fmt_le64(cur + 72);
+        log_len = get_le32(cur + 68);
+        log_off = get_le64(cur + 72);
         if (log_len == 0 || log_len > VHDX_LOG_MAX || log_off > img->file_size || log_len > img->file_size - log_off)
                 return fmt_err(err, errlen, -EBADMSG, "corrupt vhdx image: bad log location");
         log = malloc(log_len);
@@ -380,7 +380,7 @@ static int vhdx_regions(struct fmt_image *img, uint64_t *bat_off, uint64_t *bat_
                 r = pread_full(img->fd, t, VHDX_REGION_SIZE, i == 0 ? VHDX_REGION_1 : VHDX_REGION_2);
                 if (r < 0 || memcmp(t, "regi", 4) != 0 || !vhdx_checksum_ok(t, VHDX_REGION_SIZE))
                         continue;
-                count = fmt_le32(t + 8);
+                count = get_le32(t + 8);
                 if (count > (VHDX_REGION_SIZE - 16) / 32)
                         continue;
                 *bat_len = *meta_len = 0;
@@ -388,11 +388,11 @@ static int vhdx_regions(struct fmt_image *img, uint64_t *bat_off, uint64_t *bat_
                         const uint8_t *en = t + 16 + 32 * k;
 
                         if (memcmp(en, guid_bat, 16) == 0) {
-                                *bat_off = fmt_le64(en + 16);
-                                *bat_len = fmt_le32(en + 24);
+                                *bat_off = get_le64(en + 16);
+                                *bat_len = get_le32(en + 24);
                         } else if (memcmp(en, guid_metadata, 16) == 0) {
-                                *meta_off = fmt_le64(en + 16);
-                                *meta_len = fmt_le32(en + 24);
+                                *meta_off = get_le64(en + 16);
+                                *meta_len = get_le32(en + 24);
                         }
                 }
                 if (*bat_len == 0 || *meta_len == 0)
@@ -423,23 +423,23 @@ static int vhdx_metadata(struct fmt_image *img, uint64_t meta_off, uint64_t meta
                 return fmt_err(err, errlen, r, "cannot read the vhdx metadata: %s", strerror(-r));
         if (memcmp(t, "metadata", 8) != 0)
                 return fmt_err(err, errlen, -EBADMSG, "corrupt vhdx image: bad metadata table");
-        count = fmt_le16(t + 10);
+        count = get_le16(t + 10);
         if (count > 2047)
                 return fmt_err(err, errlen, -EBADMSG, "corrupt vhdx image: bad metadata table");
         for (uint16_t k = 0; k < count; k++) {
                 const uint8_t *en = t + 32 + 32 * k;
-                uint32_t o = fmt_le32(en + 16), len = fmt_le32(en + 20);
+                uint32_t o = get_le32(en + 16), len = get_le32(en + 20);
 
                 if (o > meta_len || len > meta_len - o)
                         return fmt_err(err, errlen, -EBADMSG, "corrupt vhdx image: metadata item out of bounds");
                 if (memcmp(en, guid_file_params, 16) == 0 && len >= 8) {
-                        block = fmt_le32(t + o);
-                        if (fmt_le32(t + o + 4) & 2)
+                        block = get_le32(t + o);
+                        if (get_le32(t + o + 4) & 2)
                                 return fmt_err(err, errlen, -EOPNOTSUPP, "differencing VHDX needs its parent image");
                 } else if (memcmp(en, guid_disk_size, 16) == 0 && len >= 8)
-                        vsize = fmt_le64(t + o);
+                        vsize = get_le64(t + o);
                 else if (memcmp(en, guid_sector_size, 16) == 0 && len >= 4)
-                        sector = fmt_le32(t + o);
+                        sector = get_le32(t + o);
         }
         if (block < (UINT32_C(1) << 20) || block > (UINT32_C(256) << 20) || (block & (block - 1)) ||
             (sector != 512 && sector != 4096))

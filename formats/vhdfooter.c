@@ -3,11 +3,9 @@
  * Specification", hard disk footer format; big endian). */
 #include <string.h>
 
+#include "common.h"
 #include "formats.h"
 
-static void be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void be32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i)); }
-static void be64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i)); }
 
 /* CHS geometry as the specification's appendix computes it. */
 static void geometry(uint64_t size, uint16_t *cyl, uint8_t *heads, uint8_t *spt) {
@@ -51,22 +49,22 @@ void fmt_vhd_footer(uint64_t size, const uint8_t uid[16], time_t t, uint8_t out[
 
         memset(out, 0, FMT_VHD_FOOTER_SIZE);
         memcpy(out, "conectix", 8);
-        be32(out + 8, 2);                     /* features: reserved bit set */
-        be32(out + 12, 0x00010000);           /* format version 1.0 */
-        be64(out + 16, UINT64_MAX);           /* data offset: none (fixed) */
-        be32(out + 24, t > epoch2000 ? (uint32_t)(t - epoch2000) : 0);
+        put_be32(out + 8, 2);                     /* features: reserved bit set */
+        put_be32(out + 12, 0x00010000);           /* format version 1.0 */
+        put_be64(out + 16, UINT64_MAX);           /* data offset: none (fixed) */
+        put_be32(out + 24, t > epoch2000 ? (uint32_t)(t - epoch2000) : 0);
         memcpy(out + 28, "win ", 4);          /* creator application */
-        be32(out + 32, 0x000a0000);           /* creator version */
+        put_be32(out + 32, 0x000a0000);           /* creator version */
         memcpy(out + 36, "Wi2k", 4);          /* creator host OS */
-        be64(out + 40, size);                 /* original size */
-        be64(out + 48, size);                 /* current size */
+        put_be64(out + 40, size);                 /* original size */
+        put_be64(out + 48, size);                 /* current size */
         geometry(size, &cyl, &heads, &spt);
-        be16(out + 56, cyl);
+        put_be16(out + 56, cyl);
         out[58] = heads;
         out[59] = spt;
-        be32(out + 60, 2);                    /* disk type: fixed */
+        put_be32(out + 60, 2);                    /* disk type: fixed */
         memcpy(out + 68, uid, 16);
         for (unsigned i = 0; i < FMT_VHD_FOOTER_SIZE; i++)
                 sum += out[i];
-        be32(out + 64, ~sum);
+        put_be32(out + 64, ~sum);
 }

@@ -143,7 +143,7 @@ static int load_gt(struct fmt_image *img, struct extent *x, uint64_t sector) {
                                "cannot read a vmdk grain table: %s",
                                r == -EBADMSG ? "beyond the end of the file" : strerror(-r));
         for (uint32_t i = 0; i < x->gtes; i++)
-                x->gt[i] = fmt_le32((const uint8_t *)&x->gt[i]);
+                x->gt[i] = get_le32((const uint8_t *)&x->gt[i]);
         x->gt_sector = sector;
         return 0;
 }
@@ -243,25 +243,25 @@ static int parse_sparse(struct extent *x, char *err, size_t errlen) {
                 return fmt_err(err, errlen, r, "cannot read a vmdk extent: %s", strerror(-r));
         if (memcmp(h, "KDMV", 4) != 0)
                 return -ENOMSG;
-        if (fmt_le64(h + 56) == KDMV_GD_AT_END) {
+        if (get_le64(h + 56) == KDMV_GD_AT_END) {
                 /* streamOptimized: the real header is the footer, 1 KiB from the end. */
                 if (x->file_size < 3 * KDMV_HEADER)
                         return fmt_err(err, errlen, -EBADMSG, "corrupt or truncated vmdk image: no footer");
                 r = pread_full(x->fd, h, sizeof(h), x->file_size - 2 * KDMV_HEADER);
                 if (r < 0)
                         return fmt_err(err, errlen, r, "cannot read a vmdk extent: %s", strerror(-r));
-                if (memcmp(h, "KDMV", 4) != 0 || fmt_le64(h + 56) == KDMV_GD_AT_END)
+                if (memcmp(h, "KDMV", 4) != 0 || get_le64(h + 56) == KDMV_GD_AT_END)
                         return fmt_err(err, errlen, -EBADMSG, "corrupt or truncated vmdk image: bad footer");
         }
-        flags = fmt_le32(h + 8);
-        capacity = fmt_le64(h + 12);
-        grain = fmt_le64(h + 20);
-        x->gtes = fmt_le32(h + 44);
-        gd_off = fmt_le64(h + 56);
+        flags = get_le32(h + 8);
+        capacity = get_le64(h + 12);
+        grain = get_le64(h + 20);
+        x->gtes = get_le32(h + 44);
+        gd_off = get_le64(h + 56);
         x->zero_grain = flags & KDMV_FLAG_ZERO_GRAIN;
         x->compressed = flags & KDMV_FLAG_COMPRESSED;
-        if (x->compressed && fmt_le16(h + 77) != 1)
-                return fmt_err(err, errlen, -EOPNOTSUPP, "vmdk compression method %u is not supported", fmt_le16(h + 77));
+        if (x->compressed && get_le16(h + 77) != 1)
+                return fmt_err(err, errlen, -EOPNOTSUPP, "vmdk compression method %u is not supported", get_le16(h + 77));
         if (grain == 0 || grain > 131072 || x->gtes == 0 || x->gtes > 4096)
                 return fmt_err(err, errlen, -EBADMSG, "corrupt vmdk image: grain size %" PRIu64 ", %" PRIu32
                                " grain table entries", grain, x->gtes);
@@ -280,7 +280,7 @@ static int parse_sparse(struct extent *x, char *err, size_t errlen) {
         if (r < 0)
                 return fmt_err(err, errlen, r, "cannot read the vmdk grain directory: %s", strerror(-r));
         for (uint64_t i = 0; i < x->gd_len; i++)
-                x->gd[i] = fmt_le32((const uint8_t *)&x->gd[i]);
+                x->gd[i] = get_le32((const uint8_t *)&x->gd[i]);
         x->sparse = true;
         return 0;
 }

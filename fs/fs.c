@@ -21,13 +21,7 @@
 void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len);
 
 void fs_default_cache_dir(char *buf, size_t len) {
-        const char *e = getenv("RPFS_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-        if (e && *e)
-                snprintf(buf, len, "%s", e);
-        else if (x && *x)
-                snprintf(buf, len, "%s/rpfs", x);
-        else
-                snprintf(buf, len, "%s/.cache/rpfs", h && *h ? h : "/var/cache");
+        rpfs_cache_dir(buf, len);
 }
 
 static struct fs *get_fs(void) { return fuse_get_context()->private_data; }

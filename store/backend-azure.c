@@ -607,35 +607,25 @@ static int azure_sync(struct backend *b) {
 /* ---- local cache ---- */
 
 static int cache_root(const struct az_cfg *c, char **ret) {
-        const char *env = getenv("RPFS_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
         _cleanup_free_ char *key = NULL;
+        char root[4096];
         uint64_t h;
-        int n;
 
         if (asprintf(&key, "%s\n%s\n%s", c->endpoint, c->container, c->prefix) < 0)
                 return -ENOMEM;
         h = store_hash64(key, strlen(key));
-        if (env && *env)
-                n = asprintf(ret, "%s/azure/%s-%s-%016llx", env, c->account, c->container, (unsigned long long)h);
-        else if (xdg && *xdg)
-                n = asprintf(ret, "%s/rpfs/azure/%s-%s-%016llx", xdg, c->account, c->container,
-                             (unsigned long long)h);
-        else if (home && *home)
-                n = asprintf(ret, "%s/.cache/rpfs/azure/%s-%s-%016llx", home, c->account, c->container,
-                             (unsigned long long)h);
-        else
-                n = asprintf(ret, "/var/tmp/rpfs-cache-%u/azure/%s-%s-%016llx", (unsigned)getuid(), c->account,
-                             c->container, (unsigned long long)h);
-        return n < 0 ? -ENOMEM : 0;
+        rpfs_cache_dir(root, sizeof root);
+        return asprintf(ret, "%s/azure/%s-%s-%016llx", root, c->account, c->container, (unsigned long long)h) < 0 ?
+                       -ENOMEM : 0;
 }
 
 static int azure_local_path(struct backend *b, const char *name, char **ret) {
         struct backend_azure *a = AZ_B(b);
-        _cleanup_free_ char *path = NULL, *tmp = NULL, *blob = full_name(a, name);
+        _cleanup_free_ char *path = NULL, *blob = full_name(a, name);
         struct az_req q = { .method = "GET", .out = AZ_OUT_FD, .out_fd = -1 };
-        _cleanup_close_ int fd = -1;
+        struct tmpfile t;
         struct stat st;
-        char rnd[17], *slash;
+        char *slash;
         int r;
 
         if (!blob || asprintf(&path, "%s/%s", a->cache_dir, name) < 0)
@@ -650,26 +640,22 @@ static int azure_local_path(struct backend *b, const char *name, char **ret) {
         *slash = '/';
         if (r < 0)
                 return r;
-        random_hex(rnd);
-        if (asprintf(&tmp, "%.*s/.tmp-%s", (int)(slash - path), path, rnd) < 0)
-                return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
+        r = tmpfile_open(&t, path, 0600);
+        if (r < 0)
+                return r;
         q.blob = blob;
-        q.out_fd = fd;
+        q.out_fd = t.fd;
         r = az_http_run(a->http, &q, 1);
         az_req_done(&q);
         /* Durable before it is named: a truncated cache file would read as
          * a damaged index segment. */
-        if (r >= 0 && fdatasync(fd) < 0)
-                r = -errno;
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = -errno;
         if (r < 0) {
-                unlink(tmp);
+                tmpfile_abort(&t);
                 return r;
         }
+        r = tmpfile_commit(&t, 0);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(path);
         return 0;
 }

@@ -11,7 +11,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "backend_i.h"
@@ -54,9 +53,8 @@ static int parent_dir(const char *path, char *buf, size_t len) {
 
 static int dir_put(struct backend *b, const char *name, const void *data, size_t len, unsigned flags) {
         struct backend_dir *d = DIR_B(b);
-        char path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
-        uint64_t rnd;
-        _cleanup_close_ int fd = -1;
+        char path[PATH_MAX], dir[PATH_MAX];
+        struct tmpfile t;
         int r;
 
         r = path_of(d, name, path, sizeof path);
@@ -68,39 +66,16 @@ static int dir_put(struct backend *b, const char *name, const void *data, size_t
         r = mkdir_p(dir, 0755);
         if (r < 0)
                 return r;
-        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-                rnd = (uint64_t)random();
-        /* Temp names start with '.' so listings skip them. */
-        if (snprintf(tmp, sizeof tmp, "%s/.tmp-%016llx", dir, (unsigned long long)rnd) >= (int)sizeof tmp)
-                return -ENAMETOOLONG;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-        if (fd < 0)
-                return -errno;
-        r = write_full(fd, data, len);
-        if (r >= 0 && !(flags & BACKEND_PUT_NOSYNC) && fdatasync(fd) < 0)
-                r = -errno;
-        /* Deferred durability: start writeback now, without waiting, so the
-         * later backend sync finds little left to do. */
-        if (r >= 0 && (flags & BACKEND_PUT_NOSYNC))
-                (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-        if (r >= 0) {
-                if (flags & BACKEND_PUT_EXCLUSIVE) {
-                        if (link(tmp, path) < 0)
-                                r = -errno;
-                        unlink(tmp);
-                } else if (rename(tmp, path) < 0)
-                        r = -errno;
-        }
+        r = tmpfile_open(&t, path, 0444);
+        if (r < 0)
+                return r;
+        r = write_full(t.fd, data, len);
         if (r < 0) {
-                unlink(tmp);
+                tmpfile_abort(&t);
                 return r;
         }
-        if (!(flags & BACKEND_PUT_NOSYNC)) {
-                _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd < 0 || fsync(dfd) < 0)
-                        return -errno;
-        }
-        return 0;
+        return tmpfile_commit(&t, (flags & BACKEND_PUT_EXCLUSIVE ? TMPFILE_EXCLUSIVE : 0) |
+                                          (flags & BACKEND_PUT_NOSYNC ? TMPFILE_NOSYNC : 0));
 }
 
 static int dir_get(struct backend *b, const char *name, char **ret, size_t *ret_len) {

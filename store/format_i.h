@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common.h"
 #include "store.h"
 
 /* Blob header, in front of every blob inside a pack. */
@@ -37,13 +38,6 @@ enum { BLOB_RAW = 0, BLOB_ZSTD = 1 };
 _Static_assert(IDX_ENTRY_SIZE == STORE_HASH_SIZE + 8 + 8 + 4 + 4, "index entry layout");
 _Static_assert(PACK_ENTRY_SIZE == STORE_HASH_SIZE + 8 + 4 + 4, "pack entry layout");
 
-static inline void put_le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static inline void put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static inline void put_le64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static inline uint32_t get_le32(const uint8_t *p) {
-        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t get_le64(const uint8_t *p) { return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32; }
 
 /* A location of a blob, decoded from an index entry. */
 struct blob_loc {

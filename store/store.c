@@ -297,24 +297,28 @@ int store_add_segment(struct store *s, const char *name) {
         return 0;
 }
 
-static const uint8_t *segment_find(const struct segment *seg, const struct hash128 *h) {
-        uint8_t first = h->b[0];
-        uint64_t lo = first ? get_le32(seg->fanout + 4 * (first - 1)) : 0;
-        uint64_t hi = get_le32(seg->fanout + 4 * first);
-
-        if (hi > seg->count || lo > hi)
-                return NULL; /* damaged fan-out: treat as absent */
+uint64_t store_hash_lower_bound(const void *base, size_t stride, uint64_t lo, uint64_t hi, const struct hash128 *h) {
+        const uint8_t *b = base;
         while (lo < hi) {
                 uint64_t mid = lo + (hi - lo) / 2;
-                const uint8_t *e = seg->entries + mid * IDX_ENTRY_SIZE;
-                int c = memcmp(e, h->b, STORE_HASH_SIZE);
-                if (c == 0)
-                        return e;
-                if (c < 0)
+                if (memcmp(b + mid * stride, h->b, STORE_HASH_SIZE) < 0)
                         lo = mid + 1;
                 else
                         hi = mid;
         }
+        return lo;
+}
+
+static const uint8_t *segment_find(const struct segment *seg, const struct hash128 *h) {
+        uint8_t first = h->b[0];
+        uint64_t lo = first ? get_le32(seg->fanout + 4 * (first - 1)) : 0;
+        uint64_t hi = get_le32(seg->fanout + 4 * first), k;
+
+        if (hi > seg->count || lo > hi)
+                return NULL; /* damaged fan-out: treat as absent */
+        k = store_hash_lower_bound(seg->entries, IDX_ENTRY_SIZE, lo, hi, h);
+        if (k < hi && memcmp(seg->entries + k * IDX_ENTRY_SIZE, h->b, STORE_HASH_SIZE) == 0)
+                return seg->entries + k * IDX_ENTRY_SIZE;
         return NULL;
 }
 

@@ -68,6 +68,11 @@ uint64_t store_hash64(const void *p, size_t len);
 /* The name of the variant the two above run ("avx2", ...). Static string. */
 const char *store_hash_impl(void);
 bool hash_is_zero(const struct hash128 *h);
+/* In a table of entries of stride bytes sorted by the checksum each starts
+ * with, entries [lo, hi): the first whose checksum is not below h (hi when
+ * none). The one binary search over sorted checksums (index segments,
+ * seed sums, failback's target index). */
+uint64_t store_hash_lower_bound(const void *base, size_t stride, uint64_t lo, uint64_t hi, const struct hash128 *h);
 /* 32 hex chars + NUL. */
 void hash_to_hex(const struct hash128 *h, char out[static 2 * STORE_HASH_SIZE + 1]);
 

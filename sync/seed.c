@@ -40,14 +40,6 @@ struct sync_seed {
         pthread_cond_t cond;
 };
 
-static inline void le32_put(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static inline void le64_put(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static inline uint64_t le64_get(const uint8_t *p) {
-        uint64_t v = 0;
-        for (int i = 7; i >= 0; i--)
-                v = v << 8 | p[i];
-        return v;
-}
 
 const char *sync_seed_path(const struct sync_seed *s) { return s->path; }
 
@@ -57,13 +49,13 @@ static void header_encode(uint8_t *h, uint32_t bs, uint64_t size, const struct s
                           uint64_t n_sorted) {
         memset(h, 0, SEED_HDR);
         memcpy(h, SEED_MAGIC, 8);
-        le32_put(h + 8, SEED_VERSION);
-        le32_put(h + 12, bs);
-        le64_put(h + 16, size);
-        le64_put(h + 24, (uint64_t)st->st_mtim.tv_sec * 1000000000ull + (uint64_t)st->st_mtim.tv_nsec);
-        le64_put(h + 32, (uint64_t)st->st_ino);
-        le64_put(h + 40, n_blocks);
-        le64_put(h + 48, n_sorted);
+        put_le32(h + 8, SEED_VERSION);
+        put_le32(h + 12, bs);
+        put_le64(h + 16, size);
+        put_le64(h + 24, (uint64_t)st->st_mtim.tv_sec * 1000000000ull + (uint64_t)st->st_mtim.tv_nsec);
+        put_le64(h + 32, (uint64_t)st->st_ino);
+        put_le64(h + 40, n_blocks);
+        put_le64(h + 48, n_sorted);
 }
 
 /* Hash every block of img and write the .sums file at path. */
@@ -74,19 +66,18 @@ static int compute_sums(struct fmt_image *img, uint32_t bs, const struct stat *s
         _cleanup_free_ uint8_t *buf = malloc(batch);
         _cleanup_free_ uint8_t *sorted = NULL;
         size_t n_sorted = 0, cap_sorted = 0;
-        char tmp[PATH_MAX];
+        struct tmpfile t;
         uint8_t hdr[SEED_HDR];
-        struct progress *pg = progress ? progress_new("seed checksums", size) : NULL;
-        _cleanup_close_ int fd = -1;
-        int r = 0;
+        struct progress *pg;
+        int fd, r = 0;
 
         if (!buf)
                 return -ENOMEM;
-        if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
-                return -ENAMETOOLONG;
-        fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
+        r = tmpfile_open(&t, path, 0600);
+        if (r < 0)
+                return r;
+        fd = t.fd;
+        pg = progress ? progress_new("seed checksums", size) : NULL;
         if (ftruncate(fd, (off_t)(SEED_HDR + n_blocks * STORE_HASH_SIZE)) < 0) {
                 r = -errno;
                 goto out;
@@ -130,7 +121,7 @@ static int compute_sums(struct fmt_image *img, uint32_t bs, const struct stat *s
                                         cap_sorted = nc;
                                 }
                                 memcpy(sorted + n_sorted * SEED_SORTED_ENTRY, h.b, STORE_HASH_SIZE);
-                                le64_put(sorted + n_sorted * SEED_SORTED_ENTRY + 16, blk);
+                                put_le64(sorted + n_sorted * SEED_SORTED_ENTRY + 16, blk);
                                 n_sorted++;
                         }
                         off += len;
@@ -147,12 +138,11 @@ static int compute_sums(struct fmt_image *img, uint32_t bs, const struct stat *s
         r = pwrite_full(fd, hdr, SEED_HDR, 0);
         if (r < 0)
                 goto out;
-        if (rename(tmp, path) < 0)
-                r = -errno;
+        r = tmpfile_commit(&t, 0);
 out:
         progress_free(pg);
         if (r < 0)
-                unlink(tmp);
+                tmpfile_abort(&t);
         return r;
 }
 
@@ -173,8 +163,8 @@ static int map_sums(struct sync_seed *s, const char *path, const struct stat *st
         m = mmap(NULL, (size_t)fst.st_size, PROT_READ, MAP_SHARED, fd, 0);
         if (m == MAP_FAILED)
                 return -errno;
-        n_blocks = le64_get(m + 40);
-        n_sorted = le64_get(m + 48);
+        n_blocks = get_le64(m + 40);
+        n_sorted = get_le64(m + 48);
         header_encode(want, s->bs, s->size, st, n_blocks, n_sorted);
         if (memcmp(m, want, SEED_HDR) != 0 || n_blocks != DIV_ROUND_UP(s->size, s->bs) ||
             (uint64_t)fst.st_size != SEED_HDR + n_blocks * STORE_HASH_SIZE + n_sorted * SEED_SORTED_ENTRY) {
@@ -301,29 +291,16 @@ int sync_seed_read(struct sync_seed *s, uint64_t i, const struct hash128 *h, voi
         if (i < s->n_blocks && memcmp(s->pos + i * STORE_HASH_SIZE, h->b, STORE_HASH_SIZE) == 0 &&
             read_block(s, i, h, buf) == 0)
                 return 0;
-        while (lo < hi) {
-                uint64_t mid = lo + (hi - lo) / 2;
-                const uint8_t *e = s->sorted + mid * SEED_SORTED_ENTRY;
-                int c = memcmp(e, h->b, STORE_HASH_SIZE);
-                if (c == 0) {
-                        /* Equal checksums may repeat: take the first copy that
-                         * still verifies. */
-                        while (mid > 0 && memcmp(e - SEED_SORTED_ENTRY, h->b, STORE_HASH_SIZE) == 0) {
-                                mid--;
-                                e -= SEED_SORTED_ENTRY;
-                        }
-                        for (; mid < s->n_sorted && memcmp(e, h->b, STORE_HASH_SIZE) == 0;
-                             mid++, e += SEED_SORTED_ENTRY) {
-                                uint64_t blk = le64_get(e + 16);
-                                if (blk != i && blk < s->n_blocks && read_block(s, blk, h, buf) == 0)
-                                        return 0;
-                        }
-                        return -ENOENT;
-                }
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
+        /* Equal checksums may repeat: take the first copy that still
+         * verifies. */
+        for (uint64_t k = store_hash_lower_bound(s->sorted, SEED_SORTED_ENTRY, lo, hi, h); k < hi; k++) {
+                const uint8_t *e = s->sorted + k * SEED_SORTED_ENTRY;
+                uint64_t blk;
+                if (memcmp(e, h->b, STORE_HASH_SIZE) != 0)
+                        break;
+                blk = get_le64(e + 16);
+                if (blk != i && blk < s->n_blocks && read_block(s, blk, h, buf) == 0)
+                        return 0;
         }
         return -ENOENT;
 }
@@ -333,15 +310,6 @@ bool sync_seed_has(struct sync_seed *s, uint64_t i, const struct hash128 *h) {
 
         if (i < s->n_blocks && memcmp(s->pos + i * STORE_HASH_SIZE, h->b, STORE_HASH_SIZE) == 0)
                 return true;
-        while (lo < hi) {
-                uint64_t mid = lo + (hi - lo) / 2;
-                int c = memcmp(s->sorted + mid * SEED_SORTED_ENTRY, h->b, STORE_HASH_SIZE);
-                if (c == 0)
-                        return true;
-                if (c < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return false;
+        lo = store_hash_lower_bound(s->sorted, SEED_SORTED_ENTRY, lo, hi, h);
+        return lo < hi && memcmp(s->sorted + lo * SEED_SORTED_ENTRY, h->b, STORE_HASH_SIZE) == 0;
 }
