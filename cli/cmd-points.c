@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * rpfs points: list recovery points.
+ */
+#include <stdio.h>
+
+#include "cli.h"
+#include "retention.h"
+
+static const char points_help[] =
+        "Usage: rpfs points VAULT [VM] [--json]\n"
+        "\n"
+        "List recovery points, oldest first, of one VM or of all.\n"
+        "\n"
+        "  --json       one JSON array: vm, id, time, type, group, disks (name, size, format)\n"
+        "  -h, --help   show this help\n";
+
+static void print_json(struct ret_point **v, size_t n) {
+        json_t *arr = json_array();
+
+        for (size_t i = 0; i < n; i++) {
+                json_t *disks = json_array(), *o;
+                char when[21];
+                for (size_t k = 0; k < v[i]->n_disks; k++)
+                        json_array_append_new(disks, json_pack("{s:s, s:I, s:s}", "name", v[i]->disks[k].name,
+                                                               "size", (json_int_t)v[i]->disks[k].size,
+                                                               "format", v[i]->disks[k].format));
+                time_format_iso(v[i]->time, when);
+                o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:o}", "vm", v[i]->vm, "id", v[i]->id, "time", when,
+                              "type", v[i]->app ? "app" : "crash", "group", v[i]->group, "disks", disks);
+                json_array_append_new(arr, o);
+        }
+        if (cli_json_print(arr, JSON_INDENT(2)) < 0)
+                puts("[]");
+}
+
+static void print_table(struct ret_point **v, size_t n) {
+        printf("%-20s %-17s %-6s %-12s %s\n", "VM", "POINT", "TYPE", "GROUP", "DISKS");
+        for (size_t i = 0; i < n; i++) {
+                printf("%-20s %-17s %-6s %-12s", v[i]->vm, v[i]->id, v[i]->app ? "app" : "crash",
+                       v[i]->group ? v[i]->group : "-");
+                for (size_t k = 0; k < v[i]->n_disks; k++) {
+                        char sz[24];
+                        printf("%s%s:%s", k ? " " : " ", v[i]->disks[k].name,
+                               format_bytes(v[i]->disks[k].size, sz, sizeof sz));
+                }
+                putchar('\n');
+        }
+}
+
+int cmd_points(struct cli *cli, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "json", no_argument, NULL, 'J' },
+                {}
+        };
+        bool json = false;
+        struct store *s = NULL;
+        struct ret_point **v = NULL;
+        const char *vm = NULL;
+        size_t n = 0;
+        int c, r;
+
+        while ((c = cli_getopt(cli, argc, argv, "", opts, points_help)) >= 0) {
+                switch (c) {
+                case 'J':
+                        json = true;
+                        break;
+                default:
+                        return cli->exit;
+                }
+        }
+        if (argc - optind < 1 || argc - optind > 2)
+                return cli_usage_error("points", "expected VAULT [VM]");
+        if (argc - optind == 2) {
+                vm = argv[optind + 1];
+                if (!name_is_valid(vm))
+                        return cli_usage_error("points", "invalid VM name '%s'", vm);
+        }
+        if (cli_open_vault(cli, argv[optind], &s) < 0)
+                return 1;
+        r = ret_points_list(s, vm, &v, &n);
+        if (r < 0) {
+                log_error("%s: listing points failed: %s", argv[optind], cli_vault_strerror(argv[optind], r));
+                store_free(s);
+                return 1;
+        }
+        if (vm && n == 0 && !json) {
+                log_error("%s: VM '%s' has no points", argv[optind], vm);
+                store_free(s);
+                return 1;
+        }
+        if (json)
+                print_json(v, n);
+        else
+                print_table(v, n);
+        ret_points_free(v, n);
+        store_free(s);
+        return 0;
+}
