@@ -196,14 +196,3 @@ int cli_json_print(json_t *o, size_t flags) {
         return 0;
 }
 
-void cli_state_dir(char *buf, size_t len) {
-        const char *e = getenv("RPFS_STATE_DIR"), *x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
-        if (e && *e)
-                snprintf(buf, len, "%s", e);
-        else if (x && *x)
-                snprintf(buf, len, "%s/rpfs/failback", x);
-        else if (h && *h)
-                snprintf(buf, len, "%s/.local/state/rpfs/failback", h);
-        else
-                snprintf(buf, len, "/var/lib/rpfs/failback");
-}

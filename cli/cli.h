@@ -95,7 +95,6 @@ int cli_json_print(json_t *o, size_t flags);
 /* The directory of failback journals: $RPFS_STATE_DIR, else
  * $XDG_STATE_HOME/rpfs/failback, else ~/.local/state/rpfs/failback, else
  * /var/lib/rpfs/failback; into buf (len bytes, truncated if longer). */
-void cli_state_dir(char *buf, size_t len);
 
 /* The commands, one per cmd-<name>.c. argv[0] is the command's name; each
  * returns the exit status. */

@@ -32,12 +32,13 @@ struct export_args {
         const char *out;  /* -o */
 };
 
-/* Where the image goes: fd, and for a regular file the temporary name that
- * is renamed to out once complete. */
+/* Where the image goes: fd, and for a regular file the temporary file
+ * that becomes out once complete. */
 struct export_output {
         int fd;
         bool sparse;
-        char tmp[PATH_MAX]; /* "" when written in place */
+        bool temporary;   /* t is open */
+        struct tmpfile t;
 };
 
 /* Options and arguments into *a. CLI_PARSED, or the exit status to end
@@ -84,6 +85,7 @@ static int export_parse(struct cli *cli, int argc, char **argv, struct export_ar
  * file beside it. 0 or -errno, logged. */
 static int export_open(const char *out, struct export_output *w) {
         struct stat st;
+        int r;
 
         *w = (struct export_output){ .fd = -1 };
         if (strcmp(out, "-") == 0) {
@@ -101,14 +103,11 @@ static int export_open(const char *out, struct export_output *w) {
                         return log_error_errno(-errno, "%s: cannot open", out);
                 return 0;
         }
-        snprintf(w->tmp, sizeof w->tmp, "%s.rpfs-partial", out);
-        w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (w->fd < 0) {
-                int r = log_error_errno(-errno, "%s: cannot create", w->tmp);
-                w->tmp[0] = 0;
-                return r;
-        }
-        w->sparse = true;
+        r = tmpfile_open(&w->t, out, 0644);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot create a temporary file beside it", out);
+        w->fd = w->t.fd;
+        w->temporary = w->sparse = true;
         return 0;
 }
 
@@ -124,23 +123,26 @@ static int export_write(const struct cli *cli, struct store *s, const struct exp
         if (r < 0)
                 return r;
         r = sync_export(s, p, d, w.fd, w.sparse, !cli->quiet, &res);
-        if (r >= 0 && w.fd != STDOUT_FILENO && fsync(w.fd) < 0 && errno != EINVAL)
+        if (w.temporary) {
+                /* Durable, then named, then the directory synced: after a
+                 * crash out is the old file or the whole export. */
+                if (r >= 0) {
+                        r = tmpfile_commit(&w.t, 0);
+                        if (r < 0)
+                                log_error_errno(r, "%s: cannot put the export in place", a->out);
+                } else
+                        tmpfile_abort(&w.t);
+                w.temporary = false;
+                w.fd = -1;
+        } else if (r >= 0 && w.fd != STDOUT_FILENO && fsync(w.fd) < 0 && errno != EINVAL)
                 r = log_error_errno(-errno, "%s: sync failed", a->out);
-        if (r >= 0 && w.tmp[0]) {
-                if (rename(w.tmp, a->out) < 0)
-                        r = log_error_errno(-errno, "%s: cannot rename into place", a->out);
-                else
-                        w.tmp[0] = 0;
-        }
         if (r >= 0 && !cli->quiet && w.fd != STDOUT_FILENO) {
                 char x[24], y[24];
                 fprintf(stderr, "exported %s/%s %s to %s: %s (%s data), verified\n", a->vm, p->id, a->disk,
                         a->out, format_bytes(res.bytes, x, sizeof x), format_bytes(res.data_bytes, y, sizeof y));
         }
-        if (w.fd != STDOUT_FILENO)
+        if (w.fd >= 0 && w.fd != STDOUT_FILENO)
                 close(w.fd);
-        if (w.tmp[0])
-                unlink(w.tmp);
         return r;
 }
 

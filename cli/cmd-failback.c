@@ -499,7 +499,7 @@ static void failback_setup(const struct cli *cli, char **argv, struct failback_a
         o->vm = argv[optind + 1];
         o->targets = a->targets;
         o->n_targets = a->n;
-        cli_state_dir(a->state_dir, sizeof a->state_dir);
+        rpfs_state_dir(a->state_dir, sizeof a->state_dir);
         o->state_dir = a->state_dir;
         o->progress = !cli->quiet && !a->json;
         if (a->json) {
@@ -509,7 +509,7 @@ static void failback_setup(const struct cli *cli, char **argv, struct failback_a
         if (a->cache)
                 o->cache_dir = a->cache;
         else {
-                fs_default_cache_dir(a->cache_dir, sizeof a->cache_dir);
+                rpfs_cache_dir(a->cache_dir, sizeof a->cache_dir);
                 if (stat(a->cache_dir, &st) == 0 && S_ISDIR(st.st_mode))
                         o->cache_dir = a->cache_dir;
         }

@@ -20,9 +20,7 @@
 
 void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len);
 
-void fs_default_cache_dir(char *buf, size_t len) {
-        rpfs_cache_dir(buf, len);
-}
+
 
 static struct fs *get_fs(void) { return fuse_get_context()->private_data; }
 
@@ -830,7 +828,7 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
         if (o->cache_dir)
                 snprintf(cache_dir, sizeof cache_dir, "%s", o->cache_dir);
         else
-                fs_default_cache_dir(cache_dir, sizeof cache_dir);
+                rpfs_cache_dir(cache_dir, sizeof cache_dir);
         r = store_cache_open(cache_dir, fs->bs, o->cache_size, &fs->cache);
         if (r == -EBUSY)
                 return log_error_errno(r, "cache %s is in use by another rpfs mount; give this mount its own --cache DIR",

@@ -48,9 +48,6 @@ struct fs_options {
         struct store_options store; /* how the vault is reached (retry_seconds: the timeout, bounded) */
 };
 
-/* The default cache directory ($RPFS_CACHE_DIR, $XDG_CACHE_HOME/rpfs or
- * ~/.cache/rpfs) into buf. */
-void fs_default_cache_dir(char *buf, size_t len);
 
 /* Mount and serve until unmounted. Returns 0, or -errno after logging why
  * (vault, cache, seed or mount failures). In the background case the

@@ -130,7 +130,7 @@ ok rpfs replicate "$AV" a --disk "$T/a.raw" --time $P1 -q
 ok rpfs replicate "$AV" b --disk "$T/b.raw" --time $P1 -q
 
 TO=4 BOUND=6
-RPFS_AZURE_ENDPOINT=$PX mount_fg "$AV" "$M" --cache "$T/cache-az" --timeout $TO
+mount_fg "$AV" "$M" --cache "$T/cache-az" --timeout $TO --endpoint "$PX"
 ALOG=$MLOG
 assert_eq "$(msum "$M/a/latest/disk0.raw")" "$SUMA" "a through the proxy"
 
