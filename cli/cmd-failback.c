@@ -268,12 +268,12 @@ static void failback_json_result(const struct sync_failback_opts *o, const struc
 }
 
 /* Open the vault, retrying recoverable errors as the profile says. */
-static int open_vault_retry(const struct cli *cli, const char *url, enum sync_retry_profile profile,
+static int open_vault_retry(const struct cli *cli, const char *url, enum retry_profile profile,
                             struct store **ret) {
         for (unsigned attempt = 1;; attempt++) {
                 double delay;
                 int r = store_open_with(url, &cli->store, ret);
-                if (r >= 0 || !sync_error_recoverable(r) || (delay = sync_retry_delay(profile, attempt)) < 0)
+                if (r >= 0 || !error_transient(r) || (delay = retry_delay(profile, attempt)) < 0)
                         return r >= 0 ? r : cli_open_vault(cli, url, ret);
                 log_warn("%s: %s: retrying in %.0f s", url, cli_vault_strerror(url, r), delay);
                 sleep((unsigned)delay);
@@ -315,7 +315,7 @@ static int failback_run(const struct cli *cli, struct sync_failback_opts *o, boo
                 if (r < 0) {
                         res.fault = r == -EACCES || r == -ENOKEY ? SYNC_FB_AUTH :
                                     r == -EMEDIUMTYPE || r == -ENOENT || r == -ENOTDIR ? SYNC_FB_NOT_FOUND :
-                                    sync_error_recoverable(r) ? SYNC_FB_RETRIES : SYNC_FB_FAILED;
+                                    error_transient(r) ? SYNC_FB_RETRIES : SYNC_FB_FAILED;
                         code = fault_exit(res.fault);
                         if (json)
                                 failback_json_result(o, &res, r, code);
@@ -416,13 +416,7 @@ static int failback_option(struct failback_args *a, int c, const char *arg) {
         case 'b':
                 return bwlimit_option(arg, &a->o.bwlimit);
         case 'R':
-                if (strcmp(arg, "default") == 0)
-                        a->o.retry = SYNC_RETRY_DEFAULT;
-                else if (strcmp(arg, "site-recovery") == 0)
-                        a->o.retry = SYNC_RETRY_SITE_RECOVERY;
-                else if (strcmp(arg, "none") == 0)
-                        a->o.retry = SYNC_RETRY_NONE;
-                else
+                if (retry_profile_parse(arg, &a->o.retry) < 0)
                         return cli_usage_error("failback", "invalid --retry-profile '%s': default, site-recovery "
                                                "or none", arg);
                 return 0;

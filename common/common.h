@@ -167,6 +167,28 @@ bool fd_map_holes(int fd, uint64_t start, uint64_t end, uint32_t bs, uint8_t *ho
  * I/O). NULL when out of memory. */
 void *alloc_large(size_t len);
 
+/* ---- errors that pass by themselves, and how long to retry them ------- */
+/* The one classification: true for an error that may pass without anyone
+ * acting (Site Recovery's "recoverable"): the network or a remote store
+ * failing (-EIO, -ETIMEDOUT, -ECONNRESET, -ECONNREFUSED, -ECONNABORTED,
+ * -EHOSTUNREACH, -ENETUNREACH, -ENETDOWN), throttling or a busy remote
+ * (-EAGAIN, -EBUSY), low disk space (-ENOSPC, -EDQUOT), low memory
+ * (-ENOMEM). Everything else needs a person: refused credentials, missing
+ * or corrupt data, a remote that breaks the protocol (-EPROTO), bad input. */
+bool error_transient(int r);
+
+/* Retry profiles for transient errors (--retry-profile). */
+enum retry_profile {
+        RETRY_DEFAULT = 0,   /* 1, 2, 4, 8, 16, 30 s, then give up */
+        RETRY_SITE_RECOVERY, /* 1, 2, 4, 8, 10 min, then every 30 min, for as long as it lasts */
+        RETRY_NONE,          /* give up at once */
+};
+/* "default", "site-recovery", "none". 0 or -EINVAL. */
+int retry_profile_parse(const char *s, enum retry_profile *ret);
+/* Seconds to wait before retry number attempt (1-based), or -1 when the
+ * profile gives up. */
+double retry_delay(enum retry_profile p, unsigned attempt);
+
 /* ---- worker pool ------------------------------------------------------ */
 /*
  * A bounded pool of threads. pool_submit() blocks while the queue is full.

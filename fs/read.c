@@ -67,8 +67,12 @@ static void sleep_backoff(unsigned attempt, double deadline) {
         nanosleep(&ts, NULL);
 }
 
+/* What a read retries until its deadline: the transient errors, and a
+ * block the vault cannot find (-ENOENT): its pack may be unreachable for a
+ * while (a directory vault moved away and back), or in an index segment
+ * written since the mount looked. */
 static bool transient(int r) {
-        return r != -EBADMSG && r != -ENOMEM && r != -ENOBUFS;
+        return error_transient(r) || r == -ENOENT;
 }
 
 /* How long a read may wait for the vault. A read that failed because the

@@ -522,27 +522,53 @@ static int attempt_start(struct az_http *h, struct az_session *s, unsigned slot,
 
 /* ---- outcome ---- */
 
-static bool curl_transient(CURLcode cc) {
+/* curl's failure as an errno value, for error_transient() to classify:
+ * the transport failures are transient, everything else is not (the
+ * result the caller sees after retries is -EIO either way). */
+static int curl_errno(CURLcode cc) {
         switch (cc) {
         case CURLE_COULDNT_RESOLVE_HOST:
+                return -EHOSTUNREACH;
         case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
         case CURLE_OPERATION_TIMEDOUT:
+                return -ETIMEDOUT;
         case CURLE_SEND_ERROR:
         case CURLE_RECV_ERROR:
+        case CURLE_SSL_CONNECT_ERROR:
+                return -ECONNRESET;
         case CURLE_GOT_NOTHING:
         case CURLE_PARTIAL_FILE:
-        case CURLE_SSL_CONNECT_ERROR:
         case CURLE_HTTP2:
         case CURLE_HTTP2_STREAM:
         case CURLE_WEIRD_SERVER_REPLY:
-                return true;
+                return -ECONNABORTED;
         default:
-                return false;
+                return -ENOTRECOVERABLE;
+        }
+}
+
+/* The errno value of an HTTP status that is worth retrying (408, 429, 500,
+ * 502, 503, 504: timeouts, throttling, a failing server), for
+ * error_transient(); 0 for the others. */
+static int status_retry_errno(long status) {
+        switch (status) {
+        case 408:
+        case 504:
+                return -ETIMEDOUT;
+        case 429:
+        case 503:
+                return -EAGAIN;
+        case 500:
+        case 502:
+                return -EIO;
+        default:
+                return 0;
         }
 }
 
 static bool status_transient(long status) {
-        return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+        return error_transient(status_retry_errno(status));
 }
 
 static int status_errno(long status) {
@@ -603,7 +629,7 @@ static int attempt_done(struct az_http *h, struct az_req *r, CURLcode cc) {
                         r->result = r->overflow ? -EBADMSG : r->out == AZ_OUT_MEM ? -ENOMEM : -EIO;
                         return 0;
                 }
-                transient = curl_transient(cc);
+                transient = error_transient(curl_errno(cc));
                 if (!transient) {
                         r->result = -EIO;
                         return 0;

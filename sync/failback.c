@@ -17,7 +17,7 @@
  * first write and "consistent" only after the final fsync, so the journal
  * never claims more than the target holds.
  *
- * Retries: a recoverable error (sync_error_recoverable()) ends the attempt;
+ * Retries: a recoverable error (error_transient()) ends the attempt;
  * after the profile's delay everything is checked and planned again from
  * the journals, so the next attempt resumes where the last one got to.
  */
@@ -126,7 +126,7 @@ static int resolve_point(struct ctx *c) {
                 const char *hint = store_error_hint(c->o->vault, r);
                 log_error("%s: reading the points of '%s' failed: %s", c->o->vault, c->o->vm,
                           hint ? hint : strerror(-r));
-                return sync_error_recoverable(r) ? r : fault(c, classify(r), r);
+                return error_transient(r) ? r : fault(c, classify(r), r);
         }
         if (c->p->block_size != c->bs) {
                 log_error("%s: point %s/%s has block size %u, the vault %u: damaged point", c->o->vault, c->o->vm,
@@ -735,14 +735,14 @@ static int attempts(struct ctx *c) {
                 struct timespec ts;
                 double delay;
                 int r = attempt(c);
-                if (r >= 0 || c->fault != SYNC_FB_OK || !sync_error_recoverable(r))
+                if (r >= 0 || c->fault != SYNC_FB_OK || !error_transient(r))
                         return r;
                 if (progress_mark(c) != mark) /* it got somewhere: start the profile over */
                         n = 0;
                 mark = progress_mark(c);
-                delay = sync_retry_delay(o->retry, ++n);
+                delay = retry_delay(o->retry, ++n);
                 if (delay < 0 || o->action == SYNC_FB_DRY_RUN) {
-                        if (o->retry != SYNC_RETRY_NONE && o->action != SYNC_FB_DRY_RUN)
+                        if (o->retry != RETRY_NONE && o->action != SYNC_FB_DRY_RUN)
                                 log_error("giving up after %u attempts: %s; rerun to resume", n, strerror(-r));
                         return fault(c, SYNC_FB_RETRIES, r);
                 }
@@ -782,7 +782,7 @@ int sync_failback(struct store *s, const struct sync_failback_opts *o, struct sy
                 r = attempts(&c);
         }
         if (r < 0 && c.fault == SYNC_FB_OK)
-                c.fault = sync_error_recoverable(r) ? SYNC_FB_RETRIES : classify(r);
+                c.fault = error_transient(r) ? SYNC_FB_RETRIES : classify(r);
         res->fault = r < 0 ? c.fault : SYNC_FB_OK;
         close_targets(&c);
         store_cache_close(c.cache);

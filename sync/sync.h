@@ -122,12 +122,6 @@ enum sync_fb_action {
         SYNC_FB_DRY_RUN,        /* count what a sync would fetch and write; writes nothing */
 };
 
-enum sync_retry_profile {
-        SYNC_RETRY_DEFAULT = 0,  /* 1, 2, 4, 8, 16, 30 s, then give up */
-        SYNC_RETRY_SITE_RECOVERY, /* 1, 2, 4, 8, 10 min, then every 30 min, forever */
-        SYNC_RETRY_NONE,
-};
-
 /* What kind of failure stopped a failback (and the CLI's exit status). */
 enum sync_fb_fault {
         SYNC_FB_OK = 0,
@@ -196,7 +190,7 @@ struct sync_failback_opts {
         uint64_t bwlimit;       /* bytes per second fetched from the vault; 0: none */
         const char *cache_dir;  /* block cache to copy blocks from; NULL: none */
         const char *state_dir;  /* journals */
-        enum sync_retry_profile retry;
+        enum retry_profile retry;
         bool progress;          /* a progress line when stderr is a terminal */
         void (*on_event)(void *userdata, const struct sync_fb_event *e);
         void *userdata;
@@ -243,9 +237,3 @@ int sync_failback_status(const char *state_dir, const char *target, struct sync_
 /* "consistent at point ID", "in progress N%", "interrupted: rerun to
  * finish", "no failback recorded"... into buf. */
 const char *sync_fb_status_text(const struct sync_fb_status *st, char *buf, size_t len);
-/* Seconds to wait before retry number attempt (1-based) of a recoverable
- * error, or -1 when the profile gives up. */
-double sync_retry_delay(enum sync_retry_profile p, unsigned attempt);
-/* true for errors worth retrying: network, throttling, out of space or
- * memory. */
-bool sync_error_recoverable(int r);

@@ -17,6 +17,33 @@ int main(void) {
         char buf[64];
         uint8_t bytes[4] = { 0xde, 0xad, 0x00, 0x7f }, back[4];
 
+        /* the one classification of transient errors, and the profiles */
+        CHECK(error_transient(-EIO) && error_transient(-ETIMEDOUT) && error_transient(-ECONNREFUSED));
+        CHECK(error_transient(-EAGAIN) && error_transient(-ENOSPC) && error_transient(-ENOMEM));
+        CHECK(!error_transient(-EACCES) && !error_transient(-EBADMSG) && !error_transient(-ENOENT));
+        CHECK(!error_transient(-EPROTO) && !error_transient(-EINVAL) && !error_transient(0));
+        {
+                enum retry_profile rp;
+                CHECK(retry_profile_parse("site-recovery", &rp) == 0 && rp == RETRY_SITE_RECOVERY);
+                CHECK(retry_profile_parse("none", &rp) == 0 && rp == RETRY_NONE);
+                CHECK(retry_profile_parse("default", &rp) == 0 && rp == RETRY_DEFAULT);
+                CHECK(retry_profile_parse("forever", &rp) == -EINVAL);
+                CHECK(retry_delay(RETRY_DEFAULT, 1) == 1 && retry_delay(RETRY_DEFAULT, 6) == 30);
+                CHECK(retry_delay(RETRY_DEFAULT, 7) < 0 && retry_delay(RETRY_NONE, 1) < 0);
+                CHECK(retry_delay(RETRY_SITE_RECOVERY, 5) == 600 && retry_delay(RETRY_SITE_RECOVERY, 50) == 1800);
+        }
+        /* byte order */
+        {
+                uint8_t b8[8];
+                put_le64(b8, 0x0102030405060708ull);
+                CHECK(b8[0] == 8 && b8[7] == 1 && get_le64(b8) == 0x0102030405060708ull && get_le32(b8) == 0x05060708u);
+                put_be64(b8, 0x0102030405060708ull);
+                CHECK(b8[0] == 1 && b8[7] == 8 && get_be64(b8) == 0x0102030405060708ull && get_be16(b8) == 0x0102);
+                put_be32(b8, 0xdeadbeef);
+                put_le16(b8 + 4, 0x1234);
+                CHECK(get_be32(b8) == 0xdeadbeef && get_le16(b8 + 4) == 0x1234);
+        }
+
         CHECK(parse_size("64K", &v) == 0 && v == 65536);
         CHECK(parse_size("1M", &v) == 0 && v == 1048576);
         CHECK(parse_size("20G", &v) == 0 && v == 20ULL << 30);
@@ -95,6 +122,26 @@ int main(void) {
                 CHECK(write_file_atomic(path, "replaced", 8, false) == 0);
                 CHECK(read_file_all(path, &data, &len) == 0 && len == 8);
                 free(data);
+                /* tmpfile: nothing under path until commit; abort leaves nothing */
+                {
+                        struct tmpfile tf;
+                        char cmd[256], p2[160];
+                        snprintf(p2, sizeof p2, "%s/a/g", dir);
+                        CHECK(tmpfile_open(&tf, p2, 0600) == 0);
+                        CHECK(write_full(tf.fd, "xy", 2) == 0);
+                        CHECK(access(p2, F_OK) < 0);
+                        CHECK(tmpfile_commit(&tf, 0) == 0 && tf.fd == -1);
+                        CHECK(read_file_all(p2, &data, &len) == 0 && len == 2);
+                        free(data);
+                        CHECK(tmpfile_open(&tf, p2, 0600) == 0);
+                        CHECK(write_full(tf.fd, "zz", 2) == 0);
+                        CHECK(tmpfile_commit(&tf, TMPFILE_EXCLUSIVE) == -EEXIST);
+                        CHECK(tmpfile_open(&tf, p2, 0600) == 0);
+                        tmpfile_abort(&tf);
+                        /* only f and g are left in a/ (plus b/): no temporary */
+                        snprintf(cmd, sizeof cmd, "test $(ls -A %s/a | wc -l) -eq 3", dir);
+                        CHECK(system(cmd) == 0);
+                }
                 snprintf(path, sizeof path, "rm -rf %s", dir);
                 CHECK(system(path) == 0);
         }

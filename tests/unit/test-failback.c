@@ -71,7 +71,7 @@ static int run(struct store *s, enum sync_fb_action a, enum sync_fb_mode m, cons
         struct sync_fb_target t = { .disk = "disk0", .path = path };
         struct sync_failback_opts o = { .vault = vault, .vm = "vm", .point = point, .targets = &t, .n_targets = 1,
                                         .mode = m, .action = a, .create = create, .state_dir = state,
-                                        .retry = SYNC_RETRY_NONE, .threads = 2 };
+                                        .retry = RETRY_NONE, .threads = 2 };
         struct sync_failback_result res = { .targets = st };
         int r = sync_failback(s, &o, &res);
         if (fault)
@@ -98,15 +98,15 @@ int main(void) {
         char text[256], p1[POINT_ID_LEN + 1], p2[POINT_ID_LEN + 1];
 
         /* retry profiles and error classes */
-        CHECK(sync_retry_delay(SYNC_RETRY_DEFAULT, 1) == 1 && sync_retry_delay(SYNC_RETRY_DEFAULT, 3) == 4);
-        CHECK(sync_retry_delay(SYNC_RETRY_DEFAULT, 6) == 30 && sync_retry_delay(SYNC_RETRY_DEFAULT, 7) < 0);
-        CHECK(sync_retry_delay(SYNC_RETRY_SITE_RECOVERY, 1) == 60 && sync_retry_delay(SYNC_RETRY_SITE_RECOVERY, 4) == 480);
-        CHECK(sync_retry_delay(SYNC_RETRY_SITE_RECOVERY, 5) == 600 && sync_retry_delay(SYNC_RETRY_SITE_RECOVERY, 6) == 1800);
-        CHECK(sync_retry_delay(SYNC_RETRY_SITE_RECOVERY, 100) == 1800);
-        CHECK(sync_retry_delay(SYNC_RETRY_NONE, 1) < 0);
-        CHECK(sync_error_recoverable(-EIO) && sync_error_recoverable(-ENOSPC) && sync_error_recoverable(-ENOMEM));
-        CHECK(sync_error_recoverable(-ETIMEDOUT) && sync_error_recoverable(-ECONNRESET));
-        CHECK(!sync_error_recoverable(-EACCES) && !sync_error_recoverable(-EBADMSG) && !sync_error_recoverable(-ENOENT));
+        CHECK(retry_delay(RETRY_DEFAULT, 1) == 1 && retry_delay(RETRY_DEFAULT, 3) == 4);
+        CHECK(retry_delay(RETRY_DEFAULT, 6) == 30 && retry_delay(RETRY_DEFAULT, 7) < 0);
+        CHECK(retry_delay(RETRY_SITE_RECOVERY, 1) == 60 && retry_delay(RETRY_SITE_RECOVERY, 4) == 480);
+        CHECK(retry_delay(RETRY_SITE_RECOVERY, 5) == 600 && retry_delay(RETRY_SITE_RECOVERY, 6) == 1800);
+        CHECK(retry_delay(RETRY_SITE_RECOVERY, 100) == 1800);
+        CHECK(retry_delay(RETRY_NONE, 1) < 0);
+        CHECK(error_transient(-EIO) && error_transient(-ENOSPC) && error_transient(-ENOMEM));
+        CHECK(error_transient(-ETIMEDOUT) && error_transient(-ECONNRESET));
+        CHECK(!error_transient(-EACCES) && !error_transient(-EBADMSG) && !error_transient(-ENOENT));
 
         snprintf(dir, sizeof dir, "/tmp/rpfs-test-failback.%d", (int)getpid());
         CHECK(mkdir_p(dir, 0700) == 0);
