@@ -3,7 +3,7 @@
  * Azure: where the vault is and how requests are authorised.
  *
  * The vault URL names the account and container; the endpoint comes from
- * RPFS_AZURE_ENDPOINT (what --endpoint sets), else the connection string's
+ * the --endpoint option (store_options), else RPFS_AZURE_ENDPOINT, else the connection string's
  * BlobEndpoint, else https://ACCOUNT.blob.core.windows.net. Credentials
  * come from the environment only, first match wins:
  *   AZURE_STORAGE_CONNECTION_STRING  AccountKey= or SharedAccessSignature=

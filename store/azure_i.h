@@ -43,7 +43,7 @@ struct az_cfg {
 };
 
 /* Parse "azure://ACCOUNT/CONTAINER[/PREFIX]" and read the endpoint and
- * credentials from the environment (RPFS_AZURE_ENDPOINT, set by
+ * credentials from the environment (RPFS_AZURE_ENDPOINT, overridden by
  * --endpoint; AZURE_STORAGE_CONNECTION_STRING; AZURE_STORAGE_KEY;
  * AZURE_STORAGE_SAS_TOKEN). -EINVAL for a malformed URL, endpoint or
  * credential (the message, if any, never quotes a secret). */
