@@ -175,11 +175,23 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
  * needs it. */
 void fs_fetch_into_cache(struct fs *fs, struct fs_file *f, const uint64_t *blocks, size_t n);
 char *fs_stats_json(struct fs *fs);
+/* Called when a read of [off, off + len) of f arrives, before it is
+ * served: a reader that keeps going forward gets the next window fetched
+ * in the background. */
+void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len);
 /* o as indented JSON text with a final newline (malloc'd, or NULL); takes
  * the reference to o. */
 struct json_t;
 char *fs_json_text(struct json_t *o);
 void fs_point_unref(struct fs_point *pt);
+
+/* files.c */
+void fs_file_free(struct fs_file *f);
+
+/* ops.c: the FUSE operations, for fuse_new() (include fuse.h first). */
+#ifdef FUSE_USE_VERSION
+extern const struct fuse_operations fs_fuse_ops;
+#endif
 
 /* catalog.c: the vault's points as the mount shows them (see the file). */
 /* The first listing; before threads start. -errno when it fails. */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The FUSE file system (high-level libfuse API, multithreaded). Points are
+ * The FUSE operations (high-level libfuse API, multithreaded): paths are
+ * resolved against the catalog; point files are generated (point.json, the
+ * VHD footer) or read through read.c; MOUNT/failback is onprem.c. Points are
  * immutable, so their files let the kernel keep its page cache
- * (kernel_cache) and large read requests; only the catalog (which points
- * exist) is refreshed, at most every CATALOG_TTL seconds, on access.
+ * (kernel_cache) and large read requests.
  */
 #define FUSE_USE_VERSION 314
 #include <fcntl.h>
@@ -18,96 +19,7 @@
 
 #include "fs_i.h"
 
-void fs_readahead(struct fs *fs, struct fs_file *f, uint64_t off, size_t len);
-
-
-
 static struct fs *get_fs(void) { return fuse_get_context()->private_data; }
-
-/* ---- open files ---- */
-
-void fs_file_track(struct fs *fs, struct fs_file *f) {
-        pthread_mutex_lock(&fs->files_lock);
-        f->prev = NULL;
-        f->next = fs->files;
-        if (fs->files)
-                fs->files->prev = f;
-        fs->files = f;
-        pthread_mutex_unlock(&fs->files_lock);
-}
-
-void fs_file_untrack(struct fs *fs, struct fs_file *f) {
-        pthread_mutex_lock(&fs->files_lock);
-        if (f->prev)
-                f->prev->next = f->next;
-        else
-                fs->files = f->next;
-        if (f->next)
-                f->next->prev = f->prev;
-        pthread_mutex_unlock(&fs->files_lock);
-}
-
-pid_t fs_caller_tgid(void) {
-        pid_t pid = fuse_get_context()->pid;
-        char path[64], line[128];
-        int tgid = (int)pid;
-        FILE *fp;
-
-        if (pid <= 0)
-                return 0;
-        /* The kernel names the calling thread; its process is what opens
-         * both ends of a copy. */
-        snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-        fp = fopen(path, "re");
-        if (!fp)
-                return pid;
-        while (fgets(line, sizeof line, fp))
-                if (sscanf(line, "Tgid: %d", &tgid) == 1)
-                        break;
-        fclose(fp);
-        return (pid_t)tgid;
-}
-
-void fs_onprem_seed_attach(struct fs *fs, const char *rel, pid_t tgid) {
-        struct fs_file *g;
-        char what[512] = "";
-        int fd, expect = 0;
-
-        if (tgid <= 0)
-                return;
-        /* Opened before taking files_lock, which every open and release
-         * takes: no I/O under it. Closed again when no disk takes it. */
-        fd = openat(fs->onprem_fd, rel, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return;
-        pthread_mutex_lock(&fs->files_lock);
-        for (g = fs->files; g; g = g->next) /* newest first */
-                if ((g->kind == FK_RAW || g->kind == FK_VHD) && g->tgid == tgid)
-                        break;
-        if (g && !(g->pt->seeds && g->pt->seeds[g->disk_index]) &&
-            atomic_compare_exchange_strong(&g->onprem_seed, &expect, fd + 1)) {
-                snprintf(what, sizeof what, "%s/%s %s", g->pt->p->vm, g->pt->p->id, g->d->name);
-                fd = -1;
-        }
-        pthread_mutex_unlock(&fs->files_lock);
-        if (fd >= 0)
-                close(fd);
-        else
-                log_info("%s: process %d copies it to %s/%s: blocks that match there are read from it, not fetched",
-                         what, (int)tgid, FS_ONPREM_NAME, rel);
-}
-
-static void file_free(struct fs_file *f) {
-        int sfd = atomic_load(&f->onprem_seed);
-        if (sfd > 0)
-                close(sfd - 1);
-        if (f->kind == FK_ONPREM)
-                onprem_close(f);
-        fs_point_unref(f->pt);
-        pthread_mutex_destroy(&f->lock);
-        free(f->text);
-        free(f);
-}
 
 /* ---- paths ---- */
 
@@ -546,7 +458,7 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
 static int op_release(const char *path, struct fuse_file_info *fi) {
         struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
         fs_file_untrack(get_fs(), f);
-        file_free(f);
+        fs_file_free(f);
         return 0;
 }
 
@@ -705,7 +617,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
         return fuse_get_context()->private_data;
 }
 
-static const struct fuse_operations ops = {
+const struct fuse_operations fs_fuse_ops = {
         .init = op_init,
         .getattr = op_getattr,
         .readlink = op_readlink,
@@ -730,226 +642,3 @@ static const struct fuse_operations ops = {
         .flush = op_flush,
 };
 
-/* ---- mount ---- */
-
-struct fuse_mount_query {
-        const char *mnt;
-        dev_t dev;
-        bool found;
-};
-
-static bool fuse_mount_match(const struct mount_info *m, void *arg) {
-        struct fuse_mount_query *q = arg;
-        if (strcmp(m->mnt, q->mnt) == 0 && strncmp(m->fstype, "fuse", 4) == 0) {
-                q->dev = m->dev; /* the last match is the newest mount */
-                q->found = true;
-        }
-        return false;
-}
-
-/* The device of the newest FUSE mount at MOUNTPOINT, from mountinfo:
- * stat()ing our own mount point before we serve it would deadlock, and
- * after the connection was aborted it fails. */
-static bool fuse_mount_dev(const char *mountpoint, dev_t *dev) {
-        struct fuse_mount_query q = { .mnt = mountpoint };
-
-        mountinfo_each(fuse_mount_match, &q);
-        *dev = q.dev;
-        return q.found;
-}
-
-/* Raise the kernel's readahead for the mount of device DEV (FUSE mounts
- * start at 128 KiB, which caps read requests at that size). Best effort:
- * needs root. */
-static void raise_readahead(dev_t dev, unsigned kib) {
-        char path[128];
-        FILE *f;
-
-        snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(dev), minor(dev));
-        f = fopen(path, "we");
-        if (!f)
-                return;
-        fprintf(f, "%u\n", kib);
-        fclose(f);
-}
-
-static void fs_free(struct fs *fs) {
-        if (!fs)
-                return;
-        pool_free(fs->ra_pool);
-        pool_free(fs->cmp_pool);
-        while (fs->files) {
-                struct fs_file *f = fs->files;
-                fs->files = f->next;
-                file_free(f);
-        }
-        fs_catalog_stop(fs);
-        for (size_t i = 0; i < fs->n_seeds; i++)
-                sync_seed_free(fs->seeds[i].seed);
-        free(fs->seeds);
-        for (size_t i = 0; i < fs->n_codecs; i++)
-                store_codec_free(fs->codecs[i]);
-        free(fs->chunks);
-        free(fs->fl);
-        free(fs->fl_used);
-        store_cache_close(fs->cache);
-        store_free(fs->s);
-        if (fs->onprem_fd >= 0)
-                close(fs->onprem_fd);
-        free(fs);
-}
-
-static int fs_setup(struct fs *fs, const struct fs_options *o) {
-        char cache_dir[4096];
-        int r;
-
-        fs->o = *o;
-        fs->started = time(NULL);
-        fs->onprem_fd = -1;
-        pthread_mutex_init(&fs->codec_lock, NULL);
-        pthread_mutex_init(&fs->ra_lock, NULL);
-        for (unsigned i = 0; i < CHUNK_LOCKS; i++)
-                pthread_mutex_init(&fs->chunk_lock[i], NULL);
-        pthread_mutex_init(&fs->fl_lock, NULL);
-        pthread_mutex_init(&fs->files_lock, NULL);
-        for (size_t i = 0; i < FL_CONDS; i++)
-                pthread_cond_init(&fs->fl_cond[i], NULL);
-        fs->chunks = calloc(CHUNK_SLOTS, sizeof *fs->chunks);
-        fs->fl = calloc(FL_CAP, sizeof *fs->fl);
-        fs->fl_used = calloc(FL_CAP, sizeof *fs->fl_used);
-        if (!fs->chunks || !fs->fl || !fs->fl_used)
-                return -ENOMEM;
-
-        r = store_open_with(o->vault, &o->store, &fs->s);
-        if (r < 0)
-                return r; /* the CLI explains vault errors */
-        fs->bs = store_block_size(fs->s);
-
-        if (o->cache_dir)
-                snprintf(cache_dir, sizeof cache_dir, "%s", o->cache_dir);
-        else
-                rpfs_cache_dir(cache_dir, sizeof cache_dir);
-        r = store_cache_open(cache_dir, fs->bs, o->cache_size, &fs->cache);
-        if (r == -EBUSY)
-                return log_error_errno(r, "cache %s is in use by another rpfs mount; give this mount its own --cache DIR",
-                                       cache_dir);
-        if (r == -EINVAL)
-                return log_error_errno(r, "--cache-size must hold at least 16 blocks of %u bytes", fs->bs);
-        if (r < 0)
-                return log_error_errno(r, "cache %s", cache_dir);
-
-        fs->seeds = calloc(MAX(o->n_seeds, 1), sizeof *fs->seeds);
-        if (!fs->seeds)
-                return -ENOMEM;
-        for (size_t i = 0; i < o->n_seeds; i++) {
-                r = sync_seed_open(o->seeds[i].path, fs->bs, cache_dir, true, &fs->seeds[i].seed);
-                if (r < 0)
-                        return r;
-                snprintf(fs->seeds[i].vm, sizeof fs->seeds[i].vm, "%s", o->seeds[i].vm);
-                snprintf(fs->seeds[i].disk, sizeof fs->seeds[i].disk, "%s", o->seeds[i].disk);
-                fs->n_seeds++;
-        }
-        if (o->onprem_dir) {
-                fs->onprem_fd = open(o->onprem_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fs->onprem_fd < 0)
-                        return log_error_errno(-errno, "--onprem %s", o->onprem_dir);
-        }
-        r = fs_catalog_start(fs);
-        if (r < 0)
-                return log_error_errno(r, "%s: cannot list the vault's points", o->vault);
-        return 0;
-}
-
-int fs_mount(const struct fs_options *o) {
-        struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-        struct fuse *f = NULL;
-        struct fs *fs;
-        char fsname[4200];
-        dev_t fuse_dev = 0, dev;
-        int r;
-
-        /* Read replies are 1 MiB buffers libfuse allocates per request.
-         * Above glibc's mmap threshold each would be fresh pages, faulted
-         * in and zeroed on every request; keep them in the heap so they
-         * are reused. */
-        mallopt(M_MMAP_THRESHOLD, 32 << 20);
-        mallopt(M_TRIM_THRESHOLD, 128 << 20);
-
-        fs = calloc(1, sizeof *fs);
-        if (!fs)
-                return -ENOMEM;
-        r = fs_setup(fs, o);
-        if (r < 0)
-                goto out;
-
-        snprintf(fsname, sizeof fsname, "fsname=rpfs:%s", o->vault);
-        for (char *p = fsname; *p; p++)
-                if (*p == ',')
-                        *p = '_';
-        if (fuse_opt_add_arg(&args, "rpfs") < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
-            fuse_opt_add_arg(&args, o->onprem_dir ? "default_permissions,subtype=rpfs" :
-                                                    "ro,default_permissions,subtype=rpfs") < 0 ||
-            fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, fsname) < 0 ||
-            (o->allow_other && (fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, "allow_other") < 0))) {
-                r = -ENOMEM;
-                goto out;
-        }
-        f = fuse_new(&args, &ops, sizeof ops, fs);
-        if (!f) {
-                r = log_error_errno(-EINVAL, "cannot set up the FUSE file system");
-                goto out;
-        }
-        if (fuse_mount(f, o->mountpoint) != 0) {
-                r = log_error_errno(-EIO, "%s: mounting failed (is /dev/fuse usable, the directory empty and not mounted already?)",
-                                    o->mountpoint);
-                fuse_destroy(f);
-                f = NULL;
-                goto out;
-        }
-        if (fuse_mount_dev(o->mountpoint, &fuse_dev))
-                raise_readahead(fuse_dev, 4096);
-        if (fuse_daemonize(o->foreground) != 0) {
-                r = -errno ? -errno : -EIO;
-                goto unmount;
-        }
-        if (!o->foreground && o->log_file) {
-                int lfd = open(o->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-                if (lfd >= 0) {
-                        dup2(lfd, STDERR_FILENO);
-                        close(lfd);
-                }
-        }
-        /* Threads only after daemonizing: fork() keeps just the caller. */
-        r = fs_catalog_run(fs);
-        if (r == 0)
-                r = pool_new(4, 16, &fs->ra_pool);
-        if (r == 0 && fs->onprem_fd >= 0)
-                r = pool_new(MIN(cpu_count(), 16u), 16, &fs->cmp_pool);
-        if (r < 0)
-                goto unmount;
-        if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
-                r = -EIO;
-                goto unmount;
-        }
-        log_info("serving %s at %s", o->vault, o->mountpoint);
-        r = fs_loop_run(fuse_get_session(f), 16);
-        if (r == -ECONNABORTED && !(fuse_mount_dev(o->mountpoint, &dev) && dev == fuse_dev)) {
-                /* The kernel tore the connection down after an unmount
-                 * while a worker was taking a request off /dev/fuse: that
-                 * read fails with ECONNABORTED instead of ENODEV (libfuse
-                 * prints "reading device" for it). The file system is
-                 * gone either way, as the user asked. */
-                log_info("%s: unmounted (the kernel closed the connection)", o->mountpoint);
-                r = 0;
-        }
-        if (r != 0)
-                r = log_error_errno(r < 0 ? r : -EIO, "%s: the FUSE connection failed", o->mountpoint);
-        fuse_remove_signal_handlers(fuse_get_session(f));
-unmount:
-        fuse_unmount(f);
-        fuse_destroy(f);
-out:
-        fuse_opt_free_args(&args);
-        fs_free(fs);
-        return r;
-}
