@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <libmount.h>
+
 #include "common.h"
 
 int parse_size(const char *s, uint64_t *ret) {
@@ -410,50 +412,27 @@ void *alloc_large(size_t len) {
         return posix_memalign(&p, 4096, len) == 0 ? p : NULL;
 }
 
-/* Undo mountinfo's \ooo escapes (of spaces, tabs, newlines, backslashes) in place. */
-static void mountinfo_unescape(char *s) {
-        char *w = s;
-
-        for (; *s; s++, w++) {
-                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
-                    s[3] <= '7') {
-                        *w = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-                        s += 3;
-                } else
-                        *w = *s;
-        }
-        *w = 0;
-}
-
 bool mountinfo_each(bool (*fn)(const struct mount_info *m, void *arg), void *arg) {
-        _cleanup_free_ char *text = NULL;
-        char *line, *save = NULL;
+        struct libmnt_table *tb = mnt_new_table();
+        struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+        struct libmnt_fs *m;
+        bool found = false;
 
-        if (read_file_all("/proc/self/mountinfo", &text, NULL) < 0)
-                return false;
-        for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                /* id parent MAJ:MIN root mountpoint opts [optional...] - fstype source superopts */
-                char *f[5], *dash = strstr(line, " - "), *fs, *src, *p2 = NULL;
-                unsigned maj, min;
-                size_t n = 0;
-
-                if (!dash)
+        /* libmount (util-linux) parses the table and unescapes its paths. */
+        if (!tb || !it || mnt_table_parse_file(tb, "/proc/self/mountinfo") != 0)
+                goto out;
+        while (!found && mnt_table_next_fs(tb, it, &m) == 0) {
+                const char *target = mnt_fs_get_target(m), *type = mnt_fs_get_fstype(m), *src = mnt_fs_get_source(m);
+                if (!target || !type)
                         continue;
-                *dash = 0;
-                for (char *t = strtok_r(line, " ", &p2); t && n < 5; t = strtok_r(NULL, " ", &p2))
-                        f[n++] = t;
-                fs = strtok_r(dash + 3, " ", &p2);
-                src = fs ? strtok_r(NULL, " ", &p2) : NULL;
-                if (n < 5 || !fs || sscanf(f[2], "%u:%u", &maj, &min) != 2)
-                        continue;
-                mountinfo_unescape(f[4]);
-                if (src)
-                        mountinfo_unescape(src);
-                if (fn(&(struct mount_info){ .dev = makedev(maj, min), .mnt = f[4], .fstype = fs, .src = src ? src : "" },
-                       arg))
-                        return true;
+                found = fn(&(struct mount_info){ .dev = mnt_fs_get_devno(m), .mnt = target, .fstype = type,
+                                                 .src = src ? src : "" },
+                           arg);
         }
-        return false;
+out:
+        mnt_free_iter(it);
+        mnt_unref_table(tb);
+        return found;
 }
 
 /* $OVERRIDE, else $XDG/SUB, else ~/HOME_REL/SUB, else FALLBACK. */

@@ -12,19 +12,9 @@ WORK=${1:-$(mktemp -d "${TMPDIR:-/tmp}/rpfs-quickstart.XXXXXX")}
 mkdir -p "$WORK"
 step() { printf '\n== %s\n' "$*"; }
 
-DEPS=(build-essential meson ninja-build pkg-config libqcow-dev libvhdi-dev
-      libvmdk-dev libxxhash-dev libzstd-dev libjansson-dev libfuse3-dev fuse3
-      libcurl4-openssl-dev libssl-dev libxml2-dev qemu-utils e2fsprogs)
-missing=()
-for p in "${DEPS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if (( ${#missing[@]} )); then
-    step "installing ${missing[*]}"
-    SUDO=; [[ $(id -u) == 0 ]] || SUDO=sudo
-    $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+. tools/deps.sh
+step "checking dependencies"
+deps_install "${BUILD_DEPS[@]}" qemu-utils e2fsprogs
 
 step "building rpfs"
 if [[ -f build/meson-private/coredata.dat ]]; then meson setup --reconfigure build >/dev/null

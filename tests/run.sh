@@ -36,39 +36,23 @@ finish() {  # PASSED FAILED SKIPPED
 # Every program a test or helper runs comes from one of these (the build's
 # libraries first). Tests say "SKIP: X not installed" for a program missing
 # here; under CI=true that fails the run.
-DEPS=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3
-      libqcow-dev libvhdi-dev libvmdk-dev libxxhash-dev libzstd-dev
-      libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev
+. tools/deps.sh
+DEPS=("${BUILD_DEPS[@]}"
       qemu-utils      # qemu-img: qcow2, vhdx, vmdk, vpc images
       e2fsprogs       # mkfs.ext4, debugfs, chattr
       util-linux mount bsdutils  # losetup, findmnt, fallocate, mountpoint, mount, script
       coreutils diffutils findutils gawk sed grep
       python3 curl rsync openssl)
 
-if [[ ${RPFS_NO_INSTALL:-0} != 1 ]] && command -v dpkg-query >/dev/null; then
-    missing=()
-    for p in "${DEPS[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-            missing+=("$p")
-        fi
-    done
-    if (( ${#missing[@]} )); then
-        say "installing: ${missing[*]}"
-        SUDO=
-        if [[ $(id -u) != 0 ]]; then SUDO=sudo; fi
-        export DEBIAN_FRONTEND=noninteractive
-        $SUDO apt-get update -q &&
-            $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-            { say "apt-get install failed"; finish 0 1 0; }
-    fi
+if [[ ${RPFS_NO_INSTALL:-0} != 1 ]]; then
+    deps_install "${DEPS[@]}" || { say "apt-get install failed"; finish 0 1 0; }
 fi
 
 # --- Azurite: the Azure Blob emulator for the Azure backend's tests -------------
 # Installed from npm (pinned) into tests/.azurite when missing, started on a free
 # loopback port with a temporary data directory, stopped (by PID) on exit, also
 # on failure.  Tests find it through RPFS_AZURITE_* and skip when it is absent.
-# Debian's azure-cli (the independent client of the interoperability checks) is
-# installed when available; the checks that need it skip without it.
+# Debian's azure-cli is the independent client of test-azure's interoperability checks.
 AZURITE_VERSION=3.37.0
 AZURITE_DIR=$PWD/tests/.azurite
 AZURITE_BIN=$AZURITE_DIR/node_modules/.bin/azurite-blob
@@ -80,10 +64,7 @@ install_azurite() {
     [[ -x $AZURITE_BIN && $have == "$AZURITE_VERSION" ]] && return 0
     if ! command -v npm >/dev/null; then
         [[ ${RPFS_NO_INSTALL:-0} == 1 ]] && return 1
-        say "installing nodejs npm"
-        SUDO=; [[ $(id -u) != 0 ]] && SUDO=sudo
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm ||
-            return 1
+        deps_install nodejs npm || return 1
     fi
     say "installing azurite $AZURITE_VERSION into $AZURITE_DIR"
     mkdir -p "$AZURITE_DIR" &&
@@ -94,10 +75,9 @@ install_azurite() {
 install_azure_cli() {
     command -v az >/dev/null && return 0
     [[ ${RPFS_NO_INSTALL:-0} == 1 ]] && return 0
-    say "installing azure-cli (optional: interoperability checks)"
-    SUDO=; [[ $(id -u) != 0 ]] && SUDO=sudo
-    DEBIAN_FRONTEND=noninteractive timeout 900 $SUDO apt-get install -y -q --no-install-recommends \
-        azure-cli >/dev/null 2>&1 || say "azure-cli is not installable here; its checks will skip"
+    # the independent client of test-azure's interoperability checks
+    deps_install azure-cli >/dev/null 2>&1 ||
+        say "azure-cli could not be installed: its checks skip, which fails the run under CI=true"
 }
 
 stop_azurite() {
