@@ -404,7 +404,9 @@ static int scan_init(struct fb_run *r, struct scan *sc, size_t per) {
                 struct sbatch *b = &sc->ring[i];
                 b->r = r;
                 b->sc = sc;
-                b->data = malloc(MIN(per, MAX(SCAN_PIECE_BYTES / r->bs, 1u)) * r->bs); /* one piece */
+                /* one piece, page-aligned: pread into a misaligned buffer runs
+                 * 3-5x slower on some hosts (AMD EPYC VM: 1-2 against 5.5 GB/s) */
+                b->data = alloc_large(MIN(per, MAX(SCAN_PIECE_BYTES / r->bs, 1u)) * r->bs);
                 b->hole = malloc(per);
                 b->want = malloc(per * sizeof *b->want);
                 b->got = malloc(per * sizeof *b->got);
