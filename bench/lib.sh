@@ -75,14 +75,28 @@ bench_space() {
 	fi
 }
 
-# bench_machine: one line on the machine, one on the conditions.
+# bench_machine [FILE]: the host's facts (CPU model and vector units, cores,
+# kernel, virtualization), the floors of reading and hashing FILE (default
+# the data set's v2.img) measured now (bench-floors: read, pread+XXH3,
+# mmap+XXH3 on one thread), and one line on the conditions. A figure from
+# another machine is read against these.
 bench_machine() {
-	local cpu mem
+	local cpu mem vec virt floors file=${1:-$BENCH_DIR/data/v2.img}
 	cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 	mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+	vec=$(grep -m1 -o -w -E 'sse4_2|avx|avx2|avx512f|avx512bw|avx512vl|sha_ni|vaes' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ')
+	[[ -n $vec ]] || vec=$(grep -m1 -i '^Features' /proc/cpuinfo | cut -d: -f2)
+	virt=$(systemd-detect-virt 2>/dev/null || echo none)
 	printf 'machine: %s CPUs (nproc), %s, %s RAM, Linux %s, BENCH_DIR on %s\n' \
 		"$(nproc)" "${cpu:-unknown CPU}" "$mem" "$(uname -r)" \
 		"$(findmnt -no FSTYPE -T "$BENCH_DIR" 2>/dev/null || echo '?')"
+	printf 'host: vector units: %s; virtualization: %s\n' "${vec:-?}" "$virt"
+	if [[ -x $RPFS_ROOT/build/bench/bench-floors && -f $file ]]; then
+		floors=$("$RPFS_ROOT/build/bench/bench-floors" "$file" 2>&1) || floors="floors: bench-floors failed: $floors"
+		printf '%s\n' "$floors"
+	else
+		printf 'floors: not measured (build/bench/bench-floors or %s missing)\n' "$file"
+	fi
 	printf 'runs: BENCH_RUNS=%s, figures are medians; all runs warm-page-cache (inputs read before each timed command, sync before it; cache not dropped)\n' \
 		"$BENCH_RUNS"
 	local other
