@@ -206,6 +206,73 @@ unsigned pool_threads(const struct pool *p);
 void pool_free(struct pool *p);
 unsigned cpu_count(void);
 
+/* ---- ordered ring ----------------------------------------------------- */
+/*
+ * N slots for batches that are processed in parallel and consumed in the
+ * order they were submitted: the producer fills the next free slot in
+ * place (ring_acquire), submits it to a worker pool (ring_submit); a job
+ * processes it and reports its result (ring_done), in any order, from any
+ * thread; the consumer takes slots back strictly in submission order,
+ * waiting for the oldest to be done (ring_take), reads it in place and
+ * hands it back for reuse (ring_release). The slots are the ring's memory,
+ * so nothing is copied; a full ring is what bounds the memory in flight.
+ *
+ * A producer that is also the consumer takes the oldest back while the
+ * ring is full, and fills the next slot otherwise:
+ *
+ *         for (;;) {
+ *                 if (ring_full(ring) || no_more) {
+ *                         b = ring_take(ring, &result);
+ *                         if (!b) break;              // all consumed
+ *                         ...consume b...
+ *                         ring_release(ring, b);
+ *                         continue;
+ *                 }
+ *                 b = ring_acquire(ring);
+ *                 ...fill b...
+ *                 ring_submit(ring, b, pool, work);   // work ends in ring_done()
+ *         }
+ *
+ * Thread rule: internally locked. One producer thread (ring_acquire,
+ * ring_submit, ring_full) and one consumer thread (ring_take,
+ * ring_release), which may be the same thread; ring_done from any thread.
+ */
+struct ring;
+/* n_slots >= 1 slots of slot_size bytes each, zeroed, aligned for any
+ * type. -EINVAL for a zero size, -ENOMEM. */
+int ring_new(unsigned n_slots, size_t slot_size, struct ring **ret);
+unsigned ring_size(const struct ring *r);
+/* Slot i (< ring_size), to set up what slots point to. */
+void *ring_slot(struct ring *r, unsigned i);
+/* Give p (from malloc() or alloc_large(), or NULL) to the ring: freed by
+ * ring_free(). Returns p; NULL when p is NULL or out of memory (then p is
+ * freed), so that `b->buf = ring_own(ring, malloc(len))` needs one check. */
+void *ring_own(struct ring *r, void *p);
+/* true when every slot is submitted or taken: ring_acquire would wait
+ * for the consumer. */
+bool ring_full(struct ring *r);
+/* The next slot to fill, in order; waits while the ring is full. The same
+ * slot until it is submitted (a producer that gives up on a slot just does
+ * not submit it). */
+void *ring_acquire(struct ring *r);
+/* Submit slot (the one ring_acquire returned) as the newest: fn(slot) on
+ * pool p (on this thread when p is NULL, or when p cannot queue it). fn,
+ * or whatever it passes the slot on to, must end with ring_done() and not
+ * touch the slot after that. */
+void ring_submit(struct ring *r, void *slot, struct pool *p, pool_fn fn);
+/* A submitted slot is done; result (0 or -errno) goes to its ring_take. */
+void ring_done(struct ring *r, void *slot, int result);
+/* The oldest submitted slot not yet taken, once it is done (waits for it),
+ * with the result its job gave in *ret_result (NULL: not wanted); NULL
+ * when no slot is submitted. The slot is the caller's until
+ * ring_release(). */
+void *ring_take(struct ring *r, int *ret_result);
+/* Hand back the oldest taken slot (slot is that one): free for reuse. */
+void ring_release(struct ring *r, void *slot);
+/* Waits for submitted jobs' ring_done, then frees the ring and what it
+ * was given with ring_own(). NULL accepted. */
+void ring_free(struct ring *r);
+
 /* ---- progress --------------------------------------------------------- */
 /*
  * A one-line progress display on stderr, only when stderr is a terminal

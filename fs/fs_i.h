@@ -68,9 +68,7 @@ struct fs {
         pthread_mutex_t chunk_lock[CHUNK_LOCKS]; /* slot i uses lock i % CHUNK_LOCKS */
         struct chunk_slot *chunks;
 
-        pthread_mutex_t codec_lock; /* protects codecs, n_codecs */
-        struct store_codec *codecs[CODEC_POOL];
-        size_t n_codecs;
+        struct store_codec_pool *codecs; /* keeps CODEC_POOL idle */
 
         struct fs_seed *seeds;
         size_t n_seeds;
@@ -164,8 +162,6 @@ bool fs_fd_block_is(struct fs *fs, int fd, uint64_t off, size_t len, const struc
 /* read.c */
 /* Checksum of block i of disk d, through the shared chunk cache. */
 int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct hash128 *ret);
-struct store_codec *fs_codec_get(struct fs *fs);
-void fs_codec_put(struct fs *fs, struct store_codec *c);
 /* Read [off, off + len) of disk d of point pt into buf (len may cross
  * blocks; off + len <= d->size). Returns bytes read or -EIO. */
 int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off);

@@ -70,8 +70,7 @@ static void fs_free(struct fs *fs) {
         for (size_t i = 0; i < fs->n_seeds; i++)
                 sync_seed_free(fs->seeds[i].seed);
         free(fs->seeds);
-        for (size_t i = 0; i < fs->n_codecs; i++)
-                store_codec_free(fs->codecs[i]);
+        store_codec_pool_free(fs->codecs);
         free(fs->chunks);
         free(fs->fl);
         free(fs->fl_used);
@@ -89,7 +88,6 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
         fs->o = *o;
         fs->started = time(NULL);
         fs->onprem_fd = -1;
-        pthread_mutex_init(&fs->codec_lock, NULL);
         pthread_mutex_init(&fs->ra_lock, NULL);
         for (unsigned i = 0; i < CHUNK_LOCKS; i++)
                 pthread_mutex_init(&fs->chunk_lock[i], NULL);
@@ -107,6 +105,9 @@ static int fs_setup(struct fs *fs, const struct fs_options *o) {
         if (r < 0)
                 return r; /* the CLI explains vault errors */
         fs->bs = store_block_size(fs->s);
+        r = store_codec_pool_new(fs->s, CODEC_POOL, &fs->codecs);
+        if (r < 0)
+                return r;
 
         if (o->cache_dir)
                 snprintf(cache_dir, sizeof cache_dir, "%s", o->cache_dir);

@@ -33,29 +33,6 @@
  * small reads (a filesystem's metadata, random I/O) get none. */
 #define RA_MIN_STREAM (512u << 10)
 
-struct store_codec *fs_codec_get(struct fs *fs) {
-        struct store_codec *c = NULL;
-        pthread_mutex_lock(&fs->codec_lock);
-        if (fs->n_codecs > 0)
-                c = fs->codecs[--fs->n_codecs];
-        pthread_mutex_unlock(&fs->codec_lock);
-        if (!c && store_codec_new(fs->s, &c) < 0)
-                return NULL;
-        return c;
-}
-
-void fs_codec_put(struct fs *fs, struct store_codec *c) {
-        if (!c)
-                return;
-        pthread_mutex_lock(&fs->codec_lock);
-        if (fs->n_codecs < CODEC_POOL) {
-                fs->codecs[fs->n_codecs++] = c;
-                c = NULL;
-        }
-        pthread_mutex_unlock(&fs->codec_lock);
-        store_codec_free(c);
-}
-
 /* Wait before retry number attempt + 1, no later than deadline. */
 static void sleep_backoff(unsigned attempt, double deadline) {
         double s = MIN(0.05 * (double)(1u << MIN(attempt, 5u)), 1.0), left = deadline - now_monotonic();
@@ -119,9 +96,9 @@ int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct ha
         pthread_mutex_unlock(&fs->chunk_lock[slot % CHUNK_LOCKS]);
 
         tmp = malloc(RET_CHUNK_ENTRIES * sizeof *tmp);
-        c = fs_codec_get(fs);
+        c = store_codec_pool_get(fs->codecs);
         if (!tmp || !c) {
-                fs_codec_put(fs, c);
+                store_codec_pool_put(fs->codecs, c);
                 return -ENOMEM;
         }
         double prev_deadline = store_thread_deadline(deadline);
@@ -135,7 +112,7 @@ int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct ha
                 sleep_backoff(attempt, deadline);
         }
         store_thread_deadline(prev_deadline);
-        fs_codec_put(fs, c);
+        store_codec_pool_put(fs->codecs, c);
         if (r >= 0 && len != expect * sizeof *tmp)
                 r = -EBADMSG;
         if (r < 0)
@@ -259,7 +236,7 @@ static void to_cache(void *userdata, struct store_fetch *f, const void *data) {
  * one's claim is released as soon as it is cached: the entries whose
  * result is 0 are released, the others are still claimed. */
 static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool prefetch, double deadline) {
-        struct store_codec *c = fs_codec_get(fs);
+        struct store_codec *c = store_codec_pool_get(fs->codecs);
         struct sink_ctx sx = { fs, prefetch };
         bool refreshed = false;
         double prev_deadline;
@@ -319,7 +296,7 @@ static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool pr
                 sleep_backoff(attempt, deadline);
         }
         store_thread_deadline(prev_deadline);
-        fs_codec_put(fs, c);
+        store_codec_pool_put(fs->codecs, c);
 }
 
 /* Log each failed fetch in v[from, to) (block numbers first + k[j]);

@@ -12,7 +12,8 @@
  * Thread rule: struct store is internally locked; any thread may read blobs
  * and objects concurrently. struct store_writer is one per thread except
  * store_writer_known(), which may be called from any thread.
- * struct store_codec is one per thread.
+ * struct store_codec is one per thread; struct store_codec_pool is
+ * internally locked.
  *
  * Errors: -ENOENT missing object or block, -EBADMSG corrupt data or a
  * checksum mismatch, -EMEDIUMTYPE not a vault, -EPROTONOSUPPORT a vault of a
@@ -48,6 +49,7 @@ enum store_kind {
 struct store;
 struct store_writer;
 struct store_codec;
+struct store_codec_pool;
 
 /* ---- checksums ----
  * All hashing in rpfs goes through store_hash() and store_hash64(). They
@@ -167,6 +169,23 @@ void store_codec_free(struct store_codec *c);
 size_t store_encode_bound(size_t len);
 long store_encode(struct store_codec *c, enum store_kind kind, const void *src, size_t len,
                   void *out, size_t cap);
+
+/* ---- codec pool: codecs lent to threads for a while ----
+ * For workers that each need a codec during one job: a get takes an idle
+ * codec or makes one when none is idle (it never waits, so there are as
+ * many as jobs at work at once); a put keeps up to cap of them idle for
+ * the next gets and frees the others. Internally locked: any thread. */
+/* A pool for codecs of vault s (which must outlive it). cap >= 1: how many
+ * idle codecs it keeps. -EINVAL cap 0, -ENOMEM. */
+int store_codec_pool_new(const struct store *s, size_t cap, struct store_codec_pool **ret);
+/* A codec for the caller's use until it is put back; NULL when out of
+ * memory (the caller reports -ENOMEM). */
+struct store_codec *store_codec_pool_get(struct store_codec_pool *p);
+/* Give back a codec from store_codec_pool_get(). NULL accepted. */
+void store_codec_pool_put(struct store_codec_pool *p, struct store_codec *c);
+/* Frees the pool and its idle codecs; every codec must be back. NULL
+ * accepted. */
+void store_codec_pool_free(struct store_codec_pool *p);
 
 /* ---- writing ---- */
 /* A writer appends encoded blobs to packs and publishes index segments.

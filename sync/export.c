@@ -3,7 +3,6 @@
  * Export: a point's disk as raw bytes. Blocks are fetched and verified by
  * the worker pool a batch at a time, and written in order by the caller.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include "common.h"
@@ -20,33 +19,21 @@ struct ebatch {
         size_t n;
         struct hash128 *h;
         uint8_t *data;
-        bool busy, done;
-        int err;
-        uint64_t bad_block;
+        uint64_t bad_block;     /* the block that failed, with the batch's error */
 };
 
 struct exp {
         struct store *s;
         uint32_t bs;
-        pthread_mutex_t lock;   /* protects busy/done/err of batches, codecs */
-        pthread_cond_t cond;
-        struct store_codec *codecs[EXP_RING];
-        size_t n_codecs;
-        struct ebatch ring[EXP_RING];
+        struct store_codec_pool *codecs; /* keeps EXP_RING idle */
+        struct ring *ring;      /* EXP_RING struct ebatch */
 };
 
 static void ebatch_work(void *arg) {
         struct ebatch *b = arg;
         struct exp *x = b->x;
-        struct store_codec *c = NULL;
-        int err = 0;
-
-        pthread_mutex_lock(&x->lock);
-        if (x->n_codecs > 0)
-                c = x->codecs[--x->n_codecs];
-        pthread_mutex_unlock(&x->lock);
-        if (!c && store_codec_new(x->s, &c) < 0)
-                err = -ENOMEM;
+        struct store_codec *c = store_codec_pool_get(x->codecs);
+        int err = c ? 0 : -ENOMEM;
 
         /* One batched fetch per batch: blobs next to each other in a pack
          * come with one ranged read (what makes remote vaults fast). */
@@ -67,15 +54,8 @@ static void ebatch_work(void *arg) {
                         }
                 free(fv);
         }
-        pthread_mutex_lock(&x->lock);
-        if (c && x->n_codecs < EXP_RING)
-                x->codecs[x->n_codecs++] = c;
-        else
-                store_codec_free(c);
-        b->err = err;
-        b->done = true;
-        pthread_cond_broadcast(&x->cond);
-        pthread_mutex_unlock(&x->lock);
+        store_codec_pool_put(x->codecs, c);
+        ring_done(x->ring, b, err);
 }
 
 static int ebatch_write(struct exp *x, struct ebatch *b, const struct ret_disk *d, int fd, bool sparse,
@@ -114,7 +94,6 @@ int sync_export(struct store *s, const struct ret_point *p, const struct ret_dis
         struct exp x = { .s = s, .bs = p->block_size };
         size_t per;
         uint64_t next = 0;
-        unsigned slot = 0;
         double t0 = now_monotonic();
         int r, err = 0;
 
@@ -122,14 +101,18 @@ int sync_export(struct store *s, const struct ret_point *p, const struct ret_dis
         res->bytes = d->size;
         if (x.bs != store_block_size(s))
                 return -EBADMSG;
-        pthread_mutex_init(&x.lock, NULL);
-        pthread_cond_init(&x.cond, NULL);
+        err = store_codec_pool_new(s, EXP_RING, &x.codecs);
+        if (err >= 0)
+                err = ring_new(EXP_RING, sizeof(struct ebatch), &x.ring);
+        if (err < 0)
+                goto out;
         per = MAX(EXP_BATCH_BYTES / x.bs, 1u);
         for (unsigned i = 0; i < EXP_RING; i++) {
-                x.ring[i].x = &x;
-                x.ring[i].h = malloc(per * sizeof(struct hash128));
-                x.ring[i].data = malloc(per * x.bs);
-                if (!x.ring[i].h || !x.ring[i].data) {
+                struct ebatch *b = ring_slot(x.ring, i);
+                b->x = &x;
+                b->h = ring_own(x.ring, malloc(per * sizeof(struct hash128)));
+                b->data = ring_own(x.ring, malloc(per * x.bs));
+                if (!b->h || !b->data) {
                         err = -ENOMEM;
                         goto out;
                 }
@@ -147,16 +130,16 @@ int sync_export(struct store *s, const struct ret_point *p, const struct ret_dis
         if (progress)
                 pg = progress_new("export", d->size);
 
+        /* A ring of batches, fetched by the pool, written in order. */
         for (;;) {
-                struct ebatch *b = &x.ring[slot];
-                if (b->busy) {
-                        pthread_mutex_lock(&x.lock);
-                        while (!b->done)
-                                pthread_cond_wait(&x.cond, &x.lock);
-                        b->busy = false;
-                        pthread_mutex_unlock(&x.lock);
-                        if (b->err < 0 && err == 0) {
-                                err = b->err;
+                struct ebatch *b;
+                if (ring_full(x.ring) || next >= d->n_blocks || err < 0) {
+                        int be;
+                        b = ring_take(x.ring, &be);
+                        if (!b)
+                                break;
+                        if (be < 0 && err == 0) {
+                                err = be;
                                 log_error_errno(err, "%s/%s %s: block %llu failed verification", p->vm, p->id,
                                                 d->name, (unsigned long long)b->bad_block);
                         }
@@ -166,16 +149,10 @@ int sync_export(struct store *s, const struct ret_point *p, const struct ret_dis
                                         log_error_errno(err, "writing the export failed");
                         }
                         progress_update(pg, MIN(d->size, (b->first + b->n) * x.bs));
-                }
-                if (next >= d->n_blocks || err < 0) {
-                        bool any = false;
-                        for (unsigned k = 0; k < EXP_RING; k++)
-                                any |= x.ring[k].busy;
-                        if (!any)
-                                break;
-                        slot = (slot + 1) % EXP_RING;
+                        ring_release(x.ring, b);
                         continue;
                 }
+                b = ring_acquire(x.ring);
                 b->first = next;
                 b->n = (size_t)MIN((uint64_t)per, d->n_blocks - next);
                 for (size_t i = 0; i < b->n; i++) {
@@ -187,11 +164,8 @@ int sync_export(struct store *s, const struct ret_point *p, const struct ret_dis
                 }
                 if (err < 0)
                         continue;
-                b->busy = true;
-                b->done = false;
-                pool_submit(pool, ebatch_work, b);
+                ring_submit(x.ring, b, pool, ebatch_work);
                 next += b->n;
-                slot = (slot + 1) % EXP_RING;
         }
         if (err == 0 && sparse && ftruncate(fd, (off_t)d->size) < 0)
                 err = log_error_errno(-errno, "sizing the export failed");
@@ -200,13 +174,7 @@ out:
         progress_free(pg);
         pool_free(pool);
         ret_manifest_free(m);
-        for (unsigned i = 0; i < EXP_RING; i++) {
-                free(x.ring[i].h);
-                free(x.ring[i].data);
-        }
-        for (size_t i = 0; i < x.n_codecs; i++)
-                store_codec_free(x.codecs[i]);
-        pthread_mutex_destroy(&x.lock);
-        pthread_cond_destroy(&x.cond);
+        ring_free(x.ring);
+        store_codec_pool_free(x.codecs);
         return err;
 }

@@ -68,41 +68,22 @@ int fb_run_init(struct fb_run *r) {
         r->n = r->d->n_blocks;
         r->bw_t0 = r->last_save = now_monotonic();
         store_read_stats(r->s, &r->fetched_base, NULL);
-        e = pool_new(r->threads, r->ring, &r->pool);
+        e = store_codec_pool_new(r->s, FB_CODECS, &r->codecs);
+        if (e >= 0)
+                e = pool_new(r->threads, r->ring, &r->pool);
         return e;
 }
 
 void fb_run_done(struct fb_run *r) {
         pool_free(r->pool);
         r->pool = NULL;
-        for (size_t i = 0; i < r->n_codecs; i++)
-                store_codec_free(r->codecs[i]);
-        r->n_codecs = 0;
+        store_codec_pool_free(r->codecs);
+        r->codecs = NULL;
         free(r->idx.v);
         memset(&r->idx, 0, sizeof r->idx);
         free(r->diff);
         r->diff = NULL;
         pthread_mutex_destroy(&r->lock);
-}
-
-static struct store_codec *codec_get(struct fb_run *r) {
-        struct store_codec *c = NULL;
-        pthread_mutex_lock(&r->lock);
-        if (r->n_codecs > 0)
-                c = r->codecs[--r->n_codecs];
-        pthread_mutex_unlock(&r->lock);
-        if (!c && store_codec_new(r->s, &c) < 0)
-                return NULL;
-        return c;
-}
-
-static void codec_put(struct fb_run *r, struct store_codec *c) {
-        pthread_mutex_lock(&r->lock);
-        if (r->n_codecs < ELEMENTSOF(r->codecs))
-                r->codecs[r->n_codecs++] = c;
-        else
-                store_codec_free(c);
-        pthread_mutex_unlock(&r->lock);
 }
 
 static void update_fetched(struct fb_run *r) {
@@ -264,20 +245,12 @@ int fb_index_manifest(struct fb_run *r, const struct ret_disk *d) {
 
 struct sbatch {
         struct fb_run *r;
-        struct scan *sc;
+        struct ring *ring;      /* the scan's, of struct sbatch */
         uint64_t first;
         size_t n;
         uint8_t *data;
         uint8_t *hole;
         struct hash128 *want, *got;
-        bool busy, done;
-        int err;
-};
-
-struct scan {
-        pthread_mutex_t lock; /* protects busy/done/err of the batches */
-        pthread_cond_t cond;
-        struct sbatch *ring;
 };
 
 static void hash_block(const uint8_t *p, size_t bs, struct hash128 *ret) {
@@ -335,11 +308,14 @@ static void sbatch_work(void *arg) {
                 err = hash_run(r, b, k, e);
                 k = e;
         }
-        pthread_mutex_lock(&b->sc->lock);
-        b->err = err;
-        b->done = true;
-        pthread_cond_broadcast(&b->sc->cond);
-        pthread_mutex_unlock(&b->sc->lock);
+        ring_done(b->ring, b, err);
+}
+
+/* A batch with nothing to read: settled on the spot. */
+static void sbatch_holes(void *arg) {
+        struct sbatch *b = arg;
+        memset(b->got, 0, b->n * sizeof *b->got);
+        ring_done(b->ring, b, 0);
 }
 
 /* Mark the blocks of b that hold no data at all; true when the whole
@@ -382,49 +358,31 @@ static int sbatch_collect(struct fb_run *r, struct sbatch *b, struct scan_out *o
         return 0;
 }
 
-static void scan_free(struct scan *sc, unsigned ring) {
-        for (unsigned i = 0; sc->ring && i < ring; i++) {
-                free(sc->ring[i].data);
-                free(sc->ring[i].hole);
-                free(sc->ring[i].want);
-                free(sc->ring[i].got);
-        }
-        free(sc->ring);
-        pthread_mutex_destroy(&sc->lock);
-        pthread_cond_destroy(&sc->cond);
-}
-
-static int scan_init(struct fb_run *r, struct scan *sc, size_t per) {
-        pthread_mutex_init(&sc->lock, NULL);
-        pthread_cond_init(&sc->cond, NULL);
-        sc->ring = calloc(r->ring, sizeof *sc->ring);
-        if (!sc->ring)
-                return -ENOMEM;
+static int scan_init(struct fb_run *r, struct ring **ret, size_t per) {
+        size_t piece = MIN(per, MAX(SCAN_PIECE_BYTES / r->bs, 1u)); /* blocks */
+        int e = ring_new(r->ring, sizeof(struct sbatch), ret);
+        if (e < 0)
+                return e;
         for (unsigned i = 0; i < r->ring; i++) {
-                struct sbatch *b = &sc->ring[i];
+                struct sbatch *b = ring_slot(*ret, i);
                 b->r = r;
-                b->sc = sc;
+                b->ring = *ret;
                 /* one piece, page-aligned: pread into a misaligned buffer runs
                  * 3-5x slower on some hosts (AMD EPYC VM: 1-2 against 5.5 GB/s) */
-                b->data = alloc_large(MIN(per, MAX(SCAN_PIECE_BYTES / r->bs, 1u)) * r->bs);
-                b->hole = malloc(per);
-                b->want = malloc(per * sizeof *b->want);
-                b->got = malloc(per * sizeof *b->got);
+                b->data = ring_own(*ret, alloc_large(piece * r->bs));
+                b->hole = ring_own(*ret, malloc(per));
+                b->want = ring_own(*ret, malloc(per * sizeof *b->want));
+                b->got = ring_own(*ret, malloc(per * sizeof *b->got));
                 if (!b->data || !b->hole || !b->want || !b->got)
                         return -ENOMEM;
         }
         return 0;
 }
 
-/* Wait for b (submitted) and collect it; keeps the first error in *err. */
-static void sbatch_finish(struct fb_run *r, struct scan *sc, struct sbatch *b, struct scan_out *out, int *err) {
-        pthread_mutex_lock(&sc->lock);
-        while (!b->done)
-                pthread_cond_wait(&sc->cond, &sc->lock);
-        b->busy = false;
-        pthread_mutex_unlock(&sc->lock);
-        if (b->err < 0 && *err == 0)
-                *err = log_error_errno(b->err, "target %s: reading block %llu failed", r->t->path,
+/* Collect b, taken with its job's result be; keeps the first error in *err. */
+static void sbatch_finish(struct fb_run *r, struct sbatch *b, int be, struct scan_out *out, int *err) {
+        if (be < 0 && *err == 0)
+                *err = log_error_errno(be, "target %s: reading block %llu failed", r->t->path,
                                        (unsigned long long)b->first);
         if (*err == 0)
                 *err = sbatch_collect(r, b, out);
@@ -443,12 +401,11 @@ static int sbatch_fill(struct fb_run *r, struct sbatch *b, struct ret_manifest *
 }
 
 int fb_scan(struct fb_run *r, uint64_t from, bool verify, uint64_t *ret_bad, uint64_t *ret_first_bad) {
-        struct scan sc = { 0 };
+        struct ring *ring = NULL;
         struct ret_manifest *m = NULL;
         struct scan_out out = { .verify = verify };
         size_t per = MAX(SCAN_BATCH_BYTES / r->bs, 1u);
         uint64_t next = from, hole_until = 0, base = MIN(r->d->size, from * r->bs);
-        unsigned slot = 0;
         int err = 0;
 
         if (!verify && !r->diff) {
@@ -456,51 +413,39 @@ int fb_scan(struct fb_run *r, uint64_t from, bool verify, uint64_t *ret_bad, uin
                 if (!r->diff)
                         return -ENOMEM;
         }
-        err = scan_init(r, &sc, per);
+        err = scan_init(r, &ring, per);
         if (err >= 0)
                 err = ret_manifest_open(r->s, r->d, &m);
         if (err < 0)
                 goto out;
         pass_begin(r, verify ? "verify" : "scan", r->d->size - base);
-        /* A ring of batches, collected in order before a slot is reused. */
+        /* A ring of batches, collected in order while it is full (and at
+         * the end, or after an error). */
         for (;;) {
-                struct sbatch *b = &sc.ring[slot];
-                if (b->busy) {
-                        uint64_t done = MIN(r->d->size, (b->first + b->n) * r->bs) - base;
-                        sbatch_finish(r, &sc, b, &out, &err);
+                struct sbatch *b;
+                if (ring_full(ring) || next >= r->n || err < 0) {
+                        int be;
+                        uint64_t done;
+                        b = ring_take(ring, &be);
+                        if (!b)
+                                break;
+                        done = MIN(r->d->size, (b->first + b->n) * r->bs) - base;
+                        sbatch_finish(r, b, be, &out, &err);
                         fb_event(r, done, false);
                         note_progress(r, done);
-                }
-                if (next >= r->n || err < 0) {
-                        bool any = false;
-                        for (unsigned k = 0; k < r->ring; k++)
-                                any |= sc.ring[k].busy;
-                        if (!any)
-                                break;
-                        slot = (slot + 1) % r->ring;
+                        ring_release(ring, b);
                         continue;
                 }
+                b = ring_acquire(ring);
                 err = sbatch_fill(r, b, m, next, (size_t)MIN((uint64_t)per, r->n - next));
                 if (err < 0)
                         continue;
                 next += b->n;
-                if (map_holes(r, b, &hole_until)) {
-                        /* Nothing to read: settled here, in order, so the
-                         * batches in flight (older) are collected first. */
-                        for (unsigned k = 1; k < r->ring; k++)
-                                if (sc.ring[(slot + k) % r->ring].busy)
-                                        sbatch_finish(r, &sc, &sc.ring[(slot + k) % r->ring], &out, &err);
-                        memset(b->got, 0, b->n * sizeof *b->got);
-                        if (err == 0)
-                                err = sbatch_collect(r, b, &out);
-                        fb_event(r, MIN(r->d->size, next * r->bs) - base, false);
-                        continue;
-                }
-                b->busy = true;
-                b->done = false;
-                b->err = 0;
-                pool_submit(r->pool, sbatch_work, b);
-                slot = (slot + 1) % r->ring;
+                /* Nothing to read: settled here, collected in its turn. */
+                if (map_holes(r, b, &hole_until))
+                        ring_submit(ring, b, NULL, sbatch_holes);
+                else
+                        ring_submit(ring, b, r->pool, sbatch_work);
         }
         if (err == 0) {
                 fb_event(r, r->pass_total, true);
@@ -509,7 +454,7 @@ int fb_scan(struct fb_run *r, uint64_t from, bool verify, uint64_t *ret_bad, uin
         }
 out:
         ret_manifest_free(m);
-        scan_free(&sc, r->ring);
+        ring_free(ring);
         if (ret_bad)
                 *ret_bad = out.bad;
         if (ret_first_bad)
@@ -583,17 +528,12 @@ struct abatch {
         size_t *f_item;
         uint64_t first, last;
         uint64_t local, cached, fetched, zeroed, written, bytes;
-        bool busy, done;
-        int err;
-        uint64_t bad_pos;
-        bool bad_target;        /* err came from writing the target */
+        uint64_t bad_pos;       /* where the batch's error happened */
+        bool bad_target;        /* the error came from writing the target */
 };
 
 struct apply {
-        pthread_mutex_t lock;   /* protects busy/done/err of the batches */
-        pthread_cond_t cond;
-        struct abatch *ring;
-        unsigned n_ring;
+        struct ring *ring;      /* of struct abatch */
         struct pool *decoders;  /* resolve batches */
         struct pool *writers;   /* write resolved batches */
         size_t per;             /* data blocks per batch */
@@ -729,11 +669,11 @@ static int resolve(struct fb_run *r, struct abatch *b) {
         step = r->o->bwlimit ? (size_t)MAX(1u, r->o->bwlimit / 8 / r->bs) : nf;
         for (size_t a = 0; a < nf; a += step) {
                 size_t m = MIN(step, nf - a);
-                struct store_codec *c = codec_get(r);
+                struct store_codec *c = store_codec_pool_get(r->codecs);
                 if (!c)
                         return -ENOMEM;
                 e = store_fetch_blocks(r->s, c, b->f + a, m);
-                codec_put(r, c);
+                store_codec_pool_put(r->codecs, c);
                 if (e < 0) {
                         b->bad_pos = b->it[b->f_item[a]].pos;
                         return e;
@@ -821,17 +761,9 @@ static int write_batch(struct fb_run *r, struct abatch *b) {
         return 0;
 }
 
-static void abatch_finish(struct abatch *b, int err) {
-        pthread_mutex_lock(&b->ap->lock);
-        b->err = err;
-        b->done = true;
-        pthread_cond_broadcast(&b->ap->cond);
-        pthread_mutex_unlock(&b->ap->lock);
-}
-
 static void abatch_write(void *arg) {
         struct abatch *b = arg;
-        abatch_finish(b, write_batch(b->r, b));
+        ring_done(b->ap->ring, b, write_batch(b->r, b));
 }
 
 /* Resolve (fetch, decompress, verify) on the decoders, then hand the
@@ -844,21 +776,13 @@ static void abatch_work(void *arg) {
                 return;
         if (err == 0)
                 err = write_batch(b->r, b);
-        abatch_finish(b, err);
+        ring_done(b->ap->ring, b, err);
 }
 
 static void apply_free(struct apply *ap) {
         pool_free(ap->decoders); /* nothing is in flight by now */
         pool_free(ap->writers);
-        for (unsigned i = 0; ap->ring && i < ap->n_ring; i++) {
-                free(ap->ring[i].it);
-                free(ap->ring[i].data);
-                free(ap->ring[i].f);
-                free(ap->ring[i].f_item);
-        }
-        free(ap->ring);
-        pthread_mutex_destroy(&ap->lock);
-        pthread_cond_destroy(&ap->cond);
+        ring_free(ap->ring);
 }
 
 static int apply_init(struct fb_run *r, struct apply *ap) {
@@ -866,7 +790,7 @@ static int apply_init(struct fb_run *r, struct apply *ap) {
          * on a network (or --jobs says). Writes wait on the disk: they
          * have threads of their own, so that a decoder never waits for a
          * write and the disk never waits for a decoder. */
-        unsigned decoders = r->o->threads || store_remote(r->s) ? r->threads : cpu_count();
+        unsigned decoders = r->o->threads || store_remote(r->s) ? r->threads : cpu_count(), n_ring;
         int e;
 
         e = pool_new(decoders, r->ring, &ap->decoders);
@@ -879,44 +803,45 @@ static int apply_init(struct fb_run *r, struct apply *ap) {
          * second, so that checkpoints (and progress) stay frequent. */
         if (r->o->bwlimit)
                 ap->per = (size_t)MAX(1u, MIN((uint64_t)ap->per, r->o->bwlimit / 2 / r->bs));
-        ap->n_ring = (unsigned)MIN((size_t)r->ring, MAX((size_t)decoders + APPLY_WRITERS, APPLY_INFLIGHT_BYTES / (ap->per * r->bs)));
-        ap->ring = calloc(ap->n_ring, sizeof *ap->ring);
-        if (!ap->ring)
-                return -ENOMEM;
-        for (unsigned i = 0; i < ap->n_ring; i++) {
-                struct abatch *b = &ap->ring[i];
+        n_ring = (unsigned)MIN((size_t)r->ring, MAX((size_t)decoders + APPLY_WRITERS, APPLY_INFLIGHT_BYTES / (ap->per * r->bs)));
+        e = ring_new(n_ring, sizeof(struct abatch), &ap->ring);
+        if (e < 0)
+                return e;
+        for (unsigned i = 0; i < n_ring; i++) {
+                struct abatch *b = ring_slot(ap->ring, i);
                 b->r = r;
                 b->ap = ap;
-                b->it = malloc(APPLY_BATCH_ITEMS * sizeof *b->it);
+                b->it = ring_own(ap->ring, malloc(APPLY_BATCH_ITEMS * sizeof *b->it));
                 /* On huge pages: a direct write from 4 KiB pages reaches
                  * the disk in requests of at most 254 pages (~1 MiB), from
                  * 2 MiB pages in requests of up to 4 MiB. A full --create
                  * of 2 GiB: 1040 -> 521 write requests, 1.25 -> 1.06 s. */
-                b->data = alloc_large(ap->per * r->bs);
-                b->f = malloc(ap->per * sizeof *b->f);
-                b->f_item = malloc(ap->per * sizeof *b->f_item);
+                b->data = ring_own(ap->ring, alloc_large(ap->per * r->bs));
+                b->f = ring_own(ap->ring, malloc(ap->per * sizeof *b->f));
+                b->f_item = ring_own(ap->ring, malloc(ap->per * sizeof *b->f_item));
                 if (!b->it || !b->data || !b->f || !b->f_item)
                         return -ENOMEM;
         }
         return 0;
 }
 
-static int apply_error(struct fb_run *r, struct abatch *b) {
+/* Explain err, the failure of batch b. */
+static int apply_error(struct fb_run *r, struct abatch *b, int err) {
         if (b->bad_target)
-                return log_error_errno(b->err, "target %s: writing block %llu failed", r->t->path,
+                return log_error_errno(err, "target %s: writing block %llu failed", r->t->path,
                                        (unsigned long long)b->bad_pos);
-        if (b->err == -ENOENT)
+        if (err == -ENOENT)
                 log_error("disk %s: block %llu is missing from the vault (damaged vault?)", r->t->disk,
                           (unsigned long long)b->bad_pos);
-        else if (b->err == -EBADMSG)
+        else if (err == -EBADMSG)
                 log_error("disk %s: block %llu failed verification: the vault's copy is corrupt", r->t->disk,
                           (unsigned long long)b->bad_pos);
         else {
-                const char *hint = store_error_hint(store_url(r->s), b->err);
+                const char *hint = store_error_hint(store_url(r->s), err);
                 log_error("disk %s: fetching block %llu failed: %s", r->t->disk, (unsigned long long)b->bad_pos,
-                          hint ? hint : strerror(-b->err));
+                          hint ? hint : strerror(-err));
         }
-        return b->err;
+        return err;
 }
 
 /* In order: stats, high-water mark, checkpoints. */
@@ -1001,7 +926,6 @@ static int abatch_fill(struct fb_run *r, struct apply *ap, struct abatch *b, str
         b->n = b->n_data = 0;
         b->local = b->cached = b->fetched = b->zeroed = b->written = b->bytes = 0;
         b->bad_target = false;
-        b->err = 0;
         while (b->n < APPLY_BATCH_ITEMS && b->n_data < ap->per) {
                 struct aitem *it = &b->it[b->n];
                 if (p->have_pending) {
@@ -1048,44 +972,34 @@ static int apply_run(struct fb_run *r, struct apply *ap, struct producer *p, enu
         uint64_t todo = write_todo(r, src, from), written0 = r->st->blocks_written, since_bytes = 0;
         uint64_t base = MIN(r->d->size, from * r->bs);
         double since_t = now_monotonic();
-        unsigned slot = 0;
         int err = 0;
 
         pass_begin(r, "write", todo ? todo * r->bs : r->d->size - base);
         /* A ring of batches: filled in order, written by the workers,
-         * collected in order (that moves the high-water mark). */
+         * collected in order (that moves the high-water mark) while it is
+         * full, and at the end or after an error. */
         for (;;) {
-                struct abatch *b = &ap->ring[slot];
-                if (b->busy) {
-                        pthread_mutex_lock(&ap->lock);
-                        while (!b->done)
-                                pthread_cond_wait(&ap->cond, &ap->lock);
-                        b->busy = false;
-                        pthread_mutex_unlock(&ap->lock);
-                        if (b->err < 0 && err == 0)
-                                err = apply_error(r, b);
+                struct abatch *b;
+                if (ring_full(ap->ring) || p->eof || err < 0) {
+                        int be;
+                        b = ring_take(ap->ring, &be);
+                        if (!b)
+                                break;
+                        if (be < 0 && err == 0)
+                                err = apply_error(r, b, be);
                         if (err == 0)
                                 err = abatch_collect(r, b, &since_bytes, &since_t);
                         fb_event(r, todo ? MIN(todo, r->st->blocks_written - written0) * r->bs :
                                            MIN(r->d->size, (b->last + 1) * r->bs) - base, false);
-                }
-                if (p->eof || err < 0) {
-                        bool any = false;
-                        for (unsigned k = 0; k < ap->n_ring; k++)
-                                any |= ap->ring[k].busy;
-                        if (!any)
-                                break;
-                        slot = (slot + 1) % ap->n_ring;
+                        ring_release(ap->ring, b);
                         continue;
                 }
+                b = ring_acquire(ap->ring);
                 err = abatch_fill(r, ap, b, p);
                 if (err <= 0)
                         continue;
                 err = 0;
-                b->busy = true;
-                b->done = false;
-                pool_submit(ap->decoders, abatch_work, b);
-                slot = (slot + 1) % ap->n_ring;
+                ring_submit(ap->ring, b, ap->decoders, abatch_work);
         }
         if (err == 0)
                 fb_event(r, r->pass_total, true);
@@ -1097,8 +1011,6 @@ int fb_apply(struct fb_run *r, enum fb_source src, uint64_t from) {
         struct producer p = { .src = src, .next = from };
         int err;
 
-        pthread_mutex_init(&ap.lock, NULL);
-        pthread_cond_init(&ap.cond, NULL);
         err = ret_manifest_open(r->s, r->d, &p.m);
         if (err >= 0 && src == FB_SRC_MANIFESTS)
                 err = ret_manifest_open(r->s, r->base_d, &p.mb);

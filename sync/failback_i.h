@@ -20,6 +20,7 @@
 #define FB_CHECKPOINT_BYTES (256u << 20) /* written bytes between checkpoints */
 #define FB_CHECKPOINT_SECONDS 2.0     /* ... or this much time */
 #define FB_INDEX_MAX (2u << 20)       /* entries of the target block index (48 MiB) */
+#define FB_CODECS 64                  /* idle codecs kept by a run */
 
 /* A target's identity and a sample of its content, taken after a sync, to
  * tell later whether anything wrote to it (see journal.c). */
@@ -141,9 +142,8 @@ struct fb_run {
         struct progress *pg;
         bool dry_run;
         bool fresh;                     /* target holds zeros from `from` on (new sparse file) */
-        pthread_mutex_t lock;           /* protects codecs, bw_* */
-        struct store_codec *codecs[64];
-        size_t n_codecs;
+        struct store_codec_pool *codecs; /* keeps FB_CODECS idle */
+        pthread_mutex_t lock;           /* protects bw_* */
         double bw_t0;
         uint64_t bw_bytes;
         double pass_t0, last_event, last_save;

@@ -8,7 +8,6 @@
  * blobs. The ring bounds memory: RING batches of data plus their encodings,
  * whatever the disk size.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,12 +20,6 @@
 
 enum { BLK_DATA = 0, BLK_HOLE, BLK_ZERO, BLK_KNOWN, BLK_NEW };
 
-struct codec_pool {
-        pthread_mutex_t lock;
-        struct store_codec *free[RING];
-        size_t n_free;
-};
-
 struct rep;
 
 struct batch {
@@ -38,8 +31,6 @@ struct batch {
         struct hash128 *h;
         uint8_t *enc;           /* n * bound */
         uint32_t *enc_len;
-        bool busy, done;
-        int err;
 };
 
 struct rep {
@@ -47,37 +38,15 @@ struct rep {
         struct store_writer *w;
         uint32_t bs;
         size_t bound;           /* store_encode_bound(bs) */
-        struct codec_pool codecs;
-        pthread_mutex_t lock;   /* protects batch busy/done/err */
-        pthread_cond_t cond;
-        struct batch ring[RING];
+        struct store_codec_pool *codecs; /* keeps RING idle */
+        struct ring *ring;      /* RING struct batch */
 };
-
-static struct store_codec *codec_get(struct rep *r) {
-        struct store_codec *c = NULL;
-        pthread_mutex_lock(&r->codecs.lock);
-        if (r->codecs.n_free > 0)
-                c = r->codecs.free[--r->codecs.n_free];
-        pthread_mutex_unlock(&r->codecs.lock);
-        if (!c && store_codec_new(r->s, &c) < 0)
-                return NULL;
-        return c;
-}
-
-static void codec_put(struct rep *r, struct store_codec *c) {
-        pthread_mutex_lock(&r->codecs.lock);
-        if (r->codecs.n_free < RING)
-                r->codecs.free[r->codecs.n_free++] = c;
-        else
-                store_codec_free(c);
-        pthread_mutex_unlock(&r->codecs.lock);
-}
 
 /* Worker: classify, hash and compress one batch. */
 static void batch_work(void *arg) {
         struct batch *b = arg;
         struct rep *r = b->rep;
-        struct store_codec *c = codec_get(r);
+        struct store_codec *c = store_codec_pool_get(r->codecs);
         int err = c ? 0 : -ENOMEM;
 
         for (size_t i = 0; i < b->n && err == 0; i++) {
@@ -102,13 +71,16 @@ static void batch_work(void *arg) {
                         b->kind[i] = BLK_NEW;
                 }
         }
-        if (c)
-                codec_put(r, c);
-        pthread_mutex_lock(&r->lock);
-        b->err = err;
-        b->done = true;
-        pthread_cond_broadcast(&r->cond);
-        pthread_mutex_unlock(&r->lock);
+        store_codec_pool_put(r->codecs, c);
+        ring_done(r->ring, b, err);
+}
+
+/* A batch of nothing but holes: no work for the pool. */
+static void batch_holes(void *arg) {
+        struct batch *b = arg;
+        memset(b->h, 0, b->n * sizeof *b->h);
+        memset(b->kind, BLK_ZERO, b->n);
+        ring_done(b->rep->ring, b, 0);
 }
 
 /* Fill batch b with blocks [first, first + n) of img, marking blocks that
@@ -152,17 +124,6 @@ static int batch_fill(struct rep *r, struct batch *b, struct fmt_image *img, uin
         return 0;
 }
 
-static int batch_wait(struct rep *r, struct batch *b) {
-        int err;
-        pthread_mutex_lock(&r->lock);
-        while (!b->done)
-                pthread_cond_wait(&r->cond, &r->lock);
-        err = b->err;
-        b->busy = false;
-        pthread_mutex_unlock(&r->lock);
-        return err;
-}
-
 static int batch_collect(struct rep *r, struct batch *b, struct ret_manifest_writer *m,
                          struct ret_disk *d, struct sync_replicate_result *res) {
         int e;
@@ -190,7 +151,6 @@ static int replicate_disk(struct rep *r, struct pool *pool, struct fmt_image *im
         uint64_t size = fmt_size(img), n_blocks = DIV_ROUND_UP(size, r->bs);
         size_t per = MAX(BATCH_BYTES / r->bs, 1u);
         uint64_t next = 0;
-        unsigned slot = 0;
         int e, err = 0;
 
         d->size = size;
@@ -199,48 +159,35 @@ static int replicate_disk(struct rep *r, struct pool *pool, struct fmt_image *im
         if (e < 0)
                 return e;
 
-        /* Ring: fill and submit slot after slot; before reusing a slot,
-         * wait for it and collect it (that keeps disk order). */
+        /* Ring: fill and submit batch after batch; while it is full (and
+         * at the end, or after an error), collect the oldest: that keeps
+         * disk order. */
         for (;;) {
-                struct batch *b = &r->ring[slot];
-                if (b->busy) {
-                        e = batch_wait(r, b);
+                struct batch *b;
+                if (ring_full(r->ring) || next >= n_blocks || err < 0) {
+                        b = ring_take(r->ring, &e);
+                        if (!b)
+                                break;
                         if (e >= 0 && err == 0)
                                 e = batch_collect(r, b, m, d, res);
                         if (e < 0 && err == 0)
                                 err = e;
                         progress_update(pg, *pg_base + MIN(size, (b->first + b->n) * r->bs));
-                }
-                if (next >= n_blocks || err < 0) {
-                        /* Drain: collect the remaining busy slots in order. */
-                        bool any = false;
-                        for (unsigned k = 1; k <= RING; k++)
-                                if (r->ring[(slot + k) % RING].busy)
-                                        any = true;
-                        if (!any)
-                                break;
-                        slot = (slot + 1) % RING;
+                        ring_release(r->ring, b);
                         continue;
                 }
+                b = ring_acquire(r->ring);
                 size_t n = (size_t)MIN((uint64_t)per, n_blocks - next);
                 e = batch_fill(r, b, img, next, n, &res->read_bytes);
                 if (e < 0) {
                         err = e;
                         continue;
                 }
-                b->busy = true;
-                b->done = false;
                 if (memchr(b->kind, BLK_DATA, n))
-                        pool_submit(pool, batch_work, b);
-                else {
-                        /* Nothing but holes: no work for the pool. */
-                        memset(b->h, 0, n * sizeof *b->h);
-                        memset(b->kind, BLK_ZERO, n);
-                        b->err = 0;
-                        b->done = true;
-                }
+                        ring_submit(r->ring, b, pool, batch_work);
+                else
+                        ring_submit(r->ring, b, NULL, batch_holes); /* settled here */
                 next += n;
-                slot = (slot + 1) % RING;
         }
         if (err == 0)
                 err = ret_manifest_writer_finish(m, d);
@@ -260,40 +207,33 @@ static int vault_error(struct store *s, int r, const char *what) {
 }
 
 static void rep_free(struct rep *r) {
-        for (unsigned i = 0; i < RING; i++) {
-                free(r->ring[i].data);
-                free(r->ring[i].kind);
-                free(r->ring[i].h);
-                free(r->ring[i].enc);
-                free(r->ring[i].enc_len);
-        }
-        for (size_t i = 0; i < r->codecs.n_free; i++)
-                store_codec_free(r->codecs.free[i]);
-        pthread_mutex_destroy(&r->codecs.lock);
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->cond);
+        ring_free(r->ring);
+        store_codec_pool_free(r->codecs);
 }
 
 static int rep_init(struct rep *r, struct store *s, struct store_writer *w) {
         size_t per;
+        int e;
 
         memset(r, 0, sizeof *r);
         r->s = s;
         r->w = w;
         r->bs = store_block_size(s);
         r->bound = store_encode_bound(r->bs);
-        pthread_mutex_init(&r->codecs.lock, NULL);
-        pthread_mutex_init(&r->lock, NULL);
-        pthread_cond_init(&r->cond, NULL);
+        e = store_codec_pool_new(s, RING, &r->codecs);
+        if (e >= 0)
+                e = ring_new(RING, sizeof(struct batch), &r->ring);
+        if (e < 0)
+                return e;
         per = MAX(BATCH_BYTES / r->bs, 1u);
         for (unsigned i = 0; i < RING; i++) {
-                struct batch *b = &r->ring[i];
+                struct batch *b = ring_slot(r->ring, i);
                 b->rep = r;
-                b->data = malloc(per * r->bs);
-                b->kind = malloc(per);
-                b->h = malloc(per * sizeof *b->h);
-                b->enc = malloc(per * r->bound);
-                b->enc_len = malloc(per * sizeof *b->enc_len);
+                b->data = ring_own(r->ring, malloc(per * r->bs));
+                b->kind = ring_own(r->ring, malloc(per));
+                b->h = ring_own(r->ring, malloc(per * sizeof *b->h));
+                b->enc = ring_own(r->ring, malloc(per * r->bound));
+                b->enc_len = ring_own(r->ring, malloc(per * sizeof *b->enc_len));
                 if (!b->data || !b->kind || !b->h || !b->enc || !b->enc_len)
                         return -ENOMEM;
         }
