@@ -9,7 +9,10 @@
  *                    Shared Key string-to-sign and signature, encodings
  *   azure-http.c     request execution: sessions of curl handles, retries
  *                    with backoff, HTTP/curl errors translated to -errno
- *   backend-azure.c  the backend operations (put/get/list/...) on top
+ *   backend-azure.c  the backend operations on top (put, get, ranged
+ *                    reads, delete, local copies, the container), open
+ *   azure-list.c     List Blobs: the XML pages (libxml2), the list op
+ *   azure-batch.c    Blob Batch: many deletes in one multipart request
  *
  * Secrets (account key, SAS) live only in struct az_cfg and in request
  * headers/URLs built from it; nothing here logs them or puts them in an
@@ -26,6 +29,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "backend_i.h"
 #include "store.h"
 
 /* The REST API version every request pins. Azurite 3.x supports it. */
@@ -174,3 +178,45 @@ typedef int (*az_list_fn)(void *userdata, const char *name, uint64_t size);
  * (malloc'd) or NULL on the last page. -EPROTO when it is not a List Blobs
  * answer. */
 int az_parse_list(const char *xml, size_t len, az_list_fn fn, void *userdata, char **ret_marker);
+
+/* Called once before any XML is parsed (libxml2's global set-up). */
+void az_xml_init(void);
+
+/* ---- the backend (backend-azure.c) ---- */
+
+struct backend_azure {
+        struct backend base;
+        struct az_cfg *cfg;
+        struct az_http *http;
+        char *cache_dir; /* set at open, created on first use */
+        bool container_seen; /* probe() found the container */
+};
+
+#define AZ_B(b) ((struct backend_azure *)(b))
+
+/* The blob name of object `name`: the vault prefix + name. malloc'd, NULL
+ * on ENOMEM. */
+char *az_full_name(struct backend_azure *a, const char *name);
+/* 16 random hex digits + NUL (put tags, batch boundaries). */
+void az_random_hex(char out[static 17]);
+/* Delete Blob of one object: 0 (also when a retry finds it gone), -errno. */
+int az_del(struct backend *b, const char *name);
+
+/* The list op: every object under prefix whose name rpfs could have
+ * written (azure-list.c). */
+int az_list(struct backend *b, const char *prefix, store_list_cb cb, void *userdata);
+
+/* ---- Blob Batch (azure-batch.c) ---- */
+
+/* Subrequests in one Blob Batch request, at most. */
+#define AZ_BATCH_MAX 256
+
+/* The del_many op: Blob Batch requests of up to AZ_BATCH_MAX deletes;
+ * single deletes where the endpoint refuses batches. 0 or the first
+ * error; absent objects count as deleted. */
+int az_del_many(struct backend *b, const char *const *names, size_t n);
+/* The subrequests' statuses from a Blob Batch response body resp
+ * (NUL-terminated), in Content-ID order (parts without one in their
+ * order), into res[0..n): 0 deleted or absent (202, 404), -EACCES (401,
+ * 403), -EIO (any other status); parts that are missing stay -EPROTO. */
+void az_batch_results(const char *resp, size_t n, int *res);

@@ -12,17 +12,15 @@
  *   earlier attempt (success) from another writer's object (-EEXIST).
  * - get_range: one ranged GET straight into the caller's buffer;
  *   get_ranges: a batch of them, in parallel on one session.
- * - list: List Blobs with the prefix, page by page (NextMarker).
- * - del: Delete Blob; del_many: Blob Batch requests of up to 256 deletes.
+ * - list: List Blobs with the prefix, page by page (NextMarker), in
+ *   azure-list.c.
+ * - del: Delete Blob; del_many: Blob Batch requests of up to 256 deletes,
+ *   in azure-batch.c.
  * - sync: nothing; Azure acknowledges a put only once it is durable.
  * - local_path: objects are immutable, so a copy downloaded once into the
  *   local cache directory stays valid; index segments are mmap'ed from it.
  */
 #include <fcntl.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -34,26 +32,15 @@
 
 #define AZ_SINGLE_MAX (4u << 20)
 #define AZ_BLOCK_MAX (4u << 20)
-#define AZ_LIST_PAGE "5000"
 
-struct backend_azure {
-        struct backend base;
-        struct az_cfg *cfg;
-        struct az_http *http;
-        char *cache_dir; /* set at open, created on first use */
-        bool container_seen; /* probe() found the container */
-};
-
-#define AZ_B(b) ((struct backend_azure *)(b))
-
-static char *full_name(struct backend_azure *a, const char *name) {
+char *az_full_name(struct backend_azure *a, const char *name) {
         char *s;
         if (asprintf(&s, "%s%s", a->cfg->prefix, name) < 0)
                 return NULL;
         return s;
 }
 
-static void random_hex(char out[static 17]) {
+void az_random_hex(char out[static 17]) {
         uint64_t v;
         if (getrandom(&v, sizeof v, 0) != sizeof v)
                 v = (uint64_t)random() << 32 ^ (uint64_t)random() ^ (uint64_t)getpid();
@@ -90,7 +77,7 @@ static int put_single(struct backend_azure *a, const char *blob, const void *dat
         struct az_req q = { .method = "PUT", .blob = blob, .body = data, .body_len = len, .out = AZ_OUT_MEM };
         char tag[17];
 
-        random_hex(tag);
+        az_random_hex(tag);
         az_req_header(&q, "x-ms-blob-type", "BlockBlob");
         az_req_header(&q, "Content-Type", "application/octet-stream");
         return put_final(a, &q, blob, tag, excl);
@@ -108,7 +95,7 @@ static int put_blocks(struct backend_azure *a, const char *blob, const void *dat
 
         if (!reqs || !ids)
                 return -ENOMEM;
-        random_hex(tag);
+        az_random_hex(tag);
         for (size_t i = 0; i < n; i++) {
                 char raw[32];
                 char *id = ids + 48 * i, *b64;
@@ -151,7 +138,7 @@ static int put_blocks(struct backend_azure *a, const char *blob, const void *dat
 
 static int azure_put(struct backend *b, const char *name, const void *data, size_t len, unsigned flags) {
         struct backend_azure *a = AZ_B(b);
-        _cleanup_free_ char *blob = full_name(a, name);
+        _cleanup_free_ char *blob = az_full_name(a, name);
         bool excl = flags & BACKEND_PUT_EXCLUSIVE;
 
         if (!blob)
@@ -163,7 +150,7 @@ static int azure_put(struct backend *b, const char *name, const void *data, size
 
 static int azure_get(struct backend *b, const char *name, char **ret, size_t *ret_len) {
         struct backend_azure *a = AZ_B(b);
-        _cleanup_free_ char *blob = full_name(a, name);
+        _cleanup_free_ char *blob = az_full_name(a, name);
         struct az_req q = { .method = "GET", .out = AZ_OUT_MEM };
         int r;
 
@@ -238,7 +225,7 @@ static void azure_get_ranges(struct backend *b, struct backend_range *v, size_t 
                 v[i].result = 0;
                 if (v[i].len == 0)
                         continue;
-                blobs[i] = full_name(a, v[i].name);
+                blobs[i] = az_full_name(a, v[i].name);
                 if (!blobs[i]) {
                         v[i].result = -ENOMEM;
                         continue;
@@ -271,176 +258,11 @@ static int azure_get_range(struct backend *b, const char *name, uint64_t off, vo
         return r.result;
 }
 
-/* ---- List Blobs ---- */
+/* ---- delete (many at once: azure-batch.c) ---- */
 
-static const xmlNode *child(const xmlNode *n, const char *name) {
-        for (const xmlNode *c = n ? n->children : NULL; c; c = c->next)
-                if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, name) == 0)
-                        return c;
-        return NULL;
-}
-
-int az_parse_list(const char *xml, size_t len, az_list_fn fn, void *userdata, char **ret_marker) {
-        xmlDoc *doc;
-        const xmlNode *root, *blobs, *nm;
-        int r = 0;
-
-        *ret_marker = NULL;
-        if (len > INT_MAX)
-                return -EPROTO;
-        doc = xmlReadMemory(xml, (int)len, NULL, NULL,
-                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
-        if (!doc)
-                return -EPROTO;
-        root = xmlDocGetRootElement(doc);
-        if (!root || strcmp((const char *)root->name, "EnumerationResults") != 0) {
-                r = -EPROTO;
-                goto out;
-        }
-        blobs = child(root, "Blobs");
-        for (const xmlNode *c = blobs ? blobs->children : NULL; c && r >= 0; c = c->next) {
-                const xmlNode *name, *cl;
-                xmlChar *s, *sz = NULL;
-                uint64_t size = 0;
-
-                if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "Blob") != 0)
-                        continue;
-                name = child(c, "Name");
-                cl = child(child(c, "Properties"), "Content-Length");
-                s = name ? xmlNodeGetContent(name) : NULL;
-                if (!s) {
-                        r = -EPROTO;
-                        break;
-                }
-                if (cl && (sz = xmlNodeGetContent(cl)))
-                        size = strtoull((const char *)sz, NULL, 10);
-                r = fn(userdata, (const char *)s, size);
-                xmlFree(s);
-                xmlFree(sz);
-        }
-        nm = child(root, "NextMarker");
-        if (r >= 0 && nm) {
-                xmlChar *m = xmlNodeGetContent(nm);
-                if (m && *m) {
-                        *ret_marker = strdup((const char *)m);
-                        if (!*ret_marker)
-                                r = -ENOMEM;
-                }
-                xmlFree(m);
-        }
-out:
-        xmlFreeDoc(doc);
-        return r;
-}
-
-struct entry {
-        char *name;
-        uint64_t size;
-};
-
-struct page {
-        struct backend_azure *a;
-        size_t skip; /* strlen of the vault prefix */
-        const char *want; /* full prefix the names must start with */
-        struct entry *v;
-        size_t n, cap;
-};
-
-/* Only names rpfs could have written: [A-Za-z0-9._-] components, none
- * starting with '.'. Anything else in the container is not ours. */
-static bool ours(const char *s) {
-        bool start = true;
-        for (; *s; s++) {
-                if (*s == '/') {
-                        if (start)
-                                return false;
-                        start = true;
-                        continue;
-                }
-                if (start && *s == '.')
-                        return false;
-                start = false;
-                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-                      *s == '.' || *s == '_' || *s == '-'))
-                        return false;
-        }
-        return !start;
-}
-
-static int page_add(void *userdata, const char *name, uint64_t size) {
-        struct page *p = userdata;
-
-        if (strncmp(name, p->want, strlen(p->want)) != 0 || !ours(name + p->skip))
-                return 0;
-        if (p->n == p->cap) {
-                size_t ncap = p->cap ? 2 * p->cap : 256;
-                struct entry *nv = realloc(p->v, ncap * sizeof *nv);
-                if (!nv)
-                        return -ENOMEM;
-                p->v = nv;
-                p->cap = ncap;
-        }
-        p->v[p->n].name = strdup(name + p->skip);
-        if (!p->v[p->n].name)
-                return -ENOMEM;
-        p->v[p->n++].size = size;
-        return 0;
-}
-
-static void page_clear(struct page *p) {
-        for (size_t i = 0; i < p->n; i++)
-                free(p->v[i].name);
-        p->n = 0;
-}
-
-/* Fetch one page of names under the full prefix `want`. */
-static int list_page(struct backend_azure *a, const char *want, const char *max, const char *marker,
-                     struct page *p, char **ret_marker) {
-        struct az_req q = { .method = "GET", .out = AZ_OUT_MEM };
-        int r;
-
-        az_req_query(&q, "restype", "container");
-        az_req_query(&q, "comp", "list");
-        if (*want)
-                az_req_query(&q, "prefix", want);
-        az_req_query(&q, "maxresults", max);
-        if (marker)
-                az_req_query(&q, "marker", marker);
-        r = az_http_run(a->http, &q, 1);
-        if (r >= 0)
-                r = az_parse_list(q.resp ? q.resp : "", q.resp_len, page_add, p, ret_marker);
-        az_req_done(&q);
-        return r;
-}
-
-static int azure_list(struct backend *b, const char *prefix, store_list_cb cb, void *userdata) {
+int az_del(struct backend *b, const char *name) {
         struct backend_azure *a = AZ_B(b);
-        _cleanup_free_ char *want = full_name(a, prefix), *marker = NULL;
-        struct page p = { .a = a, .skip = strlen(a->cfg->prefix) };
-        int r;
-
-        if (!want)
-                return -ENOMEM;
-        p.want = want;
-        do {
-                char *next = NULL;
-
-                r = list_page(a, want, AZ_LIST_PAGE, marker, &p, &next);
-                free(marker);
-                marker = next;
-                /* No request is in flight while the callbacks run: they
-                 * may use the backend themselves. */
-                for (size_t i = 0; r >= 0 && i < p.n; i++)
-                        r = cb(userdata, p.v[i].name, p.v[i].size);
-                page_clear(&p);
-        } while (r >= 0 && marker);
-        free(p.v);
-        return r < 0 ? r : 0;
-}
-
-static int azure_del(struct backend *b, const char *name) {
-        struct backend_azure *a = AZ_B(b);
-        _cleanup_free_ char *blob = full_name(a, name);
+        _cleanup_free_ char *blob = az_full_name(a, name);
         struct az_req q = { .method = "DELETE", .out = AZ_OUT_MEM };
         int r;
 
@@ -453,151 +275,6 @@ static int azure_del(struct backend *b, const char *name) {
                 r = 0;
         az_req_done(&q);
         return r;
-}
-
-/* ---- Delete, one or many ----
- * Many objects go out as Blob Batch requests (POST ?comp=batch, a
- * multipart/mixed body of up to AZ_BATCH_MAX DELETE subrequests, each
- * signed on its own or carrying the SAS): one round trip instead of one per
- * object. An endpoint that refuses the batch itself gets single deletes. */
-#define AZ_BATCH_MAX 256
-
-static int batch_body(struct backend_azure *a, char **blobs, size_t n, const char *boundary, char **ret,
-                      size_t *ret_len) {
-        const struct az_cfg *c = a->cfg;
-        char date[32], *body = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&body, &len);
-        int rc = 0;
-
-        if (!f)
-                return -ENOMEM;
-        az_http_date(time(NULL), date);
-        for (size_t i = 0; i < n && rc == 0; i++) {
-                _cleanup_free_ char *enc = az_encode(blobs[i], true), *path = NULL;
-                if (!enc || asprintf(&path, "%s/%s/%s", c->ep_path, c->container, enc) < 0) {
-                        rc = -ENOMEM;
-                        break;
-                }
-                fprintf(f, "--%s\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
-                           "Content-ID: %zu\r\n\r\nDELETE %s%s%s HTTP/1.1\r\nx-ms-date: %s\r\n",
-                        boundary, i, path, c->sas ? "?" : "", c->sas ? c->sas : "", date);
-                if (c->key) {
-                        struct az_kv kv[] = { { "x-ms-date", date }, { "Content-Length", "0" } };
-                        struct az_sign_input in = { "DELETE", c->account, path, kv, ELEMENTSOF(kv), NULL, 0 };
-                        _cleanup_free_ char *sts = NULL;
-                        char sig[64];
-                        rc = az_string_to_sign(&in, &sts);
-                        if (rc == 0)
-                                rc = az_sign(c->key, c->key_len, sts, sig);
-                        if (rc == 0)
-                                fprintf(f, "Authorization: SharedKey %s:%s\r\n", c->account, sig);
-                        explicit_bzero(sig, sizeof sig);
-                }
-                fprintf(f, "Content-Length: 0\r\n\r\n");
-        }
-        fprintf(f, "--%s--\r\n", boundary);
-        if (fclose(f) != 0 && rc == 0)
-                rc = -ENOMEM;
-        if (rc < 0) {
-                free(body);
-                return rc;
-        }
-        *ret = body;
-        *ret_len = len;
-        return 0;
-}
-
-/* The subrequests' statuses from a batch response, in Content-ID order
- * (parts without one in their order): 0 deleted or absent, -errno. Parts
- * that are missing stay -EPROTO. */
-static void batch_results(const char *resp, size_t n, int *res) {
-        const char *p = resp;
-        size_t k = 0;
-
-        for (size_t i = 0; i < n; i++)
-                res[i] = -EPROTO;
-        while (p && (p = strstr(p, "HTTP/1.1 "))) {
-                /* the part's headers lie between the last boundary and here */
-                const char *cid = NULL, *q;
-                long status = strtol(p + 9, NULL, 10);
-                size_t idx = k;
-                for (q = p; q > resp && !(q[-1] == '\n' && q[0] == '-' && q[1] == '-'); q--)
-                        if (strncasecmp(q, "Content-ID:", 11) == 0)
-                                cid = q;
-                if (cid) {
-                        char *end;
-                        unsigned long v = strtoul(cid + 11, &end, 10);
-                        if (end != cid + 11)
-                                idx = v;
-                }
-                if (idx < n)
-                        res[idx] = status == 202 || status == 404 ? 0
-                                   : status == 401 || status == 403 ? -EACCES
-                                                                    : -EIO;
-                k++;
-                p += 9;
-        }
-}
-
-static int azure_del_many(struct backend *b, const char *const *names, size_t n) {
-        struct backend_azure *a = AZ_B(b);
-        int err = 0;
-
-        if (n == 1)
-                return azure_del(b, names[0]);
-        for (size_t at = 0; at < n;) {
-                size_t m = MIN(n - at, (size_t)AZ_BATCH_MAX), len = 0;
-                _cleanup_free_ char **blobs = calloc(m, sizeof *blobs);
-                _cleanup_free_ int *res = calloc(m, sizeof *res);
-                _cleanup_free_ char *body = NULL;
-                char boundary[32], ctype[80], hex[17];
-                struct az_req q = { .method = "POST", .out = AZ_OUT_MEM };
-                int r = blobs && res ? 0 : -ENOMEM;
-
-                for (size_t i = 0; r == 0 && i < m; i++)
-                        if (!(blobs[i] = full_name(a, names[at + i])))
-                                r = -ENOMEM;
-                random_hex(hex);
-                snprintf(boundary, sizeof boundary, "batch_%s", hex);
-                snprintf(ctype, sizeof ctype, "multipart/mixed; boundary=%s", boundary);
-                if (r == 0)
-                        r = batch_body(a, blobs, m, boundary, &body, &len);
-                if (r == 0) {
-                        q.body = body;
-                        q.body_len = len;
-                        az_req_query(&q, "restype", "container");
-                        az_req_query(&q, "comp", "batch");
-                        az_req_header(&q, "Content-Type", ctype);
-                        r = az_http_run(a->http, &q, 1);
-                        if (r == 0) {
-                                size_t ok = 0;
-                                batch_results(q.resp ? q.resp : "", m, res);
-                                for (size_t i = 0; i < m; i++)
-                                        ok += res[i] == 0;
-                                log_debug("azure: batch of %zu deletes: %zu done", m, ok);
-                        }
-                        az_req_done(&q);
-                }
-                if (r < 0 && r != -EACCES && r != -ENOMEM && r != -EIO) {
-                        /* the endpoint does not do batches: one by one */
-                        log_debug("azure: batch delete refused (%s): single deletes", strerror(-r));
-                        for (size_t i = 0; i < m; i++)
-                                res[i] = azure_del(b, names[at + i]);
-                        r = 0;
-                }
-                for (size_t i = 0; blobs && i < m; i++) {
-                        if (r == 0 && res[i] == -ENOENT)
-                                res[i] = 0;
-                        if (r == 0 && res[i] < 0 && err == 0)
-                                err = res[i];
-                        free(blobs[i]);
-                }
-                if (r < 0 && err == 0)
-                        err = r;
-                at += m;
-        }
-        return err;
 }
 
 static int azure_sync(struct backend *b) {
@@ -621,7 +298,7 @@ static int cache_root(const struct az_cfg *c, char **ret) {
 
 static int azure_local_path(struct backend *b, const char *name, char **ret) {
         struct backend_azure *a = AZ_B(b);
-        _cleanup_free_ char *path = NULL, *blob = full_name(a, name);
+        _cleanup_free_ char *path = NULL, *blob = az_full_name(a, name);
         struct az_req q = { .method = "GET", .out = AZ_OUT_FD, .out_fd = -1 };
         struct tmpfile t;
         struct stat st;
@@ -736,9 +413,9 @@ static const struct backend_ops azure_ops = {
         .get = azure_get,
         .get_range = azure_get_range,
         .get_ranges = azure_get_ranges,
-        .del_many = azure_del_many,
-        .list = azure_list,
-        .del = azure_del,
+        .del_many = az_del_many,
+        .list = az_list,
+        .del = az_del,
         .sync = azure_sync,
         .local_path = azure_local_path,
         .probe = azure_probe,
@@ -746,17 +423,11 @@ static const struct backend_ops azure_ops = {
         .free = azure_free,
 };
 
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-
-static void xml_init(void) {
-        xmlInitParser();
-}
-
 int backend_azure_open(const char *url, const struct store_options *o, struct backend **ret) {
         struct backend_azure *a;
         int r;
 
-        pthread_once(&xml_once, xml_init);
+        az_xml_init();
         a = calloc(1, sizeof *a);
         if (!a)
                 return -ENOMEM;

@@ -62,6 +62,48 @@ static inline void idx_entry_decode(const uint8_t *p, struct blob_loc *l) {
         l->ulen = get_le32(p + 36);
 }
 
+/* The pack header (PACK_HDR_SIZE bytes). */
+static inline void pack_header_encode(uint8_t *p) {
+        memcpy(p, PACK_MAGIC, 8);
+        put_le32(p + 8, PACK_VERSION);
+        put_le32(p + 12, 0);
+}
+
+/* One pack table entry: where a blob of the pack starts (its header) and
+ * its lengths. */
+static inline void pack_entry_encode(uint8_t *p, const struct hash128 *h, uint64_t offset, uint32_t len,
+                                     uint32_t ulen) {
+        memcpy(p, h->b, STORE_HASH_SIZE);
+        put_le64(p + 16, offset);
+        put_le32(p + 24, len);
+        put_le32(p + 28, ulen);
+}
+
+/* The pack footer, after the table of count entries at table_off. */
+static inline void pack_footer_encode(uint8_t *p, uint64_t table_off, uint32_t count, uint64_t table_xxh64) {
+        put_le64(p, table_off);
+        put_le32(p + 8, count);
+        put_le32(p + 12, 0);
+        put_le64(p + 16, table_xxh64);
+        memcpy(p + 24, PACK_END_MAGIC, 8);
+}
+
+/* A pack's table, checked by store_pack_table() (pack.c). */
+struct pack_table {
+        const uint8_t *entries; /* count x PACK_ENTRY_SIZE, inside the pack */
+        uint32_t count;
+        uint64_t table_off;     /* where the blobs end */
+};
+
+/* Read the table of a whole pack p[0..len): the header, the footer, the
+ * table's checksum, and for every entry that its blob lies between the
+ * header and the table and has the decoded length the entry says. *ret
+ * points into p. 0, or -EBADMSG for anything else (not a pack, another
+ * version, damage). */
+int store_pack_table(const uint8_t *p, size_t len, struct pack_table *ret);
+/* Entry i (< t->count) of a checked table; ret_loc's pack_id is 0. */
+void store_pack_entry(const struct pack_table *t, uint32_t i, struct hash128 *ret_h, struct blob_loc *ret_loc);
+
 /* "packs/ab/ab0123456789abcd.pack" */
 static inline void pack_name(uint64_t id, char *buf, size_t len) {
         char hex[17];

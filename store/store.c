@@ -1,16 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Vault open/init, the memory-mapped index, object access and blob reads.
- * Index segments are never read into the heap: each is mmap'ed and
- * searched through a 256-way fan-out table plus a binary search.
+ * Vault open/init, object access and blob reads: one at a time, or in
+ * batches that merge neighbouring blobs of a pack into one ranged read.
+ * The index that locates blobs is index.c.
  */
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <zstd.h>
 
 #include "common.h"
@@ -136,23 +133,6 @@ out:
         return r;
 }
 
-static int add_segment_cb(void *userdata, const char *name, uint64_t size) {
-        struct store *s = userdata;
-        size_t n = strlen(name);
-        int r;
-
-        if (n < 4 || strcmp(name + n - 4, ".idx") != 0)
-                return 0;
-        r = store_add_segment(s, name);
-        if (r < 0)
-                log_warn_errno(r, "skipping unreadable index segment %s", name);
-        return 0;
-}
-
-int store_refresh(struct store *s) {
-        return s->b->ops->list(s->b, "index/", add_segment_cb, s);
-}
-
 int store_open(const char *url, struct store **ret) {
         return store_open_with(url, NULL, ret);
 }
@@ -209,11 +189,7 @@ const char *store_error_hint(const char *url, int r) {
 void store_free(struct store *s) {
         if (!s)
                 return;
-        for (size_t i = 0; i < s->n_segs; i++) {
-                munmap(s->segs[i].map, s->segs[i].map_len);
-                free(s->segs[i].name);
-        }
-        free(s->segs);
+        store_index_free(s);
         if (s->b)
                 s->b->ops->free(s->b);
         pthread_rwlock_destroy(&s->idx_lock);
@@ -221,136 +197,7 @@ void store_free(struct store *s) {
         free(s);
 }
 
-/* ---- index segments ---- */
-
-static int segment_map(struct store *s, const char *name, struct segment *seg) {
-        _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int fd = -1;
-        struct stat st;
-        uint8_t *m;
-        uint64_t count;
-        int r;
-
-        r = s->b->ops->local_path(s->b, name, &path);
-        if (r < 0)
-                return r;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if ((uint64_t)st.st_size < IDX_HDR_SIZE + IDX_FANOUT_SIZE + IDX_FOOTER_SIZE)
-                return -EBADMSG;
-        m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-        if (m == MAP_FAILED)
-                return -errno;
-        count = get_le64(m + 16);
-        if (memcmp(m, IDX_MAGIC, 8) != 0 || get_le32(m + 8) != IDX_VERSION ||
-            get_le32(m + 12) != IDX_ENTRY_SIZE ||
-            count > ((uint64_t)st.st_size - IDX_HDR_SIZE - IDX_FANOUT_SIZE - IDX_FOOTER_SIZE) / IDX_ENTRY_SIZE ||
-            IDX_HDR_SIZE + IDX_FANOUT_SIZE + count * IDX_ENTRY_SIZE + IDX_FOOTER_SIZE != (uint64_t)st.st_size ||
-            memcmp(m + st.st_size - 8, IDX_END_MAGIC, 8) != 0 ||
-            get_le32(m + IDX_HDR_SIZE + 255 * 4) != count) {
-                munmap(m, (size_t)st.st_size);
-                return -EBADMSG;
-        }
-        madvise(m, (size_t)st.st_size, MADV_RANDOM);
-        seg->name = strdup(name);
-        if (!seg->name) {
-                munmap(m, (size_t)st.st_size);
-                return -ENOMEM;
-        }
-        seg->map = m;
-        seg->map_len = (size_t)st.st_size;
-        seg->count = count;
-        seg->fanout = m + IDX_HDR_SIZE;
-        seg->entries = m + IDX_HDR_SIZE + IDX_FANOUT_SIZE;
-        return 0;
-}
-
-int store_add_segment(struct store *s, const char *name) {
-        struct segment seg, *n;
-        int r;
-
-        pthread_rwlock_rdlock(&s->idx_lock);
-        for (size_t i = 0; i < s->n_segs; i++)
-                if (strcmp(s->segs[i].name, name) == 0) {
-                        pthread_rwlock_unlock(&s->idx_lock);
-                        return 0;
-                }
-        pthread_rwlock_unlock(&s->idx_lock);
-
-        r = segment_map(s, name, &seg);
-        if (r < 0)
-                return r;
-        pthread_rwlock_wrlock(&s->idx_lock);
-        n = realloc(s->segs, (s->n_segs + 1) * sizeof *n);
-        if (!n) {
-                pthread_rwlock_unlock(&s->idx_lock);
-                munmap(seg.map, seg.map_len);
-                free(seg.name);
-                return -ENOMEM;
-        }
-        s->segs = n;
-        s->segs[s->n_segs++] = seg;
-        pthread_rwlock_unlock(&s->idx_lock);
-        return 0;
-}
-
-uint64_t store_hash_lower_bound(const void *base, size_t stride, uint64_t lo, uint64_t hi, const struct hash128 *h) {
-        const uint8_t *b = base;
-        while (lo < hi) {
-                uint64_t mid = lo + (hi - lo) / 2;
-                if (memcmp(b + mid * stride, h->b, STORE_HASH_SIZE) < 0)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        return lo;
-}
-
-static const uint8_t *segment_find(const struct segment *seg, const struct hash128 *h) {
-        uint8_t first = h->b[0];
-        uint64_t lo = first ? get_le32(seg->fanout + 4 * (first - 1)) : 0;
-        uint64_t hi = get_le32(seg->fanout + 4 * first), k;
-
-        if (hi > seg->count || lo > hi)
-                return NULL; /* damaged fan-out: treat as absent */
-        k = store_hash_lower_bound(seg->entries, IDX_ENTRY_SIZE, lo, hi, h);
-        if (k < hi && memcmp(seg->entries + k * IDX_ENTRY_SIZE, h->b, STORE_HASH_SIZE) == 0)
-                return seg->entries + k * IDX_ENTRY_SIZE;
-        return NULL;
-}
-
-int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret) {
-        int r = -ENOENT;
-
-        pthread_rwlock_rdlock(&s->idx_lock);
-        for (size_t i = s->n_segs; i-- > 0;) {
-                const uint8_t *e = segment_find(&s->segs[i], h);
-                if (e) {
-                        if (ret)
-                                idx_entry_decode(e, ret);
-                        r = 0;
-                        break;
-                }
-        }
-        pthread_rwlock_unlock(&s->idx_lock);
-        return r;
-}
-
-int store_blob_stored_size(struct store *s, const struct hash128 *h, uint32_t *ret) {
-        struct blob_loc loc;
-        int r;
-
-        if (hash_is_zero(h))
-                return -ENOENT;
-        r = store_lookup(s, h, &loc);
-        if (r < 0)
-                return r;
-        *ret = loc.len;
-        return 0;
-}
+/* ---- reads counted ---- */
 
 void store_read_stats(struct store *s, uint64_t *ret_bytes, uint64_t *ret_requests) {
         if (ret_bytes)
@@ -362,12 +209,6 @@ void store_read_stats(struct store *s, uint64_t *ret_bytes, uint64_t *ret_reques
 static void count_read(struct store *s, uint64_t len) {
         atomic_fetch_add(&s->read_bytes, len);
         atomic_fetch_add(&s->read_requests, 1);
-}
-
-int store_has(struct store *s, const struct hash128 *h) {
-        if (hash_is_zero(h))
-                return 0;
-        return store_lookup(s, h, NULL);
 }
 
 /* ---- objects ---- */
@@ -498,6 +339,11 @@ int store_decode(struct store_codec *c, const struct hash128 *h, const uint8_t *
         return 0;
 }
 
+/* Whether an index entry's length can be a blob of its decoded length. */
+static bool blob_loc_sane(const struct blob_loc *l) {
+        return l->len >= BLOB_HDR_SIZE && l->len <= BLOB_HDR_SIZE + ZSTD_compressBound(l->ulen);
+}
+
 int store_read_blob(struct store *s, struct store_codec *c, const struct hash128 *h,
                     void *buf, size_t cap, size_t *ret_len) {
         struct blob_loc loc;
@@ -507,7 +353,7 @@ int store_read_blob(struct store *s, struct store_codec *c, const struct hash128
         r = store_lookup(s, h, &loc);
         if (r < 0)
                 return r;
-        if (loc.len < BLOB_HDR_SIZE || loc.len > BLOB_HDR_SIZE + ZSTD_compressBound(loc.ulen))
+        if (!blob_loc_sane(&loc))
                 return -EBADMSG;
         if (c->scratch_cap < loc.len) {
                 uint8_t *n = realloc(c->scratch, loc.len);
@@ -560,6 +406,18 @@ struct fetch_run {
         uint64_t start, end; /* byte range in the pack */
 };
 
+/* One call's work: the entries, the blobs to read sorted by pack and
+ * offset, and the runs they make. */
+struct fetch_plan {
+        struct store_fetch *v;
+        struct fetch_ref *refs;
+        size_t m;
+        struct fetch_run *runs;
+        size_t nr;
+        store_fetch_sink sink;
+        void *userdata;
+};
+
 static int scratch_reserve(struct store_codec *c, size_t len) {
         if (c->scratch_cap >= len)
                 return 0;
@@ -569,25 +427,20 @@ static int scratch_reserve(struct store_codec *c, size_t len) {
         return c->scratch ? 0 : -ENOMEM;
 }
 
-int store_fetch_blocks_sink(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n,
-                            store_fetch_sink sink, void *userdata) {
-        _cleanup_free_ struct fetch_ref *refs = calloc(MAX(n, 1), sizeof *refs);
-        _cleanup_free_ struct fetch_run *runs = calloc(MAX(n, 1), sizeof *runs);
-        struct backend_range br[FETCH_ROUND_RUNS];
-        char names[FETCH_ROUND_RUNS][64];
-        size_t m = 0, nr = 0;
-        int err = 0;
+/* Look every entry up: refs[0..return) gets the blobs to read; an entry
+ * that cannot be read (unknown, an impossible index entry, no memory for
+ * the codec's block) gets its result now, the others -EIO until read. */
+static size_t fetch_lookup(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n,
+                           struct fetch_ref *refs) {
+        size_t m = 0;
 
-        if (!refs || !runs)
-                return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 v[i].stored = 0;
                 v[i].pack_id = 0;
                 v[i].result = store_lookup(s, &v[i].h, &refs[m].loc);
                 if (v[i].result < 0)
                         continue;
-                if (refs[m].loc.len < BLOB_HDR_SIZE ||
-                    refs[m].loc.len > BLOB_HDR_SIZE + ZSTD_compressBound(refs[m].loc.ulen)) {
+                if (!blob_loc_sane(&refs[m].loc)) {
                         v[i].result = -EBADMSG;
                         continue;
                 }
@@ -599,55 +452,112 @@ int store_fetch_blocks_sink(struct store *s, struct store_codec *c, struct store
                 v[i].result = -EIO; /* until read and decoded */
                 refs[m++].i = i;
         }
-        qsort(refs, m, sizeof *refs, cmp_fetch_ref);
-        for (size_t a = 0; a < m;) {
+        return m;
+}
+
+/* Cut the sorted refs into runs: a run grows by the next blob of the same
+ * pack that starts at or after its end, less than FETCH_GAP past it, while
+ * the run stays within FETCH_MAX_SPAN. (A blob asked for twice starts
+ * before the run's end, so it starts a run of its own.) */
+static void fetch_coalesce(struct fetch_plan *p) {
+        const struct fetch_ref *refs = p->refs;
+
+        p->nr = 0;
+        for (size_t a = 0; a < p->m;) {
                 size_t b = a + 1;
                 uint64_t start = refs[a].loc.offset, end = start + refs[a].loc.len;
-                while (b < m && refs[b].loc.pack_id == refs[a].loc.pack_id && refs[b].loc.offset >= end &&
+                while (b < p->m && refs[b].loc.pack_id == refs[a].loc.pack_id && refs[b].loc.offset >= end &&
                        refs[b].loc.offset - end < FETCH_GAP &&
                        refs[b].loc.offset + refs[b].loc.len - start <= FETCH_MAX_SPAN) {
                         end = refs[b].loc.offset + refs[b].loc.len;
                         b++;
                 }
-                runs[nr++] = (struct fetch_run){ a, b, start, end };
+                p->runs[p->nr++] = (struct fetch_run){ a, b, start, end };
                 a = b;
         }
+}
 
-        for (size_t r0 = 0; r0 < nr && err == 0;) {
-                size_t r1 = r0, bytes = 0, pos = 0;
-                while (r1 < nr && r1 - r0 < FETCH_ROUND_RUNS &&
-                       (r1 == r0 || bytes + (runs[r1].end - runs[r1].start) <= FETCH_ROUND)) {
-                        bytes += (size_t)(runs[r1].end - runs[r1].start);
-                        r1++;
+/* The end of the round that starts at run r0: up to FETCH_ROUND_RUNS runs
+ * and FETCH_ROUND bytes (a first run larger than that alone). *ret_bytes
+ * gets the round's size. */
+static size_t fetch_round_end(const struct fetch_plan *p, size_t r0, size_t *ret_bytes) {
+        size_t r1 = r0, bytes = 0;
+
+        while (r1 < p->nr && r1 - r0 < FETCH_ROUND_RUNS &&
+               (r1 == r0 || bytes + (p->runs[r1].end - p->runs[r1].start) <= FETCH_ROUND)) {
+                bytes += (size_t)(p->runs[r1].end - p->runs[r1].start);
+                r1++;
+        }
+        *ret_bytes = bytes;
+        return r1;
+}
+
+/* Decode and verify the blobs of a run that was read (q), into their
+ * entries' buffers or the codec's block for the sink. */
+static void fetch_deliver(struct store *s, struct store_codec *c, const struct fetch_plan *p,
+                          const struct fetch_run *run, const struct backend_range *q) {
+        for (size_t j = run->a; j < run->b; j++) {
+                const struct blob_loc *loc = &p->refs[j].loc;
+                struct store_fetch *f = &p->v[p->refs[j].i];
+
+                if (q->result < 0) {
+                        f->result = q->result;
+                        continue;
                 }
-                err = scratch_reserve(c, bytes);
-                if (err < 0)
-                        break;
-                for (size_t k = r0; k < r1; k++) {
-                        size_t len = (size_t)(runs[k].end - runs[k].start);
-                        pack_name(refs[runs[k].a].loc.pack_id, names[k - r0], sizeof names[k - r0]);
-                        br[k - r0] = (struct backend_range){ .name = names[k - r0], .off = runs[k].start,
-                                                             .buf = c->scratch + pos, .len = len };
-                        pos += len;
-                }
-                backend_get_ranges(s->b, br, r1 - r0);
-                for (size_t k = r0; k < r1; k++) {
-                        const struct backend_range *q = &br[k - r0];
-                        if (q->result >= 0)
-                                count_read(s, q->len);
-                        for (size_t j = runs[k].a; j < runs[k].b; j++) {
-                                struct store_fetch *f = &v[refs[j].i];
-                                if (q->result < 0) {
-                                        f->result = q->result;
-                                        continue;
-                                }
-                                f->stored = refs[j].loc.len;
-                                f->result = store_decode(c, &f->h, (uint8_t *)q->buf + (refs[j].loc.offset - runs[k].start),
-                                                         refs[j].loc.len, f->buf ? f->buf : c->block, s->block_size, NULL);
-                                if (f->result == 0 && !f->buf && sink)
-                                        sink(userdata, f, c->block);
-                        }
-                }
+                f->stored = loc->len;
+                f->result = store_decode(c, &f->h, (uint8_t *)q->buf + (loc->offset - run->start), loc->len,
+                                         f->buf ? f->buf : c->block, s->block_size, NULL);
+                if (f->result == 0 && !f->buf && p->sink)
+                        p->sink(p->userdata, f, c->block);
+        }
+}
+
+/* Read runs [r0, r1) (bytes in all) at once into the codec's scratch
+ * buffer, then deliver their blobs. 0, or -ENOMEM with nothing read. */
+static int fetch_round(struct store *s, struct store_codec *c, const struct fetch_plan *p, size_t r0, size_t r1,
+                       size_t bytes) {
+        struct backend_range br[FETCH_ROUND_RUNS];
+        char names[FETCH_ROUND_RUNS][64];
+        size_t pos = 0;
+        int r;
+
+        r = scratch_reserve(c, bytes);
+        if (r < 0)
+                return r;
+        for (size_t k = r0; k < r1; k++) {
+                const struct fetch_run *run = &p->runs[k];
+                size_t len = (size_t)(run->end - run->start);
+
+                pack_name(p->refs[run->a].loc.pack_id, names[k - r0], sizeof names[k - r0]);
+                br[k - r0] = (struct backend_range){ .name = names[k - r0], .off = run->start,
+                                                     .buf = c->scratch + pos, .len = len };
+                pos += len;
+        }
+        backend_get_ranges(s->b, br, r1 - r0);
+        for (size_t k = r0; k < r1; k++) {
+                if (br[k - r0].result >= 0)
+                        count_read(s, br[k - r0].len);
+                fetch_deliver(s, c, p, &p->runs[k], &br[k - r0]);
+        }
+        return 0;
+}
+
+int store_fetch_blocks_sink(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n,
+                            store_fetch_sink sink, void *userdata) {
+        _cleanup_free_ struct fetch_ref *refs = calloc(MAX(n, 1), sizeof *refs);
+        _cleanup_free_ struct fetch_run *runs = calloc(MAX(n, 1), sizeof *runs);
+        struct fetch_plan p = { .v = v, .refs = refs, .runs = runs, .sink = sink, .userdata = userdata };
+        int err = 0;
+
+        if (!refs || !runs)
+                return -ENOMEM;
+        p.m = fetch_lookup(s, c, v, n, refs);
+        qsort(refs, p.m, sizeof *refs, cmp_fetch_ref);
+        fetch_coalesce(&p);
+        for (size_t r0 = 0; r0 < p.nr && err == 0;) {
+                size_t bytes, r1 = fetch_round_end(&p, r0, &bytes);
+
+                err = fetch_round(s, c, &p, r0, r1, bytes);
                 r0 = r1;
         }
         if (c->scratch_cap > SCRATCH_KEEP) {

@@ -41,10 +41,14 @@ struct store_hash_variant {
  * The variants are static; any thread may call this. */
 size_t store_hash_variants(const struct store_hash_variant **ret, size_t n);
 
+/* ---- the index (index.c) ---- */
 /* Look h up in the mapped segments. 0 found, -ENOENT. */
 int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret);
 /* Map segment `name` and add it to the store (no-op if present). */
 int store_add_segment(struct store *s, const char *name);
+/* Unmap every segment (store_free). */
+void store_index_free(struct store *s);
+
 /* Decode one encoded blob (header + payload) into out and verify it
  * against h. */
 int store_decode(struct store_codec *c, const struct hash128 *h, const uint8_t *enc, size_t len,

@@ -137,9 +137,7 @@ static int pack_start(struct store_writer *w) {
         r = reserve(&w->pack, &w->pack_cap, PACK_TARGET_SIZE + (1u << 20));
         if (r < 0)
                 return r;
-        memcpy(w->pack, PACK_MAGIC, 8);
-        put_le32(w->pack + 8, PACK_VERSION);
-        put_le32(w->pack + 12, 0);
+        pack_header_encode(w->pack);
         w->pack_len = PACK_HDR_SIZE;
         w->ptab_n = 0;
         return 0;
@@ -149,7 +147,6 @@ static int pack_seal(struct store_writer *w) {
         size_t tlen = w->ptab_n * PACK_ENTRY_SIZE;
         uint64_t table_off = w->pack_len;
         char name[64];
-        uint8_t *f;
         int r;
 
         if (w->pack_len == 0)
@@ -159,12 +156,7 @@ static int pack_seal(struct store_writer *w) {
                 return r;
         memcpy(w->pack + w->pack_len, w->ptab, tlen);
         w->pack_len += tlen;
-        f = w->pack + w->pack_len;
-        put_le64(f, table_off);
-        put_le32(f + 8, (uint32_t)w->ptab_n);
-        put_le32(f + 12, 0);
-        put_le64(f + 16, store_hash64(w->ptab, tlen));
-        memcpy(f + 24, PACK_END_MAGIC, 8);
+        pack_footer_encode(w->pack + w->pack_len, table_off, (uint32_t)w->ptab_n, store_hash64(w->ptab, tlen));
         w->pack_len += PACK_FOOTER_SIZE;
 
         if (w->n_unpublished == w->cap_unpublished) {
@@ -237,10 +229,7 @@ int store_writer_add(struct store_writer *w, const struct hash128 *h, const void
                 return r;
 
         e = w->ptab + w->ptab_n++ * PACK_ENTRY_SIZE;
-        memcpy(e, h->b, STORE_HASH_SIZE);
-        put_le64(e + 16, w->pack_len);
-        put_le32(e + 24, (uint32_t)len);
-        put_le32(e + 28, get_le32((const uint8_t *)enc + 4));
+        pack_entry_encode(e, h, w->pack_len, (uint32_t)len, get_le32((const uint8_t *)enc + 4));
 
         pthread_mutex_lock(&w->lock);
         p->h = *h;

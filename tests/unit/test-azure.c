@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Azure backend pieces that need no server: Shared Key signing against
  * known vectors, encodings, vault URL and credential parsing, List Blobs
- * XML. When tests/run.sh has started Azurite (RPFS_AZURITE_*), also the
- * backend operations themselves, from 16 threads at once.
+ * XML, Blob Batch responses. When tests/run.sh has started Azurite
+ * (RPFS_AZURITE_*), also the backend operations themselves, from 16
+ * threads at once.
  * (tests/integration/test-azure.sh runs rpfs itself against Azurite.) */
 #include <pthread.h>
 #include <stdio.h>
@@ -256,6 +257,28 @@ static void test_list_xml(void) {
         CHECK(az_parse_list("", 0, collect, &s, &marker) == -EPROTO);
 }
 
+/* Blob Batch responses: statuses by Content-ID, or in order without one. */
+static void test_batch_results(void) {
+#define PART(id, status) "--batchresponse_1\r\nContent-Type: application/http\r\n" id "\r\nHTTP/1.1 " status "\r\n" \
+                         "x-ms-version: 2021-08-06\r\n\r\n"
+        const char *mixed = PART("Content-ID: 2\r\n", "403 Server failed to authenticate the request.")
+                PART("Content-ID: 0\r\n", "202 Accepted") PART("Content-ID: 1\r\n", "500 Internal Server Error")
+                "--batchresponse_1--\r\n";
+        const char *no_ids = PART("", "404 The specified blob does not exist.") PART("", "202 Accepted")
+                "--batchresponse_1--\r\n";
+#undef PART
+        int res[3];
+
+        az_batch_results(mixed, 3, res);
+        CHECK(res[0] == 0 && res[1] == -EIO && res[2] == -EACCES);
+        az_batch_results(no_ids, 3, res);
+        CHECK(res[0] == 0 && res[1] == 0 && res[2] == -EPROTO); /* the third part is missing */
+        az_batch_results("<Error><Code>InvalidInput</Code></Error>", 2, res);
+        CHECK(res[0] == -EPROTO && res[1] == -EPROTO);
+        az_batch_results(mixed, 1, res); /* Content-IDs beyond the batch are ignored */
+        CHECK(res[0] == 0);
+}
+
 /* ---- against Azurite ---- */
 
 #define THREADS 16
@@ -387,6 +410,7 @@ int main(void) {
         test_encodings();
         test_config();
         test_list_xml();
+        test_batch_results();
         bool backend = test_backend();
         if (failures) {
                 fprintf(stderr, "%d check(s) failed\n", failures);
