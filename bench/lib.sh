@@ -58,7 +58,7 @@ bench_need() {
 	((${#want[@]})) || return 0
 	[[ $(id -u) == 0 ]] || sudo=sudo
 	bench_log "installing missing packages: ${want[*]}"
-	{ $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${want[@]}"; } \
+	{ $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${want[@]}"; } \
 		>"$BENCH_LOGS/apt.log" 2>&1 || { tail -20 "$BENCH_LOGS/apt.log" >&2; bench_die "could not install ${want[*]}"; }
 	for spec in "$@"; do
 		_bench_have "${spec%%:*}" || bench_die "${spec%%:*} still missing after installing ${spec#*:}"

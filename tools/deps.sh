@@ -19,6 +19,6 @@ deps_install() {
     (( ${#missing[@]} )) || return 0
     printf 'installing: %s\n' "${missing[*]}" >&2
     [[ $(id -u) == 0 ]] || sudo=sudo
-    $sudo apt-get update -q >&2 &&
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+    $sudo apt-get -o DPkg::Lock::Timeout=600 update -q >&2 &&
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >&2
 }
