@@ -316,7 +316,7 @@ bench_dataset_summary() {
 # install and make it the same way when it is missing.
 #
 # bench_azurite_install: sets AZURITE_BIN (and AZURITE_VERSION).
-# bench_azurite_start DIR: start it on a free 127.0.0.1 port with its data in
+# bench_azurite_start DIR [PORT]: start it on PORT (default a free 127.0.0.1 port) with its data in
 #   DIR (--disableTelemetry --silent, log in DIR/azurite.log) and wait until it
 #   answers; sets AZURITE_PID, AZURITE_EP (endpoint) and AZURITE_CS (a
 #   connection string for the emulator's public development account).
@@ -338,9 +338,9 @@ bench_azurite_install() {
 	[[ -x $AZURITE_BIN ]] || bench_die "azurite installed, but $AZURITE_BIN is missing"
 }
 bench_azurite_start() {
-	local dir=$1 port i
+	local dir=$1 port=${2:-} i
 	mkdir -p "$dir"
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	[[ -n $port ]] || port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	"$AZURITE_BIN" --blobHost 127.0.0.1 --blobPort "$port" --location "$dir" \
 		--disableTelemetry --silent >"$dir/azurite.log" 2>&1 &
 	AZURITE_PID=$!
