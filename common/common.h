@@ -135,6 +135,9 @@ void tmpfile_abort(struct tmpfile *t);
 /* A whole file written durably through a tmpfile (exclusive: never
  * replaces an existing file, -EEXIST). */
 int write_file_atomic(const char *path, const void *data, size_t len, bool exclusive);
+/* The same, the file created with mode (before the umask): 0600 for what
+ * only its owner may read (failback journals). */
+int write_file_atomic_mode(const char *path, const void *data, size_t len, bool exclusive, mode_t mode);
 /* Read a whole (small) file into a NUL-terminated malloc'd buffer. */
 int read_file_all(const char *path, char **ret, size_t *ret_len);
 /* rpfs's directories, into buf: the cache ($RPFS_CACHE_DIR, else

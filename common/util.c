@@ -287,8 +287,12 @@ void tmpfile_abort(struct tmpfile *t) {
 }
 
 int write_file_atomic(const char *path, const void *data, size_t len, bool exclusive) {
+        return write_file_atomic_mode(path, data, len, exclusive, 0644);
+}
+
+int write_file_atomic_mode(const char *path, const void *data, size_t len, bool exclusive, mode_t mode) {
         struct tmpfile t;
-        int r = tmpfile_open(&t, path, 0644);
+        int r = tmpfile_open(&t, path, mode);
 
         if (r >= 0)
                 r = write_full(t.fd, data, len);

@@ -493,6 +493,27 @@ static int op_statfs(const char *path, struct statvfs *sv) {
         if (!fs_onprem_path(fs, path, &rel) || strcmp(rel, ".") == 0)       \
                 return -EROFS
 
+/* What a caller creates in the on-prem directory is the caller's, as if
+ * made there directly: the daemon runs as root for every user of a mount
+ * with -o allow_other. The group stays the one a set-group-ID directory
+ * gave it. On failure the new entry is removed again. */
+static int own_by_caller(struct fs *fs, const char *rel, int unlink_flags) {
+        const struct fuse_context *c = fuse_get_context();
+        const char *slash = strrchr(rel, '/');
+        char parent[PATH_MAX];
+        struct stat st;
+
+        if (geteuid() != 0 || (c->uid == 0 && c->gid == 0))
+                return 0;
+        snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash - rel) : 1, slash ? rel : ".");
+        if (fstatat(fs->onprem_fd, parent, &st, 0) == 0 &&
+            fchownat(fs->onprem_fd, rel, c->uid, st.st_mode & S_ISGID ? (gid_t)-1 : c->gid,
+                     AT_SYMLINK_NOFOLLOW) == 0)
+                return 0;
+        unlinkat(fs->onprem_fd, rel, unlink_flags);
+        return -EPERM;
+}
+
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
         struct fs_file *f;
         int r;
@@ -500,6 +521,11 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi) {
         r = onprem_open(fs, rel, fi->flags, mode, true, &f);
         if (r < 0)
                 return r;
+        r = own_by_caller(fs, rel, 0);
+        if (r < 0) {
+                fs_file_free(f);
+                return r;
+        }
         fs_onprem_seed_attach(fs, rel, fs_caller_tgid());
         fs_file_track(fs, f);
         fi->fh = (uint64_t)(uintptr_t)f;
@@ -569,12 +595,12 @@ static int op_rmdir(const char *path) {
 
 static int op_mkdir(const char *path, mode_t mode) {
         ONPREM_OR_EROFS(path, rel);
-        return mkdirat(fs->onprem_fd, rel, mode) < 0 ? -errno : 0;
+        return mkdirat(fs->onprem_fd, rel, mode) < 0 ? -errno : own_by_caller(fs, rel, AT_REMOVEDIR);
 }
 
 static int op_symlink(const char *target, const char *path) {
         ONPREM_OR_EROFS(path, rel);
-        return symlinkat(target, fs->onprem_fd, rel) < 0 ? -errno : 0;
+        return symlinkat(target, fs->onprem_fd, rel) < 0 ? -errno : own_by_caller(fs, rel, 0);
 }
 
 static int op_rename(const char *from, const char *to, unsigned int flags) {

@@ -291,13 +291,20 @@ static bool header_value(const char *line, size_t n, const char *name, char *buf
 }
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *u) {
-        struct az_req *r = u;
-        size_t n = size * nmemb;
+        az_header_line(u, p, size * nmemb);
+        return size * nmemb;
+}
+
+void az_header_line(struct az_req *r, const char *p, size_t n) {
         char v[64];
 
         if (n > 5 && strncmp(p, "HTTP/", 5) == 0) {
                 const char *sp = memchr(p, ' ', n);
-                r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+                char code[8] = "";
+                /* the line is not NUL-terminated: the code is copied first */
+                if (sp)
+                        memcpy(code, sp + 1, MIN(n - (size_t)(sp + 1 - p), sizeof code - 1));
+                r->status = strtol(code, NULL, 10);
                 r->in_error_body = r->status >= 300;
                 r->error_code[0] = 0;
                 r->meta_put[0] = 0;
@@ -316,7 +323,6 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *u) {
                 if (*v && !*end && d > 0)
                         r->retry_after = MIN(d, 600);
         }
-        return n;
 }
 
 static size_t on_read(char *buf, size_t size, size_t nmemb, void *u) {

@@ -144,6 +144,13 @@ struct az_req {
         int state;
 };
 
+/* Take one response header line (as libcurl hands it: "Name: value\r\n",
+ * or the status line) into r's response fields: status, x-ms-error-code,
+ * x-ms-meta-rpfsput, Content-Length, Retry-After. Any bytes are accepted
+ * (the line need not be NUL-terminated); what is not understood is
+ * ignored. Exposed for tests/fuzz/fuzz-http-header.c. */
+void az_header_line(struct az_req *r, const char *line, size_t n);
+
 /* A pool of connections to the configured endpoint. */
 /* o (NULL: defaults) sets the retry window and whether it bounds every call. */
 int az_http_new(const struct az_cfg *cfg, const struct store_options *o, struct az_http **ret);

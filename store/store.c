@@ -339,9 +339,12 @@ int store_decode(struct store_codec *c, const struct hash128 *h, const uint8_t *
         return 0;
 }
 
-/* Whether an index entry's length can be a blob of its decoded length. */
+/* Whether an index entry's length can be a blob of its decoded length,
+ * which is a block or a manifest chunk: at most STORE_MAX_BLOCK_SIZE (a
+ * damaged entry must not make a reader allocate gigabytes). */
 static bool blob_loc_sane(const struct blob_loc *l) {
-        return l->len >= BLOB_HDR_SIZE && l->len <= BLOB_HDR_SIZE + ZSTD_compressBound(l->ulen);
+        return l->ulen <= STORE_MAX_BLOCK_SIZE && l->len >= BLOB_HDR_SIZE &&
+               l->len <= BLOB_HDR_SIZE + ZSTD_compressBound(l->ulen);
 }
 
 int store_read_blob(struct store *s, struct store_codec *c, const struct hash128 *h,

@@ -191,7 +191,7 @@ int fb_journal_save(struct fb_journal *j) {
         if (!text)
                 return -ENOMEM;
         /* The directory exists: fb_journal_lock() made it. */
-        return write_file_atomic(j->path, text, strlen(text), false);
+        return write_file_atomic_mode(j->path, text, strlen(text), false, 0600); /* docs/SECURITY.md */
 }
 
 static void copy_str(char *dst, size_t len, const char *src) { snprintf(dst, len, "%s", src ? src : ""); }

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Image headers and tables (raw, VHD, VHDX, QCOW2, VMDK): opening,
- * the allocation map and reads of damaged images must fail cleanly. */
+ * the allocation map and reads of damaged images must fail cleanly.
+ * Built with -DFUZZ_KIND=FMT_QCOW2 (fuzz-qcow2, fuzz-vhd, fuzz-vhdx,
+ * fuzz-vmdk) it only goes on with input detected as that kind, so that
+ * libFuzzer spends its time in that format's tables (qcow2 L1/L2, VHD
+ * BAT and sector bitmaps, VHDX BAT and metadata, VMDK descriptor and
+ * grain tables). */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -23,6 +28,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         }
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+#ifdef FUZZ_KIND
+        {
+                enum fmt_kind k;
+                if (fmt_detect(path, &k) < 0 || k != FUZZ_KIND) {
+                        close(fd);
+                        return 0;
+                }
+        }
+#endif
         if (fmt_open(path, &img, err, sizeof err) >= 0) {
                 uint64_t vsize = fmt_size(img);
                 (void)fmt_read(img, buf, (size_t)MIN((uint64_t)sizeof buf, vsize), 0);

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Seeds for fuzz-image made with qemu-img (no binary files in the tree):
 # small images of every supported format holding a little data, then the
-# target replays them and their mutations.
+# target replays them and their mutations. With a second argument KIND
+# (qcow2, vhd, vhdx, vmdk) only the seeds of that kind, for fuzz-KIND.
+# With FUZZ_SEED_DIR set, the seeds are copied there instead (the corpus
+# of tests/fuzz/run-long.sh) and nothing runs.
 set -euo pipefail
-BIN=$1
+BIN=$1 KIND=${2:-}
 T=$(mktemp -d "${TMPDIR:-/tmp}/rpfs-fuzz-image.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 command -v qemu-img >/dev/null || { echo "qemu-img missing"; exit 77; }
@@ -14,6 +17,18 @@ qemu-img convert -O vpc -o subformat=dynamic,force_size=on "$T/raw" "$T/a.vhd"
 qemu-img convert -O vpc -o subformat=fixed,force_size=on "$T/raw" "$T/f.vhd"
 qemu-img convert -O vmdk "$T/raw" "$T/a.vmdk"
 qemu-img convert -O vhdx -o block_size=1M "$T/raw" "$T/a.vhdx"
+if [ -n "${FUZZ_SEED_DIR:-}" ]; then
+        case $KIND in
+        "") cp "$T"/a.* "$T/f.vhd" "$FUZZ_SEED_DIR/" ;;
+        vhd) cp "$T/a.vhd" "$T/f.vhd" "$FUZZ_SEED_DIR/" ;;
+        *) cp "$T/a.$KIND" "$FUZZ_SEED_DIR/" ;;
+        esac
+        exit 0
+fi
+case $KIND in
+vhd) exec env FUZZ_ROUNDS=${FUZZ_ROUNDS:-300} "$BIN" "$T/a.vhd" "$T/f.vhd" ;;
+?*) exec env FUZZ_ROUNDS=${FUZZ_ROUNDS:-300} "$BIN" "$T/a.$KIND" ;;
+esac
 # fewer rounds for the larger seeds keep the run short
 FUZZ_ROUNDS=${FUZZ_ROUNDS:-300} "$BIN" "$T/a.qcow2" "$T/a.vhd" "$T/a.vmdk"
 FUZZ_ROUNDS=${FUZZ_ROUNDS_BIG:-40} "$BIN" "$T/f.vhd" "$T/a.vhdx" "$T/raw"
