@@ -29,6 +29,7 @@ static const struct command {
         { "mount", cmd_mount, "mount VAULT MOUNTPOINT [--cache DIR] [--seed VM/DISK=PATH]",
           "show points as image files (FUSE)" },
         { "stats", cmd_stats, "stats MOUNTPOINT [--json]", "what a mount has served" },
+        { "status", cmd_status, "status VAULT [VM ...] [--json | --prometheus FILE]", "RPO health (monitoring plugin)" },
 };
 
 static const char main_help_head[] =

@@ -303,6 +303,10 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *u) {
                 r->meta_put[0] = 0;
                 r->have_cl = false;
                 r->retry_after = 0;
+                r->date = 0;
+        } else if (header_value(p, n, "Date", v, sizeof v)) {
+                time_t t = curl_getdate(v, NULL);
+                r->date = t > 0 ? t : 0;
         } else if (header_value(p, n, "x-ms-error-code", r->error_code, sizeof r->error_code)) {
         } else if (header_value(p, n, "x-ms-meta-rpfsput", r->meta_put, sizeof r->meta_put)) {
         } else if (header_value(p, n, "Content-Length", v, sizeof v)) {
