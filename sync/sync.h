@@ -301,3 +301,27 @@ int sync_status_get(struct store *s, const struct sync_status_opts *o, struct sy
 void sync_status_free(struct sync_status *st);
 /* "OK", "WARNING", "CRITICAL", "UNKNOWN". */
 const char *sync_status_level_name(enum sync_status_level l);
+
+/* ---- hooks: app-consistent points from a quiesced guest ----
+ * sync_replicate_hooked() runs sync_replicate() between the phases of a
+ * hook program, called as `SCRIPT PHASE` with RPFS_VM, RPFS_POINT (the
+ * point's ID), RPFS_DISKS ("NAME=PATH ..." space-separated) and
+ * RPFS_PHASE in its environment:
+ *   freeze    quiesce the guest; the point is app-consistent only when it
+ *             succeeds (and o->app asked for it)
+ *   snapshot  take a snapshot; each line printed "NAME=PATH" (or a lone
+ *             PATH, for the first disk) is read instead of that live disk
+ *   thaw      resume the guest: always runs once freeze ran
+ *   done      after the point is committed
+ *   failed    after any failure: always runs when done does not
+ * A phase fails when the program exits non-zero (or is killed). */
+struct sync_hook_opts {
+        const char *script;
+        bool required;  /* --app-consistent=required: a failed freeze fails */
+};
+/* sync_replicate() with hook h around it (h->script NULL: none). -EPERM
+ * when freeze failed and was required, -ECANCELED when snapshot failed
+ * (nothing was written in either case). *ret_app: whether the point was
+ * stored as app-consistent. */
+int sync_replicate_hooked(struct store *s, const struct sync_replicate_opts *o, const struct sync_hook_opts *h,
+                          struct sync_replicate_result *ret, bool *ret_app);
