@@ -117,7 +117,9 @@ static char *disks_env(const struct sync_replicate_opts *o) {
 /* What snapshot printed, applied to disks (a copy of o->disks): "NAME=PATH"
  * lines, or one bare PATH for the first disk. Paths point into out. */
 static int snapshot_paths(char *out, struct sync_disk_spec *disks, size_t n) {
-        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        char *save = NULL;
+
+        for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 char *eq = strchr(line, '=');
                 bool found = false;
 
