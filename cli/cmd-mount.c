@@ -44,19 +44,28 @@ static const char mount_help[] =
         "                          holds from it, not from the vault\n"
         "  --failback-mode MODE    delta (default: compare, write what differs) or full\n"
         "                          (write every block)\n"
-        "  -o allow_other          let other users read the mount\n"
+        "  -o OPT[,OPT...]         allow_other (let other users read the mount), the options\n"
+        "                          above as cache=DIR, cache-size=, seed=, timeout=, log=,\n"
+        "                          onprem=, failback-mode=; mount(8)'s generic options are\n"
+        "                          ignored. So 'mount -t fuse.rpfs VAULT DIR -o cache=DIR'\n"
+        "                          and an /etc/fstab line of type fuse.rpfs work (mount.fuse3\n"
+        "                          runs 'rpfs VAULT DIR -o ...')\n"
         "  -h, --help              show this help\n"
         "\n"
         "Exit status: 0 mounted (with -f: unmounted, also lazily with 'fusermount3 -uz'\n"
         "once the last open file closes); 1 failure, or with -f the connection was\n"
         "aborted while mounted (/sys/fs/fuse/connections/N/abort); 2 usage error.\n";
 
+#define MOUNT_O_SEEDS 32 /* seed= entries -o may add beyond one per argument */
+
 /* What the command line asks for; o is what fs_mount() gets. */
 struct mount_args {
         struct fs_options o;
-        struct fs_seed_spec *seeds; /* argc entries */
+        struct fs_seed_spec *seeds; /* seed_cap entries */
         char *seedbuf;              /* their VM and disk names, 160 bytes each */
-        size_t n;
+        size_t n, seed_cap;
+        char *obuf[8];              /* -o lists (freed by the caller), values point into them */
+        size_t n_obuf;
         char vault_abs[PATH_MAX], mnt_abs[PATH_MAX], cache_abs[PATH_MAX], log_abs[PATH_MAX],
                 onprem_abs[PATH_MAX];
 };
@@ -66,6 +75,8 @@ static int seed_option(struct mount_args *a, const char *arg) {
         char *b = a->seedbuf + 160 * a->n, *slash;
         const char *eq = strchr(arg, '=');
 
+        if (a->n >= a->seed_cap)
+                return cli_usage_error("mount", "too many seeds");
         if (!eq || (size_t)(eq - arg) >= 160)
                 return cli_usage_error("mount", "invalid --seed '%s': expected VM/DISK=PATH", arg);
         memcpy(b, arg, (size_t)(eq - arg));
@@ -79,6 +90,67 @@ static int seed_option(struct mount_args *a, const char *arg) {
         a->seeds[a->n].vm = b;
         a->seeds[a->n].disk = slash + 1;
         a->seeds[a->n++].path = eq + 1;
+        return 0;
+}
+
+static int mount_option(struct mount_args *a, int c, const char *arg);
+
+/* Options mount(8) and mount.fuse3 pass along that mean nothing here (the
+ * mount is read-only where it must be, nodev and nosuid by FUSE). */
+static bool generic_mount_option(const char *k) {
+        static const char *const ignored[] = { "rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec",
+                                               "atime", "noatime", "relatime", "strictatime", "nodiratime",
+                                               "auto", "noauto", "defaults", "nofail", "_netdev", "user",
+                                               "nouser", "users", "owner", "async", "sync" };
+        for (size_t i = 0; i < ELEMENTSOF(ignored); i++)
+                if (strcmp(k, ignored[i]) == 0)
+                        return true;
+        return strncmp(k, "x-", 2) == 0 || strncmp(k, "comment=", 8) == 0;
+}
+
+/* -o a,b=c,...: the long options as key=value (cache=DIR, cache-size=20G,
+ * seed=VM/DISK=PATH, timeout=N, log=FILE, onprem=DIR, failback-mode=M,
+ * foreground), allow_other, and mount(8)'s generic options (ignored), so
+ * that `mount -t fuse.rpfs VAULT DIR -o ...` and /etc/fstab work through
+ * mount.fuse3, which runs `rpfs VAULT DIR -o OPTIONS`. Values stay in
+ * a->obuf. 0 or an exit status. */
+static int mount_o_options(struct mount_args *a, const char *arg) {
+        static const struct { const char *key; int c; } keys[] = {
+                { "cache", 'C' }, { "cache-size", 'S' }, { "seed", 's' }, { "timeout", 't' },
+                { "log", 'l' }, { "onprem", 'O' }, { "failback-mode", 'F' },
+        };
+        char *list = strdup(arg), *save = NULL;
+
+        if (!list || a->n_obuf >= ELEMENTSOF(a->obuf))
+                return free(list), 1;
+        a->obuf[a->n_obuf++] = list; /* the values point into it */
+        for (char *k = strtok_r(list, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+                char *eq = strchr(k, '=');
+                bool known = false;
+                int r;
+
+                if (strcmp(k, "allow_other") == 0) {
+                        a->o.allow_other = true;
+                        continue;
+                }
+                if (strcmp(k, "foreground") == 0) {
+                        a->o.foreground = true;
+                        continue;
+                }
+                if (generic_mount_option(k))
+                        continue;
+                for (size_t i = 0; eq && i < ELEMENTSOF(keys); i++)
+                        if ((size_t)(eq - k) == strlen(keys[i].key) && strncmp(k, keys[i].key, (size_t)(eq - k)) == 0) {
+                                r = mount_option(a, keys[i].c, eq + 1);
+                                if (r)
+                                        return r;
+                                known = true;
+                        }
+                if (!known)
+                        return cli_usage_error("mount", "unsupported -o '%s' (supported: allow_other, cache=, "
+                                               "cache-size=, seed=, timeout=, log=, onprem=, failback-mode=, "
+                                               "and mount's generic options)", k);
+        }
         return 0;
 }
 
@@ -120,11 +192,7 @@ static int mount_option(struct mount_args *a, int c, const char *arg) {
                         return cli_usage_error("mount", "invalid --failback-mode '%s': delta or full", arg);
                 return 0;
         case 'o':
-                if (strcmp(arg, "allow_other") == 0)
-                        o->allow_other = true;
-                else
-                        return cli_usage_error("mount", "unsupported -o '%s' (supported: allow_other)", arg);
-                return 0;
+                return mount_o_options(a, arg);
         }
         return 1;
 }
@@ -219,26 +287,37 @@ static int mount_absolute_paths(struct mount_args *a) {
         return 0;
 }
 
+/* Parse, check and mount; a's -o lists are freed by the caller. */
+static int mount_run(struct cli *cli, int argc, char **argv, struct mount_args *a) {
+        int r = mount_parse(cli, argc, argv, a);
+
+        if (r != CLI_PARSED)
+                return r;
+        if (mount_check(cli, a) < 0 || mount_absolute_paths(a) < 0)
+                return 1;
+        /* Every request of the mount answers within its timeout: so does
+         * every call to the vault, whatever the remote does. */
+        a->o.store = cli->store;
+        a->o.store.retry_seconds = a->o.timeout ? a->o.timeout : 1;
+        a->o.store.bounded = true;
+        r = fs_mount(&a->o);
+        return r < 0 ? 1 : 0;
+}
+
 int cmd_mount(struct cli *cli, int argc, char **argv) {
         struct mount_args a = { .o = { .cache_size = 20ULL << 30, .timeout = 30 } };
-        _cleanup_free_ struct fs_seed_spec *seeds = calloc((size_t)argc, sizeof *seeds);
-        _cleanup_free_ char *seedbuf = calloc((size_t)argc, 160);
+        size_t cap = (size_t)argc + MOUNT_O_SEEDS;
+        _cleanup_free_ struct fs_seed_spec *seeds = calloc(cap, sizeof *seeds);
+        _cleanup_free_ char *seedbuf = calloc(cap, 160);
         int r;
 
         if (!seeds || !seedbuf)
                 return 1;
         a.seeds = seeds;
         a.seedbuf = seedbuf;
-        r = mount_parse(cli, argc, argv, &a);
-        if (r != CLI_PARSED)
-                return r;
-        if (mount_check(cli, &a) < 0 || mount_absolute_paths(&a) < 0)
-                return 1;
-        /* Every request of the mount answers within its timeout: so does
-         * every call to the vault, whatever the remote does. */
-        a.o.store = cli->store;
-        a.o.store.retry_seconds = a.o.timeout ? a.o.timeout : 1;
-        a.o.store.bounded = true;
-        r = fs_mount(&a.o);
-        return r < 0 ? 1 : 0;
+        a.seed_cap = cap;
+        r = mount_run(cli, argc, argv, &a);
+        for (size_t i = 0; i < a.n_obuf; i++)
+                free(a.obuf[i]);
+        return r;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "sync.h"
@@ -18,7 +19,12 @@ static const char replicate_help[] =
         "VMDK; the format is detected from the content.\n"
         "\n"
         "  --disk [NAME=]PATH   a disk of the VM; named disk0, disk1, ... in order unless NAME= is given\n"
-        "  --app-consistent     mark the point app-consistent (default: crash-consistent)\n"
+        "  --app-consistent[=required]\n"
+        "                       mark the point app-consistent (default: crash-consistent); with\n"
+        "                       --hook only when its freeze succeeded (=required: else fail)\n"
+        "  --hook SCRIPT        run SCRIPT freeze, snapshot, thaw, then done or failed around the\n"
+        "                       copy (env RPFS_VM, RPFS_POINT, RPFS_DISKS); lines NAME=PATH that\n"
+        "                       snapshot prints are read instead of those disks\n"
         "  --group G            tag the point with replication group G\n"
         "  --time ID            point time as UTC ISO 8601 basic, e.g. 20261122T101500Z (default: now)\n"
         "  --threads N          worker threads (default: one per CPU)\n"
@@ -56,7 +62,8 @@ static int disk_option(const char *arg, struct sync_disk_spec *disks, char *name
 int cmd_replicate(struct cli *cli, int argc, char **argv) {
         static const struct option opts[] = {
                 { "disk", required_argument, NULL, 'd' },
-                { "app-consistent", no_argument, NULL, 'a' },
+                { "app-consistent", optional_argument, NULL, 'a' },
+                { "hook", required_argument, NULL, 'H' },
                 { "group", required_argument, NULL, 'g' },
                 { "time", required_argument, NULL, 't' },
                 { "threads", required_argument, NULL, 'j' },
@@ -64,6 +71,8 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
         };
         struct sync_replicate_opts o = { .time = time(NULL), .progress = true };
         struct sync_replicate_result res;
+        struct sync_hook_opts hook = { 0 };
+        bool app = false;
         _cleanup_free_ struct sync_disk_spec *disks = NULL;
         _cleanup_free_ char *names = NULL;
         struct store *s = NULL;
@@ -83,7 +92,15 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                                 return r;
                         break;
                 case 'a':
+                        if (optarg && strcmp(optarg, "required") != 0)
+                                return cli_usage_error("replicate", "invalid --app-consistent='%s': only =required", optarg);
                         o.app = true;
+                        hook.required = optarg != NULL;
+                        break;
+                case 'H':
+                        if (access(optarg, X_OK) < 0)
+                                return cli_usage_error("replicate", "--hook %s: not an executable program", optarg);
+                        hook.script = optarg;
                         break;
                 case 'g':
                         if (!name_is_valid(optarg))
@@ -107,6 +124,8 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                 return cli_usage_error("replicate", "expected VAULT and VM arguments");
         if (n == 0)
                 return cli_usage_error("replicate", "at least one --disk is required");
+        if (hook.required && !hook.script)
+                return cli_usage_error("replicate", "--app-consistent=required needs --hook");
         if (!name_is_valid(argv[optind + 1]))
                 return cli_usage_error("replicate", "invalid VM name '%s': use 1-64 of A-Z a-z 0-9 . _ -", argv[optind + 1]);
         o.vm = argv[optind + 1];
@@ -114,7 +133,7 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
         o.n_disks = n;
         if (cli_open_vault(cli, argv[optind], &s) < 0)
                 return 1;
-        r = sync_replicate(s, &o, &res);
+        r = sync_replicate_hooked(s, &o, &hook, &res, &app);
         if (r == -EEXIST)
                 log_error("%s: point %s/%s already exists", argv[optind], o.vm, res.id);
         else if (r == -ENOMEM)
@@ -125,7 +144,7 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
         if (!cli->quiet) {
                 char a[24], b[24];
                 printf("%s/%s %s: %zu disk%s, %s, %llu new blocks, %s stored, %.1fs\n", o.vm, res.id,
-                       o.app ? "app" : "crash", n, n == 1 ? "" : "s", format_bytes(res.disk_bytes, a, sizeof a),
+                       app ? "app" : "crash", n, n == 1 ? "" : "s", format_bytes(res.disk_bytes, a, sizeof a),
                        (unsigned long long)res.new_blocks, format_bytes(res.stored_bytes, b, sizeof b), res.seconds);
         }
         return 0;

@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -29,6 +30,7 @@ static const struct command {
         { "mount", cmd_mount, "mount VAULT MOUNTPOINT [--cache DIR] [--seed VM/DISK=PATH]",
           "show points as image files (FUSE)" },
         { "stats", cmd_stats, "stats MOUNTPOINT [--json]", "what a mount has served" },
+        { "status", cmd_status, "status VAULT [VM ...] [--json | --prometheus FILE]", "RPO health (monitoring plugin)" },
 };
 
 static const char main_help_head[] =
@@ -70,6 +72,19 @@ static void main_help(FILE *f) {
         fputs(main_help_tail, f);
 }
 
+/* Whether argv is "VAULT MOUNTPOINT -o ..." as mount.fuse3 runs it for a
+ * `mount -t fuse.rpfs` or an /etc/fstab line: then it is `rpfs mount`. */
+static bool mount_helper_call(int argc, char **argv) {
+        struct stat st;
+
+        if (argc < 2 || stat(argv[1], &st) < 0 || !S_ISDIR(st.st_mode))
+                return false;
+        for (int i = 2; i < argc; i++)
+                if (strcmp(argv[i], "-o") == 0)
+                        return true;
+        return false;
+}
+
 /* After a usage error before or instead of the command (already logged):
  * the main help on stderr. */
 static int main_usage(void) {
@@ -107,6 +122,12 @@ int main(int argc, char **argv) {
                         optind = 0; /* a fresh getopt for the command: it permutes */
                         return commands[k].run(&cli, argc - i, argv + i);
                 }
+        if (mount_helper_call(argc - optind, argv + optind)) {
+                int i = optind;
+                argv[i - 1] = (char *)"mount"; /* argv[0] or a global option already read */
+                optind = 0;
+                return cmd_mount(&cli, argc - i + 1, argv + i - 1);
+        }
         log_error("unknown command '%s'", argv[optind]);
         return main_usage();
 }

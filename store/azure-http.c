@@ -310,6 +310,10 @@ void az_header_line(struct az_req *r, const char *p, size_t n) {
                 r->meta_put[0] = 0;
                 r->have_cl = false;
                 r->retry_after = 0;
+                r->date = 0;
+        } else if (header_value(p, n, "Date", v, sizeof v)) {
+                time_t t = curl_getdate(v, NULL);
+                r->date = t > 0 ? t : 0;
         } else if (header_value(p, n, "x-ms-error-code", r->error_code, sizeof r->error_code)) {
         } else if (header_value(p, n, "x-ms-meta-rpfsput", r->meta_put, sizeof r->meta_put)) {
         } else if (header_value(p, n, "Content-Length", v, sizeof v)) {

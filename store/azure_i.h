@@ -127,6 +127,7 @@ struct az_req {
         size_t resp_len;                    /* bytes received (every out mode) */
         uint64_t content_length;            /* Content-Length header, if have_cl */
         bool have_cl;
+        time_t date;                        /* Date header of the last response, 0 if none */
         unsigned attempts;
         bool ambiguous;                     /* an earlier attempt may have reached the server */
         int result;                         /* 0 or -errno */

@@ -406,6 +406,26 @@ static void azure_free(struct backend *b) {
         free(a);
 }
 
+/* The Date header of a reply about the vault's config object. */
+static int azure_clock(struct backend *b, time_t *ret) {
+        struct backend_azure *a = AZ_B(b);
+        _cleanup_free_ char *blob = az_full_name(a, "config.json");
+        struct az_req q = { .method = "HEAD", .out = AZ_OUT_MEM };
+        int r;
+
+        if (!blob)
+                return -ENOMEM;
+        q.blob = blob;
+        r = az_http_run(a->http, &q, 1);
+        az_req_done(&q);
+        if (r < 0)
+                return r;
+        if (!q.date)
+                return -EPROTO;
+        *ret = q.date;
+        return 0;
+}
+
 static const struct backend_ops azure_ops = {
         .name = "azure",
         .remote = true,
@@ -420,6 +440,7 @@ static const struct backend_ops azure_ops = {
         .local_path = azure_local_path,
         .probe = azure_probe,
         .create = azure_create,
+        .clock = azure_clock,
         .free = azure_free,
 };
 

@@ -294,6 +294,28 @@ static void dir_free(struct backend *b) {
         free(d);
 }
 
+/* A temporary file's mtime is the clock of the file system holding the
+ * vault (the server's, for a network file system). */
+static int dir_clock(struct backend *b, time_t *ret) {
+        struct backend_dir *d = DIR_B(b);
+        char path[PATH_MAX];
+        struct tmpfile t;
+        struct stat st;
+        int r;
+
+        r = path_of(d, ".clock", path, sizeof path);
+        if (r < 0)
+                return r;
+        r = tmpfile_open(&t, path, 0600);
+        if (r < 0)
+                return r;
+        r = fstat(t.fd, &st) < 0 ? -errno : 0;
+        tmpfile_abort(&t);
+        if (r == 0)
+                *ret = st.st_mtim.tv_sec;
+        return r;
+}
+
 static const struct backend_ops dir_ops = {
         .name = "dir",
         .put = dir_put,
@@ -305,6 +327,7 @@ static const struct backend_ops dir_ops = {
         .local_path = dir_local_path,
         .probe = dir_probe,
         .create = dir_create,
+        .clock = dir_clock,
         .free = dir_free,
 };
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "store.h"
 
@@ -52,6 +53,8 @@ struct backend_ops {
         /* Whether the backend location exists at all / is empty. */
         int (*probe)(struct backend *b, bool *ret_exists, bool *ret_empty);
         int (*create)(struct backend *b);
+        /* Optional: the store's clock (store_clock). */
+        int (*clock)(struct backend *b, time_t *ret);
         void (*free)(struct backend *b);
 };
 

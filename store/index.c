@@ -176,3 +176,18 @@ void store_index_free(struct store *s) {
         s->segs = NULL;
         s->n_segs = 0;
 }
+
+void store_index_totals(struct store *s, struct store_index_totals *ret) {
+        *ret = (struct store_index_totals){ 0 };
+        pthread_rwlock_rdlock(&s->idx_lock);
+        ret->segments = s->n_segs;
+        for (size_t i = 0; i < s->n_segs; i++)
+                for (uint64_t k = 0; k < s->segs[i].count; k++) {
+                        struct blob_loc loc;
+                        idx_entry_decode(s->segs[i].entries + k * IDX_ENTRY_SIZE, &loc);
+                        ret->blobs++;
+                        ret->stored_bytes += loc.len;
+                        ret->decoded_bytes += loc.ulen;
+                }
+        pthread_rwlock_unlock(&s->idx_lock);
+}

@@ -235,6 +235,12 @@ int store_get_object(struct store *s, const char *name, char **ret, size_t *ret_
         return s->b->ops->get(s->b, name, ret, ret_len);
 }
 
+int store_clock(struct store *s, time_t *ret) {
+        if (!s->b->ops->clock)
+                return -EOPNOTSUPP;
+        return s->b->ops->clock(s->b, ret);
+}
+
 int store_list(struct store *s, const char *prefix, store_list_cb cb, void *userdata) {
         return s->b->ops->list(s->b, prefix, cb, userdata);
 }

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define STORE_FORMAT_VERSION 1
 #define STORE_HASH_SIZE 16
@@ -157,6 +158,17 @@ int store_blob_stored_size(struct store *s, const struct hash128 *h, uint32_t *r
 void store_read_stats(struct store *s, uint64_t *ret_bytes, uint64_t *ret_requests);
 /* Re-scan the index (picks up segments written by other processes). */
 int store_refresh(struct store *s);
+/* What the mapped index segments list (rpfs status): segments, entries
+ * (a blob in two segments counts twice), their encoded and decoded bytes.
+ * No I/O; any thread. */
+struct store_index_totals {
+        uint64_t segments, blobs, stored_bytes, decoded_bytes;
+};
+void store_index_totals(struct store *s, struct store_index_totals *ret);
+/* The vault's own clock, to compare with this host's: the Date header of
+ * a reply (Azure), the mtime of a temporary object created and removed at
+ * once (directory). 0, -EOPNOTSUPP, or the backend's error. */
+int store_clock(struct store *s, time_t *ret);
 
 /* ---- codec: per-thread compression contexts ---- */
 int store_codec_new(const struct store *s, struct store_codec **ret);

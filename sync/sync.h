@@ -237,3 +237,91 @@ int sync_failback_status(const char *state_dir, const char *target, struct sync_
 /* "consistent at point ID", "in progress N%", "interrupted: rerun to
  * finish", "no failback recorded"... into buf. */
 const char *sync_fb_status_text(const struct sync_fb_status *st, char *buf, size_t len);
+
+/* ---- status: RPO health of a vault's VMs (rpfs status) ----
+ * Per VM: the newest point and its age against the RPO thresholds, the
+ * newest app-consistent point against the app-consistent frequency, the
+ * number of points and the oldest against the retention window, and the
+ * failbacks recorded in a journal directory for this vault. Vault: stored,
+ * logical and decoded bytes, packs and index segments, and the store's
+ * clock. Ages are measured on the store's clock when it could be read. */
+enum sync_status_level {
+        SYNC_STATUS_OK = 0,
+        SYNC_STATUS_WARNING = 1,  /* past the RPO, a late app point, skewed clock, interrupted failback */
+        SYNC_STATUS_CRITICAL = 2, /* past the critical threshold (2x RPO), or no point at all */
+        SYNC_STATUS_UNKNOWN = 3,  /* the vault could not be read */
+};
+
+/* Seconds; 0 in sync_status_opts means "the policy's". */
+struct sync_status_thresholds {
+        long rpo;       /* RPO threshold (default 15 min) */
+        long warning;   /* newest point older than this: WARNING (default rpo) */
+        long critical;  /* older than this: CRITICAL (default 2 x rpo) */
+        long app;       /* app-consistent frequency (default 60 min) */
+        long retention; /* retention window (default 24 h) */
+};
+
+struct sync_status_opts {
+        const char *const *vms;  /* NULL: every VM with a point */
+        size_t n_vms;
+        const char *vault;       /* the vault's URL as given: matched against journals */
+        const char *state_dir;   /* failback journals (NULL: none looked at) */
+        struct sync_status_thresholds override; /* --warning, --critical */
+};
+
+struct sync_status_vm {
+        char vm[65];
+        enum sync_status_level level;
+        struct sync_status_thresholds th;
+        size_t n_points, n_past_retention;
+        char newest[POINT_ID_LEN + 1], newest_app[POINT_ID_LEN + 1], oldest[POINT_ID_LEN + 1]; /* "" none */
+        long age, app_age, oldest_age; /* seconds, -1 with no such point */
+        size_t fb_interrupted, fb_running, fb_prepared; /* journals of this vault and VM */
+        char why[192];                 /* what set the level, for a person */
+};
+
+struct sync_status {
+        enum sync_status_level level;
+        time_t now;           /* the clock ages are measured with */
+        bool have_clock;      /* the store's clock was read */
+        long skew;            /* this host's clock minus the store's, seconds */
+        uint64_t packs, pack_bytes;      /* pack objects listed, their bytes (stored) */
+        uint64_t logical_bytes;          /* non-zero block bytes of every point's disks */
+        struct store_index_totals index; /* segments, blobs, encoded and decoded bytes */
+        size_t n_points;
+        size_t n_vms;
+        struct sync_status_vm *vms;
+};
+
+/* Gather the status of o->vms (or of all VMs) in s into *ret (free with
+ * sync_status_free()). A VM given that has no point is CRITICAL. Errors:
+ * those of listing or reading points (the vault cannot be read: UNKNOWN
+ * for the caller), -ENOMEM. */
+int sync_status_get(struct store *s, const struct sync_status_opts *o, struct sync_status **ret);
+void sync_status_free(struct sync_status *st);
+/* "OK", "WARNING", "CRITICAL", "UNKNOWN". */
+const char *sync_status_level_name(enum sync_status_level l);
+
+/* ---- hooks: app-consistent points from a quiesced guest ----
+ * sync_replicate_hooked() runs sync_replicate() between the phases of a
+ * hook program, called as `SCRIPT PHASE` with RPFS_VM, RPFS_POINT (the
+ * point's ID), RPFS_DISKS ("NAME=PATH ..." space-separated) and
+ * RPFS_PHASE in its environment:
+ *   freeze    quiesce the guest; the point is app-consistent only when it
+ *             succeeds (and o->app asked for it)
+ *   snapshot  take a snapshot; each line printed "NAME=PATH" (or a lone
+ *             PATH, for the first disk) is read instead of that live disk
+ *   thaw      resume the guest: always runs once freeze ran
+ *   done      after the point is committed
+ *   failed    after any failure: always runs when done does not
+ * A phase fails when the program exits non-zero (or is killed). */
+struct sync_hook_opts {
+        const char *script;
+        bool required;  /* --app-consistent=required: a failed freeze fails */
+};
+/* sync_replicate() with hook h around it (h->script NULL: none). -EPERM
+ * when freeze failed and was required, -ECANCELED when snapshot failed
+ * (nothing was written in either case). *ret_app: whether the point was
+ * stored as app-consistent. */
+int sync_replicate_hooked(struct store *s, const struct sync_replicate_opts *o, const struct sync_hook_opts *h,
+                          struct sync_replicate_result *ret, bool *ret_app);
