@@ -43,11 +43,30 @@ DEPS=("${BUILD_DEPS[@]}"
       util-linux mount bsdutils  # losetup, findmnt, fallocate, mountpoint, mount, script
       coreutils diffutils findutils gawk sed grep
       python3 curl rsync openssl
-      prometheus faketime   # promtool (rpfs status's textfile), a skewed clock
+      faketime        # a skewed clock (rpfs status)
       groff-base systemd)   # the man page's check, systemd-analyze verify of examples/systemd
 
 if [[ ${RPFS_NO_INSTALL:-0} != 1 ]]; then
     deps_install "${DEPS[@]}" || { say "apt-get install failed"; finish 0 1 0; }
+fi
+
+# promtool (test-status checks rpfs status's Prometheus textfile with it) comes
+# in Debian's prometheus package, whose installation would also start a
+# Prometheus server listening on every address: only the package's files are
+# unpacked, into tests/.tools (git-ignored), and nothing is started.
+install_promtool() {
+    local dir=$PWD/tests/.tools deb
+    command -v promtool >/dev/null 2>&1 && return 0
+    if [[ ! -x $dir/root/usr/bin/promtool ]]; then
+        mkdir -p "$dir/deb" && rm -f "$dir"/deb/prometheus_*.deb
+        (cd "$dir/deb" && apt-get download prometheus >/dev/null 2>&1) || { say "apt-get download prometheus failed"; return 1; }
+        deb=$(ls "$dir"/deb/prometheus_*.deb 2>/dev/null | head -1)
+        [[ -n $deb ]] && dpkg-deb -x "$deb" "$dir/root" || { say "cannot unpack $deb"; return 1; }
+    fi
+    export PATH=$PATH:$dir/root/usr/bin
+}
+if [[ ${RPFS_NO_INSTALL:-0} != 1 ]]; then
+    install_promtool || say "promtool unavailable: test-status will skip its promtool check"
 fi
 
 # --- Azurite: the Azure Blob emulator for the Azure backend's tests -------------
