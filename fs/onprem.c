@@ -31,7 +31,6 @@
 /* A copy from a point goes window by window: compare, then fetch and
  * write what differs. */
 #define COPY_WINDOW (32u << 20)
-#define COPY_MAX_SLICES 16
 #define COPY_MAX_CALL (1ull << 30)
 
 bool fs_onprem_path(const struct fs *fs, const char *path, const char **rel) {
@@ -163,17 +162,9 @@ int onprem_truncate(struct fs_file *f, uint64_t size) {
 }
 
 static int zero_range(int fd, uint64_t a, uint64_t b) {
-        static const char zeros[64 << 10];
-        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a)) == 0)
-                return 0;
-        for (; a < b;) {
-                size_t n = (size_t)MIN((uint64_t)sizeof zeros, b - a);
-                int r = pwrite_full(fd, zeros, n, a);
-                if (r < 0)
-                        return r;
-                a += n;
-        }
-        return 0;
+        struct sync_delta_target t;
+        sync_delta_target_init(&t, fd, -1, false);
+        return sync_delta_zero(&t, a, b - a, NULL);
 }
 
 static int finalize(struct fs_file *f) {
@@ -273,21 +264,11 @@ int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size,
 }
 
 bool fs_fd_block_is(struct fs *fs, int fd, uint64_t off, size_t len, const struct hash128 *h, uint8_t *buf) {
-        struct hash128 got;
-        ssize_t r = pread(fd, buf, len, (off_t)off);
-
-        if (r < 0)
-                return false;
-        memset(buf + r, 0, fs->bs - (size_t)r); /* past the end of the file reads as zeros */
-        if (hash_is_zero(h))
-                return mem_is_zero(buf, fs->bs);
-        store_hash(buf, fs->bs, &got);
-        return memcmp(&got, h, sizeof got) == 0;
+        return sync_delta_block_is(fd, fs->bs, off, len, h, buf);
 }
 
 /* One window of a copy from a point: its pieces along the source's block
- * boundaries, compared with the target by checksum on the compare pool,
- * one slice per thread (reading and hashing the target is the work). */
+ * boundaries, compared with the target by the delta engine. */
 struct copy_win {
         struct fs *fs;
         const struct ret_disk *d;
@@ -298,15 +279,8 @@ struct copy_win {
         size_t n;                 /* pieces */
         bool *same;               /* per piece */
         uint8_t *hole;            /* per piece: the target holds no data there */
-        int err;                  /* first error of a slice, under lock */
-        unsigned pending;         /* slices not yet done, under lock */
-        pthread_mutex_t lock;
-        pthread_cond_t done;
-};
-
-struct copy_slice {
-        struct copy_win *w;
-        size_t k0, k1; /* pieces [k0, k1) */
+        struct hash128 *want, *got; /* per piece: the point's and the target's checksums */
+        struct sync_delta_target dt;
 };
 
 /* Piece k of the window: source bytes [*p, *q). */
@@ -317,84 +291,43 @@ static void piece(const struct copy_win *w, size_t k, uint64_t *p, uint64_t *q) 
         *q = MIN(w->end, (b0 + k + 1) * bs);
 }
 
-static int compare_slice(struct copy_win *w, size_t k0, size_t k1) {
-        struct fs *fs = w->fs;
-        uint32_t bs = fs->bs;
-        _cleanup_free_ uint8_t *tmp = malloc(bs);
-
-        if (!tmp)
-                return -ENOMEM;
-        for (size_t k = k0; k < k1; k++) {
-                uint64_t p, q, o;
-                struct hash128 h;
-                size_t n;
-
-                piece(w, k, &p, &q);
-                o = w->off_out + (p - w->off_in);
-                n = (size_t)(q - p);
-                w->same[k] = false;
-                /* Whole, aligned blocks are compared by checksum without
-                 * fetching; partial ones are fetched. */
-                if (p % bs != 0 || (n != bs && q != w->d->size) || o % bs != 0)
-                        continue;
-                if (fs_block_hash(fs, w->d, p / bs, &h) < 0)
-                        return -EIO;
-                if (w->hole[k] || o >= w->fsize) /* reads as zeros */
-                        w->same[k] = hash_is_zero(&h);
-                else
-                        w->same[k] = fs_fd_block_is(fs, w->fd, o, n, &h, tmp);
-        }
-        return 0;
-}
-
-static void compare_work(void *arg) {
-        struct copy_slice *sl = arg;
-        struct copy_win *w = sl->w;
-        int r = compare_slice(w, sl->k0, sl->k1);
-
-        pthread_mutex_lock(&w->lock);
-        if (r < 0 && w->err == 0)
-                w->err = r;
-        if (--w->pending == 0)
-                pthread_cond_signal(&w->done);
-        pthread_mutex_unlock(&w->lock);
-}
-
-/* Fill w->same: on the compare pool when there is one and the window is
- * worth splitting, else on this thread. */
+/* Fill w->same. Whole, aligned blocks are compared by checksum without
+ * fetching; partial ones are fetched: only when source and target share
+ * block boundaries, and then pieces [k0, k1) are target blocks in a row
+ * (a partial first piece and a partial last one, short of the disk's
+ * end, are not compared). Holes read as zeros: not read. */
 static int compare_window(struct copy_win *w) {
         struct fs *fs = w->fs;
-        unsigned t = fs->cmp_pool ? pool_threads(fs->cmp_pool) : 1;
-        struct copy_slice sl[COPY_MAX_SLICES];
-        size_t per;
-        unsigned m = 0;
+        uint32_t bs = fs->bs;
+        struct sync_delta_src src = { .fd = w->fd, .bs = bs, .eof_zero = true };
+        size_t k0 = w->a % bs != 0, k1 = w->n;
+        uint64_t p, q, t0;
+        int r;
 
-        /* Pieces are only compared when source and target share block
-         * boundaries; then piece k lies in the k-th target block of the
-         * window. Holes read as zeros, and reading one would only fill
-         * the page cache with zeroed pages. */
-        if (w->off_in % fs->bs == w->off_out % fs->bs) {
-                uint64_t t0 = w->off_out + (w->a - w->off_in);
-                (void)fd_map_holes(w->fd, t0 / fs->bs * fs->bs, w->off_out + (w->end - w->off_in), fs->bs, w->hole,
-                                   NULL);
-        } else
-                memset(w->hole, 0, w->n);
-        t = MIN(t, (unsigned)COPY_MAX_SLICES);
-        if (t <= 1 || w->n < 4u * t)
-                return compare_slice(w, 0, w->n);
-        per = DIV_ROUND_UP(w->n, t);
-        w->err = 0;
-        for (size_t k = 0; k < w->n; k += per)
-                sl[m++] = (struct copy_slice){ w, k, MIN(w->n, k + per) };
-        w->pending = m;
-        for (unsigned i = 0; i < m; i++)
-                if (pool_submit(fs->cmp_pool, compare_work, &sl[i]) < 0)
-                        compare_work(&sl[i]); /* cannot queue: do it here */
-        pthread_mutex_lock(&w->lock);
-        while (w->pending > 0)
-                pthread_cond_wait(&w->done, &w->lock);
-        pthread_mutex_unlock(&w->lock);
-        return w->err;
+        memset(w->same, 0, w->n * sizeof *w->same);
+        if (w->off_in % bs != w->off_out % bs)
+                return 0;
+        piece(w, k1 - 1, &p, &q);
+        if (q - p != bs && q != w->d->size)
+                k1--;
+        if (k0 >= k1)
+                return 0;
+        piece(w, k0, &p, &q);
+        t0 = w->off_out + (p - w->off_in);
+        src.end = w->off_out + (w->d->size - w->off_in);
+        (void)fd_map_holes(w->fd, t0, t0 + (uint64_t)(k1 - k0) * bs, bs, w->hole + k0, NULL);
+        for (size_t k = k0; k < k1; k++) {
+                piece(w, k, &p, &q);
+                if (fs_block_hash(fs, w->d, p / bs, &w->want[k]) < 0)
+                        return -EIO;
+                if (t0 + (uint64_t)(k - k0) * bs >= w->fsize) /* reads as zeros */
+                        w->hole[k] = 1;
+        }
+        r = sync_delta_hash_parallel(fs->cmp_pool, &src, t0, k1 - k0, w->hole + k0, w->got + k0);
+        if (r < 0)
+                return r;
+        (void)sync_delta_mark(w->want + k0, w->got + k0, k1 - k0, w->same + k0);
+        return 0;
 }
 
 /* Copy source bytes [p, q) of the window to the target. */
@@ -402,7 +335,7 @@ static int copy_run(struct copy_win *w, struct fs_file *src, char *buf, uint64_t
         int r = fs_read_disk(w->fs, src, buf, (size_t)(q - p), p);
         if (r < 0)
                 return r;
-        return pwrite_full(w->fd, buf, (size_t)(q - p), w->off_out + (p - w->off_in));
+        return sync_delta_write(&w->dt, buf, (size_t)(q - p), w->off_out + (p - w->off_in));
 }
 
 ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_in, struct fs_file *dst,
@@ -414,13 +347,15 @@ ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_
         _cleanup_free_ bool *same = malloc(max_pieces * sizeof *same);
         _cleanup_free_ uint8_t *hole = malloc(max_pieces);
         _cleanup_free_ uint64_t *fetch = malloc(max_pieces * sizeof *fetch);
+        _cleanup_free_ struct hash128 *want = malloc(max_pieces * sizeof *want);
+        _cleanup_free_ struct hash128 *got = malloc(max_pieces * sizeof *got);
         struct copy_win w = { .fs = fs, .d = d, .fd = dst->fd, .off_in = off_in, .off_out = off_out, .same = same,
-                              .hole = hole };
+                              .hole = hole, .want = want, .got = got };
         struct stat st;
         uint64_t done = 0;
         int r = 0;
 
-        if (!buf || !same || !hole || !fetch)
+        if (!buf || !same || !hole || !fetch || !want || !got)
                 return -ENOMEM;
         if (off_in >= d->size)
                 return 0;
@@ -432,8 +367,7 @@ ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_
         if (fstat(dst->fd, &st) < 0)
                 return -errno;
         w.fsize = (uint64_t)st.st_size;
-        pthread_mutex_init(&w.lock, NULL);
-        pthread_cond_init(&w.done, NULL);
+        sync_delta_target_init(&w.dt, dst->fd, -1, false);
 
         while (done < len && r == 0) {
                 size_t nfetch = 0, runs = 0;
@@ -477,8 +411,6 @@ ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_
                 }
                 done = w.end - off_in;
         }
-        pthread_cond_destroy(&w.done);
-        pthread_mutex_destroy(&w.lock);
         if (r < 0)
                 return r;
         if (!dst->trunc_pending && off_out + len > w.fsize && fstat(dst->fd, &st) == 0 &&

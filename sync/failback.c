@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Failback: plans, journal states, retries. See sync.h for the contract
- * and failback-pass.c for the pipelines.
+ * Failback: journal states, steps, retries. See sync.h for the contract,
+ * failback-plan.c for the plans, failback-scan.c and failback-apply.c for
+ * the pipelines (on the delta engine, delta-scan.c and delta-apply.c).
  *
  * A target's journal says where it is: "syncing" (op, method, the point,
  * the high-water mark below which every block is at that point),
@@ -28,48 +29,20 @@
 
 #include "failback_i.h"
 
-enum step_kind { STEP_DELTA, STEP_FULL, STEP_DIFF };
-static const char *const step_names[] = { "delta", "full", "diff" };
+const char *const fb_step_names[] = { "delta", "full", "diff" };
 static const char *const op_names[] = {
         [SYNC_FB_SYNC] = "sync", [SYNC_FB_PREPARE] = "prepare", [SYNC_FB_COMPLETE] = "complete",
         [SYNC_FB_COMMIT] = "commit", [SYNC_FB_DRY_RUN] = "sync",
 };
 
-struct step {
-        enum step_kind kind;
-        char point[POINT_ID_LEN + 1];
-        char base[POINT_ID_LEN + 1];
-        uint64_t from;
-        bool fresh;             /* full into a new sparse file */
-};
-
-struct tplan {
-        struct step steps[2];
-        size_t n_steps;
-        bool create;            /* the target must be created first */
-        const char *mark_op;    /* nothing to write; record this op ("prepare", "complete") */
-};
-
-struct ctx {
-        struct store *s;
-        const struct sync_failback_opts *o;
-        struct sync_failback_result *res;
-        struct fb_target *t;
-        bool *finished;
-        struct ret_point *p;    /* the point asked for */
-        struct store_cache *cache;
-        uint32_t bs;
-        enum sync_fb_fault fault;
-};
-
-static int fault(struct ctx *c, enum sync_fb_fault f, int r) {
+int fb_fault(struct ctx *c, enum sync_fb_fault f, int r) {
         if (c->fault == SYNC_FB_OK)
                 c->fault = f;
         return r;
 }
 
 /* The class of an error from the vault or the passes. */
-static enum sync_fb_fault classify(int r) {
+enum sync_fb_fault fb_classify(int r) {
         switch (r) {
         case -EACCES:
         case -ENOKEY:
@@ -84,252 +57,10 @@ static enum sync_fb_fault classify(int r) {
         }
 }
 
-static bool journal_matches(const struct ctx *c, const struct fb_target *t, bool check_bs) {
+bool fb_journal_matches(const struct ctx *c, const struct fb_target *t, bool check_bs) {
         const struct fb_journal *j = &t->j;
         return j->state != FB_J_NONE && strcmp(j->vault, c->o->vault) == 0 && strcmp(j->vm, c->o->vm) == 0 &&
                strcmp(j->disk, t->disk) == 0 && (!check_bs || j->block_size == c->bs);
-}
-
-/* ---- the point ---- */
-
-static int resolve_point(struct ctx *c) {
-        const char *spec = c->o->point ? c->o->point : "latest";
-        struct ret_point **v = NULL;
-        size_t n = 0;
-        int r;
-
-        if (c->p)
-                return 0;
-        r = ret_point_resolve(c->s, c->o->vm, spec, &c->p);
-        if (r == -ENOENT) {
-                if (strcmp(spec, "latest") == 0)
-                        log_error("%s: VM '%s' has no recovery points", c->o->vault, c->o->vm);
-                else if (strcmp(spec, "latest-app") == 0)
-                        log_error("%s: VM '%s' has no app-consistent recovery point", c->o->vault, c->o->vm);
-                else {
-                        /* Someone else's point? */
-                        const char *owner = NULL;
-                        if (ret_points_list(c->s, NULL, &v, &n) >= 0)
-                                for (size_t i = 0; i < n && !owner; i++)
-                                        if (strcmp(v[i]->id, spec) == 0)
-                                                owner = v[i]->vm;
-                        if (owner)
-                                log_error("%s: point %s belongs to VM '%s', not to '%s'", c->o->vault, spec, owner,
-                                          c->o->vm);
-                        else
-                                log_error("%s: VM '%s' has no point %s", c->o->vault, c->o->vm, spec);
-                        ret_points_free(v, n);
-                }
-                return fault(c, SYNC_FB_NOT_FOUND, r);
-        }
-        if (r < 0) {
-                const char *hint = store_error_hint(c->o->vault, r);
-                log_error("%s: reading the points of '%s' failed: %s", c->o->vault, c->o->vm,
-                          hint ? hint : strerror(-r));
-                return error_transient(r) ? r : fault(c, classify(r), r);
-        }
-        if (c->p->block_size != c->bs) {
-                log_error("%s: point %s/%s has block size %u, the vault %u: damaged point", c->o->vault, c->o->vm,
-                          c->p->id, c->p->block_size, c->bs);
-                return fault(c, SYNC_FB_CORRUPT, -EBADMSG);
-        }
-        snprintf(c->res->point, sizeof c->res->point, "%s", c->p->id);
-        return 0;
-}
-
-static const struct ret_disk *point_disk(struct ctx *c, const struct ret_point *p, const char *disk) {
-        const struct ret_disk *d = ret_point_disk(p, disk);
-        char names[512] = "";
-
-        if (d)
-                return d;
-        for (size_t i = 0; i < p->n_disks; i++) {
-                size_t l = strlen(names);
-                snprintf(names + l, sizeof names - l, "%s%s", i ? ", " : "", p->disks[i].name);
-        }
-        log_error("point %s/%s has no disk '%s' (it has: %s)", p->vm, p->id, disk, names);
-        fault(c, SYNC_FB_NOT_FOUND, -ENOENT);
-        return NULL;
-}
-
-/* Load point id of the VM (NULL when it is gone: pruned). */
-static int load_point(struct ctx *c, const char *id, struct ret_point **ret) {
-        int r;
-        if (strcmp(id, c->p->id) == 0) {
-                *ret = NULL;
-                return 0;
-        }
-        r = ret_point_load(c->s, c->o->vm, id, ret);
-        if (r == -ENOENT) {
-                *ret = NULL;
-                return -ENOENT;
-        }
-        return r;
-}
-
-/* ---- plans ---- */
-
-static void add_step(struct tplan *pl, enum step_kind k, const char *point, const char *base, uint64_t from) {
-        struct step *s = &pl->steps[pl->n_steps++];
-        memset(s, 0, sizeof *s);
-        s->kind = k;
-        snprintf(s->point, sizeof s->point, "%s", point);
-        snprintf(s->base, sizeof s->base, "%s", base ? base : "");
-        s->from = from;
-}
-
-static bool point_exists(struct ctx *c, const char *id) {
-        struct ret_point *p = NULL;
-        if (strcmp(id, c->p->id) == 0)
-                return true;
-        if (ret_point_load(c->s, c->o->vm, id, &p) < 0)
-                return false;
-        ret_point_free(p);
-        return true;
-}
-
-/* Does the target still hold exactly what the journal recorded? */
-static int target_unchanged(struct ctx *c, struct fb_target *t, char *why, size_t len) {
-        struct fb_fingerprint now;
-        int r = fb_fingerprint_take(t, c->bs, t->j.disk_size, &now);
-        if (r < 0)
-                return log_error_errno(r, "target %s: reading it failed", t->path);
-        return fb_fingerprint_check(&t->j.fp, &now, why, len);
-}
-
-static int choose_mode(struct ctx *c, struct fb_target *t, const struct ret_disk *d, enum step_kind *ret) {
-        struct sync_fb_stats scratch = { 0 };
-        struct fb_run run = { .s = c->s, .o = c->o, .t = t, .bs = c->bs, .d = d, .st = &scratch };
-        double frac;
-        int r;
-
-        if (c->o->mode != SYNC_FB_AUTO) {
-                *ret = c->o->mode == SYNC_FB_FULL ? STEP_FULL : STEP_DELTA;
-                return 0;
-        }
-        run.n = d->n_blocks;
-        r = fb_sample(&run, &frac);
-        if (r < 0)
-                return r;
-        *ret = frac > 0.5 ? STEP_FULL : STEP_DELTA;
-        log_debug("target %s: %.0f%% of the sampled blocks differ: %s", t->path, 100 * frac, step_names[*ret]);
-        return 0;
-}
-
-static int plan_sync(struct ctx *c, struct fb_target *t, const struct ret_disk *d, struct tplan *pl) {
-        struct fb_journal *j = &t->j;
-        bool matches = journal_matches(c, t, true);
-        enum step_kind k = STEP_DELTA;
-        char why[256];
-        int r;
-
-        if (!t->exists) {
-                pl->create = true;
-                add_step(pl, STEP_FULL, c->p->id, NULL, 0);
-                pl->steps[0].fresh = true;
-                return 0;
-        }
-        if (matches && j->state == FB_J_SYNCING) {
-                uint64_t w = MIN(j->done_blocks, d->n_blocks);
-                bool same = strcmp(j->point, c->p->id) == 0;
-                if (!same && !point_exists(c, j->point)) {
-                        log_info("target %s: the interrupted sync was to point %s, which is gone; rescanning",
-                                 t->path, j->point);
-                        add_step(pl, STEP_DELTA, c->p->id, NULL, 0);
-                        return 0;
-                }
-                if (!same)
-                        w = MIN(j->done_blocks, j->n_blocks);
-                if (strcmp(j->method, "diff") == 0 && *j->base && point_exists(c, j->base))
-                        add_step(pl, STEP_DIFF, j->point, j->base, w);
-                else if (c->o->mode == SYNC_FB_FULL || (c->o->mode == SYNC_FB_AUTO && strcmp(j->method, "full") == 0)) {
-                        add_step(pl, STEP_FULL, j->point, NULL, w);
-                        pl->steps[0].fresh = j->created && strcmp(j->method, "full") == 0;
-                } else
-                        add_step(pl, STEP_DELTA, j->point, NULL, w);
-                if (!same)
-                        add_step(pl, STEP_DIFF, c->p->id, j->point, 0);
-                log_info("target %s: resuming the interrupted %s to point %s at block %llu of %llu", t->path,
-                         j->op, j->point, (unsigned long long)w, (unsigned long long)j->n_blocks);
-                return 0;
-        }
-        if (c->o->resume) {
-                log_error("target %s: no interrupted failback to resume", t->path);
-                return fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
-        }
-        if (matches && (j->state == FB_J_CONSISTENT || j->state == FB_J_COMMITTED) &&
-            strcmp(j->point, c->p->id) == 0) {
-                r = target_unchanged(c, t, why, sizeof why);
-                if (r == 0) {
-                        pl->mark_op = c->o->action == SYNC_FB_PREPARE ? "prepare" : NULL;
-                        return 0; /* nothing to do */
-                }
-                if (r != -ESTALE)
-                        return fault(c, SYNC_FB_BAD_TARGET, r);
-                log_debug("target %s was at point %s, but %s since: rescanning", t->path, j->point, why);
-        } else if (j->state != FB_J_NONE && !matches)
-                log_debug("target %s: replacing the record of an earlier failback (VM %s, disk %s)", t->path, j->vm,
-                         j->disk);
-        r = choose_mode(c, t, d, &k);
-        if (r < 0)
-                return r; /* classified by its errno */
-        add_step(pl, k, c->p->id, NULL, 0);
-        return 0;
-}
-
-static int plan_complete(struct ctx *c, struct fb_target *t, struct tplan *pl) {
-        struct fb_journal *j = &t->j;
-        char why[256];
-        int r;
-
-        if (j->state == FB_J_NONE) {
-                log_error("target %s was not prepared: run --prepare first", t->path);
-                return fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
-        }
-        if (!journal_matches(c, t, true)) {
-                log_error("target %s was prepared from VM %s disk %s (vault %s), not this one", t->path, j->vm,
-                          j->disk, j->vault);
-                return fault(c, SYNC_FB_BAD_TARGET, -EINVAL);
-        }
-        if (j->state == FB_J_COMMITTED) {
-                log_error("target %s is already committed at point %s", t->path, j->point);
-                return fault(c, SYNC_FB_BAD_TARGET, -EALREADY);
-        }
-        if (j->state == FB_J_SYNCING) {
-                if (strcmp(j->op, "complete") != 0) {
-                        log_error("target %s: the %s did not finish (interrupted): rerun --prepare first", t->path,
-                                  j->op);
-                        return fault(c, SYNC_FB_BAD_TARGET, -EINPROGRESS);
-                }
-                /* An interrupted complete: go on (the fingerprint was
-                 * spent when it began writing). */
-                if (strcmp(j->method, "diff") == 0 && *j->base && point_exists(c, j->base))
-                        add_step(pl, STEP_DIFF, j->point, j->base, MIN(j->done_blocks, j->n_blocks));
-                else
-                        add_step(pl, STEP_DELTA, j->point, NULL, MIN(j->done_blocks, j->n_blocks));
-                if (strcmp(j->point, c->p->id) != 0)
-                        add_step(pl, STEP_DIFF, c->p->id, j->point, 0);
-                log_info("target %s: resuming the interrupted complete to point %s", t->path, j->point);
-                return 0;
-        }
-        r = target_unchanged(c, t, why, sizeof why);
-        if (r == -ESTALE) {
-                log_error("target %s changed since it was prepared: %s; run --prepare again, then --complete",
-                          t->path, why);
-                return fault(c, SYNC_FB_BAD_TARGET, r);
-        }
-        if (r < 0)
-                return fault(c, SYNC_FB_BAD_TARGET, r);
-        if (!point_exists(c, j->point)) {
-                log_error("target %s: its prepared point %s is gone from the vault: run --prepare again", t->path,
-                          j->point);
-                return fault(c, SYNC_FB_NOT_FOUND, -ENOENT);
-        }
-        if (strcmp(j->point, c->p->id) != 0)
-                add_step(pl, STEP_DIFF, c->p->id, j->point, 0);
-        else
-                pl->mark_op = "complete";
-        return 0;
 }
 
 /* ---- running a step ---- */
@@ -340,22 +71,22 @@ static int step_disks(struct ctx *c, struct fb_target *t, const struct step *sp,
                       struct ret_point **bp, const struct ret_disk **d, const struct ret_disk **bd) {
         int r;
 
-        r = load_point(c, sp->point, pp);
+        r = fb_load_point(c, sp->point, pp);
         if (r < 0) {
                 log_error("%s: reading point %s/%s failed: %s", c->o->vault, c->o->vm, sp->point, strerror(-r));
                 return r;
         }
-        *d = point_disk(c, *pp ? *pp : c->p, t->disk);
+        *d = fb_point_disk(c, *pp ? *pp : c->p, t->disk);
         if (!*d)
                 return -ENOENT;
         if (sp->kind != STEP_DIFF)
                 return 0;
-        r = load_point(c, sp->base, bp);
+        r = fb_load_point(c, sp->base, bp);
         if (r < 0) {
                 log_error("%s: reading point %s/%s failed: %s", c->o->vault, c->o->vm, sp->base, strerror(-r));
                 return r;
         }
-        *bd = point_disk(c, *bp ? *bp : c->p, t->disk);
+        *bd = fb_point_disk(c, *bp ? *bp : c->p, t->disk);
         return *bd ? 0 : -ENOENT;
 }
 
@@ -370,7 +101,7 @@ static int step_begin(struct ctx *c, struct fb_target *t, const struct step *sp,
         snprintf(j->vm, sizeof j->vm, "%s", c->o->vm);
         snprintf(j->disk, sizeof j->disk, "%s", t->disk);
         snprintf(j->op, sizeof j->op, "%s", op_names[c->o->action]);
-        snprintf(j->method, sizeof j->method, "%s", step_names[sp->kind]);
+        snprintf(j->method, sizeof j->method, "%s", fb_step_names[sp->kind]);
         snprintf(j->point, sizeof j->point, "%s", point);
         snprintf(j->base, sizeof j->base, "%s", sp->base);
         j->state = FB_J_SYNCING;
@@ -391,7 +122,7 @@ static int step_begin(struct ctx *c, struct fb_target *t, const struct step *sp,
         if (!t->exists) {
                 r = fb_target_create(t, d->size);
                 if (r < 0)
-                        return fault(c, SYNC_FB_BAD_TARGET, r);
+                        return fb_fault(c, SYNC_FB_BAD_TARGET, r);
         }
         return 0;
 }
@@ -429,7 +160,7 @@ static int verify_target(struct ctx *c, struct fb_run *run, const char *point) {
         if (bad) {
                 log_error("target %s: verification failed: %llu blocks differ from point %s (first: block %llu)",
                           run->t->path, (unsigned long long)bad, point, (unsigned long long)first_bad);
-                return fault(c, SYNC_FB_CORRUPT, -EBADMSG);
+                return fb_fault(c, SYNC_FB_CORRUPT, -EBADMSG);
         }
         return 0;
 }
@@ -482,7 +213,7 @@ static int run_step(struct ctx *c, struct fb_target *t, const struct step *sp, b
         point = pp ? pp->id : c->p->id;
         run.d = d;
         run.base_d = bd;
-        st->method = step_names[sp->kind];
+        st->method = fb_step_names[sp->kind];
         snprintf(st->point, sizeof st->point, "%s", point);
         snprintf(st->base, sizeof st->base, "%s", sp->base);
         st->disk_bytes = d->size;
@@ -514,35 +245,35 @@ static int check_target(struct ctx *c, struct fb_target *t, struct tplan *pl) {
         int r;
 
         memset(pl, 0, sizeof *pl);
-        d = point_disk(c, c->p, t->disk);
+        d = fb_point_disk(c, c->p, t->disk);
         if (!d)
                 return -ENOENT;
         r = fb_journal_lock(&t->j);
         if (r == -EBUSY) {
                 log_error("target %s: another rpfs failback is working on it", t->path);
-                return fault(c, SYNC_FB_BAD_TARGET, r);
+                return fb_fault(c, SYNC_FB_BAD_TARGET, r);
         }
         if (r < 0) {
                 log_error_errno(r, "journal %s", t->j.lock_path);
-                return fault(c, SYNC_FB_FAILED, r);
+                return fb_fault(c, SYNC_FB_FAILED, r);
         }
         r = fb_journal_load(&t->j);
         if (r == -EBADMSG)
                 log_warn("journal %s is unreadable: ignoring it", t->j.path);
         else if (r < 0 && r != -ENOENT)
-                return fault(c, SYNC_FB_FAILED, log_error_errno(r, "journal %s", t->j.path));
+                return fb_fault(c, SYNC_FB_FAILED, log_error_errno(r, "journal %s", t->j.path));
         if (!t->exists && !(c->o->create && c->o->action != SYNC_FB_COMPLETE)) {
                 log_error("target %s does not exist (--create makes a new sparse file there)", t->path);
-                return fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
+                return fb_fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
         }
         if (t->exists) {
                 r = fb_target_open(t, d->size);
                 if (r < 0)
-                        return fault(c, SYNC_FB_BAD_TARGET, r);
+                        return fb_fault(c, SYNC_FB_BAD_TARGET, r);
         }
         if (c->o->action == SYNC_FB_COMPLETE)
-                return plan_complete(c, t, pl);
-        return plan_sync(c, t, d, pl);
+                return fb_plan_complete(c, t, pl);
+        return fb_plan_sync(c, t, d, pl);
 }
 
 static int run_target(struct ctx *c, size_t i, const struct tplan *pl) {
@@ -600,7 +331,7 @@ static int attempt(struct ctx *c) {
 
         if (!plans)
                 return -ENOMEM;
-        r = resolve_point(c);
+        r = fb_resolve_point(c);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < c->o->n_targets; i++) {
@@ -642,26 +373,26 @@ static int commit_targets(struct ctx *c) {
                 r = fb_journal_lock(j);
                 if (r == -EBUSY) {
                         log_error("target %s: a failback is running on it", t->path);
-                        return fault(c, SYNC_FB_BAD_TARGET, r);
+                        return fb_fault(c, SYNC_FB_BAD_TARGET, r);
                 }
                 if (r < 0)
-                        return fault(c, SYNC_FB_FAILED, log_error_errno(r, "journal %s", j->lock_path));
+                        return fb_fault(c, SYNC_FB_FAILED, log_error_errno(r, "journal %s", j->lock_path));
                 r = fb_journal_load(j);
                 if (r == -ENOENT || r == -EBADMSG) {
                         log_error("target %s: no failback recorded, nothing to commit", t->path);
-                        return fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
+                        return fb_fault(c, SYNC_FB_BAD_TARGET, -ENOENT);
                 }
                 if (r < 0)
-                        return fault(c, SYNC_FB_FAILED, log_error_errno(r, "journal %s", j->path));
-                if (!journal_matches(c, t, false)) {
+                        return fb_fault(c, SYNC_FB_FAILED, log_error_errno(r, "journal %s", j->path));
+                if (!fb_journal_matches(c, t, false)) {
                         log_error("target %s was synced from VM %s disk %s (vault %s), not this one", t->path, j->vm,
                                   j->disk, j->vault);
-                        return fault(c, SYNC_FB_BAD_TARGET, -EINVAL);
+                        return fb_fault(c, SYNC_FB_BAD_TARGET, -EINVAL);
                 }
                 if (j->state == FB_J_SYNCING) {
                         log_error("target %s: the failback did not finish (interrupted): rerun it before "
                                   "committing", t->path);
-                        return fault(c, SYNC_FB_BAD_TARGET, -EINPROGRESS);
+                        return fb_fault(c, SYNC_FB_BAD_TARGET, -EINPROGRESS);
                 }
         }
         for (size_t i = 0; i < c->o->n_targets; i++) {
@@ -695,12 +426,12 @@ static int setup_targets(struct ctx *c) {
                 t->j.lock_fd = -1;
                 r = fb_target_resolve(t);
                 if (r < 0)
-                        return fault(c, SYNC_FB_BAD_TARGET, r);
+                        return fb_fault(c, SYNC_FB_BAD_TARGET, r);
                 for (size_t k = 0; k < i; k++)
                         if (strcmp(c->t[k].real, t->real) == 0) {
                                 log_error("target %s is given twice (disks %s and %s)", t->path, c->t[k].disk,
                                           t->disk);
-                                return fault(c, SYNC_FB_BAD_TARGET, -EINVAL);
+                                return fb_fault(c, SYNC_FB_BAD_TARGET, -EINVAL);
                         }
                 r = fb_journal_init(&t->j, o->state_dir, t->real);
                 if (r < 0)
@@ -744,7 +475,7 @@ static int attempts(struct ctx *c) {
                 if (delay < 0 || o->action == SYNC_FB_DRY_RUN) {
                         if (o->retry != RETRY_NONE && o->action != SYNC_FB_DRY_RUN)
                                 log_error("giving up after %u attempts: %s; rerun to resume", n, strerror(-r));
-                        return fault(c, SYNC_FB_RETRIES, r);
+                        return fb_fault(c, SYNC_FB_RETRIES, r);
                 }
                 log_warn("recoverable error (%s): retrying in %.0f s (attempt %u)", strerror(-r), delay, n + 1);
                 if (o->on_event) {
@@ -782,7 +513,7 @@ int sync_failback(struct store *s, const struct sync_failback_opts *o, struct sy
                 r = attempts(&c);
         }
         if (r < 0 && c.fault == SYNC_FB_OK)
-                c.fault = error_transient(r) ? SYNC_FB_RETRIES : classify(r);
+                c.fault = error_transient(r) ? SYNC_FB_RETRIES : fb_classify(r);
         res->fault = r < 0 ? c.fault : SYNC_FB_OK;
         close_targets(&c);
         store_cache_close(c.cache);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Failback internals, shared by failback.c (plans, retries, results),
- * failback-pass.c (the scan and write pipelines), journal.c (journals,
+ * failback-plan.c (plans), failback-pass.c, failback-scan.c and
+ * failback-apply.c (the scan and write pipelines), journal.c (journals,
  * fingerprints) and target.c (opening and checking targets).
  * Not to be included outside sync/.
  */
@@ -104,7 +105,7 @@ int fb_fingerprint_take(struct fb_target *t, uint32_t bs, uint64_t disk_size, st
 int fb_fingerprint_check(const struct fb_fingerprint *old, const struct fb_fingerprint *now, char *why,
                          size_t len);
 
-/* ---- the passes (failback-pass.c) ---- */
+/* ---- the passes (failback-pass.c, failback-scan.c, failback-apply.c) ---- */
 
 /* Blocks of the target, by checksum: a sorted array, subsampled by
  * checksum bits when it would outgrow FB_INDEX_MAX. */
@@ -168,3 +169,70 @@ int fb_index_manifest(struct fb_run *r, const struct ret_disk *d);
 int fb_apply(struct fb_run *r, enum fb_source src, uint64_t from);
 /* A progress event (rate-limited unless force). */
 void fb_event(struct fb_run *r, uint64_t done, bool force);
+
+/* Shared by the passes (failback-pass.c). */
+static inline bool fb_bit_get(const uint64_t *v, uint64_t i) { return v[i / 64] >> (i % 64) & 1; }
+static inline void fb_bit_set(uint64_t *v, uint64_t i) { v[i / 64] |= 1ull << (i % 64); }
+/* Bytes of block pos of the disk (the last one may be short). */
+static inline size_t fb_block_len(const struct fb_run *r, uint64_t pos) {
+        return (size_t)MIN((uint64_t)r->bs, r->d->size - pos * r->bs);
+}
+/* bytes_fetched from the store's figures (not in a dry run). */
+void fb_update_fetched(struct fb_run *r);
+/* A pass begins: progress line, journal's pass name. */
+void fb_pass_begin(struct fb_run *r, const char *pass, uint64_t total);
+/* Record the pass's percentage in the journal now and then. */
+void fb_note_progress(struct fb_run *r, uint64_t done);
+/* Log what reading the manifest of d at block pos failed with; returns e. */
+int fb_manifest_error(struct fb_run *r, const struct ret_disk *d, int e, uint64_t pos);
+/* Add a target block to the index (subsampled when full); -ENOMEM. */
+int fb_index_add(struct fb_index *x, const struct hash128 *h, uint64_t pos);
+void fb_index_sort(struct fb_index *x);
+/* First entry with checksum h, and how many there are (store_hash_lower_bound). */
+size_t fb_index_find(const struct fb_index *x, const struct hash128 *h, size_t *ret_count);
+
+/* ---- plans (failback.c runs them, failback-plan.c makes them) ---- */
+/* A run of sync_failback(): one per call (failback.c). */
+enum step_kind { STEP_DELTA, STEP_FULL, STEP_DIFF };
+extern const char *const fb_step_names[];
+
+struct step {
+        enum step_kind kind;
+        char point[POINT_ID_LEN + 1];
+        char base[POINT_ID_LEN + 1];
+        uint64_t from;
+        bool fresh;             /* full into a new sparse file */
+};
+
+struct tplan {
+        struct step steps[2];
+        size_t n_steps;
+        bool create;            /* the target must be created first */
+        const char *mark_op;    /* nothing to write; record this op ("prepare", "complete") */
+};
+
+struct ctx {
+        struct store *s;
+        const struct sync_failback_opts *o;
+        struct sync_failback_result *res;
+        struct fb_target *t;
+        bool *finished;
+        struct ret_point *p;    /* the point asked for */
+        struct store_cache *cache;
+        uint32_t bs;
+        enum sync_fb_fault fault;
+};
+
+/* Record f as the run's fault (the first one counts); returns r. */
+int fb_fault(struct ctx *c, enum sync_fb_fault f, int r);
+/* The class of an error from the vault or the passes. */
+enum sync_fb_fault fb_classify(int r);
+/* The journal is of this vault, VM and disk (and block size). */
+bool fb_journal_matches(const struct ctx *c, const struct fb_target *t, bool check_bs);
+/* c->p: the point asked for (failback-plan.c, as below). Logs. */
+int fb_resolve_point(struct ctx *c);
+const struct ret_disk *fb_point_disk(struct ctx *c, const struct ret_point *p, const char *disk);
+int fb_load_point(struct ctx *c, const char *id, struct ret_point **ret);
+/* The steps that take t to the point (sync/prepare; complete). Log. */
+int fb_plan_sync(struct ctx *c, struct fb_target *t, const struct ret_disk *d, struct tplan *pl);
+int fb_plan_complete(struct ctx *c, struct fb_target *t, struct tplan *pl);

@@ -325,3 +325,67 @@ struct sync_hook_opts {
  * stored as app-consistent. */
 int sync_replicate_hooked(struct store *s, const struct sync_replicate_opts *o, const struct sync_hook_opts *h,
                           struct sync_replicate_result *ret, bool *ret_app);
+
+/* ---- the delta engine (delta-scan.c, delta-apply.c) ---- */
+/*
+ * Compare a target's blocks with a point's and write what differs: the one
+ * engine under sync_failback() and the writable mount's copies from a point
+ * (fs/onprem.c). A block's checksum is XXH3-128 of its bs bytes, zero
+ * padded past the disk's end; an all-zero block has the zero checksum.
+ * Thread rule: the functions keep no state of their own but the learned
+ * flags of a struct sync_delta_target (atomic); any thread may call them.
+ */
+struct pool;
+
+/* The pieces the target is read in: pread into a reused, page-aligned
+ * buffer of this size (see delta-scan.c). */
+#define SYNC_DELTA_PIECE_BYTES (256u << 10)
+/* Writes at least this long go through the target's O_DIRECT twin. */
+#define SYNC_DELTA_DIRECT_MIN (1u << 20)
+
+/* A target read for checksums. */
+struct sync_delta_src {
+        int fd;
+        uint32_t bs;            /* block size */
+        uint64_t end;           /* bytes at or past end read as zeros, unread (the disk's end) */
+        bool eof_zero;          /* a file ending before end reads as zeros; else -EIO */
+};
+
+/* Checksum n blocks of src, block k at byte off + k * bs, into got[k].
+ * hole (NULL: none) marks blocks known to hold no data: not read, zero
+ * checksum. buf: a page-aligned buffer of buf_len (>= bs) bytes, reused
+ * (alloc_large()). 0, -EIO (short read), -errno of pread, -EINVAL. */
+int sync_delta_hash(const struct sync_delta_src *src, uint64_t off, size_t n, const uint8_t *hole, void *buf,
+                    size_t buf_len, struct hash128 *got);
+/* The same, split over pool's threads (NULL: this thread only), each with
+ * a buffer of its own kept for the thread's life; waits for all. */
+int sync_delta_hash_parallel(struct pool *pool, const struct sync_delta_src *src, uint64_t off, size_t n,
+                             const uint8_t *hole, struct hash128 *got);
+/* The checksum of one block of bs bytes in memory (zero for zeros). */
+void sync_delta_hash_block(const void *p, size_t bs, struct hash128 *ret);
+/* Is [off, off + len) of fd (len <= bs; past its end reads as zeros) the
+ * block with checksum h? buf (bs bytes, any alignment) receives it, padded. */
+bool sync_delta_block_is(int fd, uint32_t bs, uint64_t off, size_t len, const struct hash128 *h, void *buf);
+/* same[k] = want[k] equals got[k]; returns how many differ. */
+size_t sync_delta_mark(const struct hash128 *want, const struct hash128 *got, size_t n, bool *same);
+
+/* A target being written. */
+struct sync_delta_target {
+        int fd;                 /* buffered writes, holes */
+        int dfd;                /* the same file opened O_DIRECT, or -1 */
+        bool blockdev;          /* zeros by FALLOC_FL_ZERO_RANGE rather than a hole */
+        bool zero_fallback;     /* learned: zeroing unsupported, zeros are written */
+        bool no_direct;         /* learned: O_DIRECT writes refused */
+};
+void sync_delta_target_init(struct sync_delta_target *t, int fd, int dfd, bool blockdev);
+/* Write len bytes of p at off: through dfd when long and aligned. -errno. */
+int sync_delta_write(struct sync_delta_target *t, const void *p, size_t len, uint64_t off);
+/* Make [off, off + len) read as zeros: a hole (zeroed range on a device),
+ * or zeros written where that is unsupported (then len is added to
+ * *ret_written, if not NULL). -errno. */
+int sync_delta_zero(struct sync_delta_target *t, uint64_t off, uint64_t len, uint64_t *ret_written);
+/* Fetch, decode and verify v[0..n) from the vault with a codec of codecs
+ * (merged ranged reads). On failure *ret_bad is the entry that failed
+ * (0 when the batch failed as a whole). Errors as store_fetch_blocks(). */
+int sync_delta_fetch(struct store *s, struct store_codec_pool *codecs, struct store_fetch *v, size_t n,
+                     size_t *ret_bad);
