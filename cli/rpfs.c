@@ -29,6 +29,7 @@ static const struct command {
         { "mount", cmd_mount, "mount VAULT MOUNTPOINT [--cache DIR] [--seed VM/DISK=PATH]",
           "show points as image files (FUSE)" },
         { "stats", cmd_stats, "stats MOUNTPOINT [--json]", "what a mount has served" },
+        { "diff", cmd_diff, "diff VAULT VM FROM TO [--disk D] [--json]", "changed extents between two points" },
 };
 
 static const char main_help_head[] =
