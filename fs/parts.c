@@ -70,14 +70,20 @@ static void probe_fs(int fd, struct fs_part *q) {
 }
 
 /* One partition of the list into q; false for what is not shown (an MBR
- * extended partition, which only holds the logical ones). */
-static bool part_from(blkid_partition par, uint64_t disk_size, struct fs_part *q) {
+ * extended partition, which only holds the logical ones: its start and
+ * end go to *ext). */
+static bool part_from(blkid_partition par, uint64_t disk_size, struct fs_part *q, uint64_t ext[2]) {
         int64_t start = blkid_partition_get_start(par), size = blkid_partition_get_size(par);
         const char *ts = blkid_partition_get_type_string(par);
 
         memset(q, 0, sizeof *q);
-        if (blkid_partition_is_extended(par) || start < 0 || size <= 0 || blkid_partition_get_partno(par) <= 0)
+        if (start < 0 || size <= 0 || blkid_partition_get_partno(par) <= 0)
                 return false;
+        if (blkid_partition_is_extended(par)) {
+                ext[0] = (uint64_t)start * 512;
+                ext[1] = ext[0] + (uint64_t)size * 512;
+                return false;
+        }
         q->number = (unsigned)blkid_partition_get_partno(par);
         q->start = (uint64_t)start * 512;
         q->size = (uint64_t)size * 512;
@@ -93,8 +99,9 @@ static bool part_from(blkid_partition par, uint64_t disk_size, struct fs_part *q
         return true;
 }
 
-/* Read the table of the disk in fd (its head and tail filled in). */
-static int probe_table(int fd, uint64_t size, struct fs_disk_views *v) {
+/* Read the table of the disk in fd (its head and tail filled in); the
+ * extended partition's bounds into ext (0, 0: none). */
+static int probe_table(int fd, uint64_t size, struct fs_disk_views *v, uint64_t ext[2]) {
         blkid_probe pr = blkid_new_probe();
         blkid_partlist ls;
         int n, r = 0;
@@ -121,11 +128,48 @@ static int probe_table(int fd, uint64_t size, struct fs_disk_views *v) {
                 goto out;
         }
         for (int i = 0; i < n; i++)
-                if (part_from(blkid_partlist_get_partition(ls, i), size, &v->parts[v->n_parts]))
+                if (part_from(blkid_partlist_get_partition(ls, i), size, &v->parts[v->n_parts], ext))
                         v->n_parts++;
 out:
         blkid_free_probe(pr);
         return r;
+}
+
+/* The table, with the logical partitions of an MBR extended partition:
+ * each is found through the boot record before it (EBR), a chain that
+ * libblkid follows in what it reads. The probe file holds the extended
+ * partition's first MiB and the MiB after each logical partition found,
+ * where partitioning tools put the next EBR; probed again while that
+ * finds more. An EBR elsewhere ends the chain there. */
+static int probe_logical(struct fs *fs, struct fs_file *f, int fd, struct fs_disk_views *v) {
+        uint64_t ext[2] = { 0, 0 }, loaded_to = 0;
+        size_t before;
+        int r;
+
+        for (unsigned round = 0; round < 256; round++) {
+                uint64_t next = 0;
+
+                before = v->n_parts;
+                free(v->parts);
+                v->parts = NULL;
+                v->n_parts = 0;
+                r = probe_table(fd, f->d->size, v, ext);
+                if (r < 0 || ext[1] == 0 || (round > 0 && v->n_parts == before))
+                        return r;
+                /* The next EBR to load: at the extended partition's start,
+                 * then after the last logical partition. */
+                next = ext[0];
+                for (size_t k = 0; k < v->n_parts; k++)
+                        if (v->parts[k].start >= ext[0] && v->parts[k].start < ext[1])
+                                next = MAX(next, v->parts[k].start + v->parts[k].size);
+                if (next >= ext[1] || (round > 0 && next <= loaded_to))
+                        return 0;
+                r = copy_range(fs, f, fd, next, MIN((uint64_t)PROBE_SPAN, ext[1] - next));
+                if (r < 0)
+                        return r;
+                loaded_to = next;
+        }
+        return 0;
 }
 
 /* Find disk's partitions into v (zeroed). */
@@ -148,7 +192,7 @@ static int parts_find(struct fs *fs, struct fs_point *pt, size_t disk, struct fs
         if (r >= 0 && size > PROBE_SPAN)
                 r = copy_range(fs, &f, fd, size - MIN(size - PROBE_SPAN, (uint64_t)PROBE_SPAN), PROBE_SPAN);
         if (r >= 0)
-                r = probe_table(fd, size, v);
+                r = probe_logical(fs, &f, fd, v);
         for (size_t k = 0; r >= 0 && k < v->n_parts; k++) {
                 struct fs_part *q = &v->parts[k];
                 r = copy_range(fs, &f, fd, q->start, MIN(q->size, (uint64_t)PROBE_SPAN));

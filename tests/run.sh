@@ -42,7 +42,8 @@ DEPS=("${BUILD_DEPS[@]}"
       e2fsprogs       # mkfs.ext4, debugfs, chattr
       util-linux mount bsdutils  # losetup, findmnt, fallocate, mountpoint, mount, script
       coreutils diffutils findutils gawk sed grep
-      python3 curl rsync openssl)
+      python3 curl rsync openssl
+      fdisk xfsprogs dosfstools mtools)  # sfdisk, mkfs.xfs, mkfs.vfat, mcopy: partitions of a point
 
 if [[ ${RPFS_NO_INSTALL:-0} != 1 ]]; then
     deps_install "${DEPS[@]}" || { say "apt-get install failed"; finish 0 1 0; }
