@@ -262,6 +262,11 @@ struct fs_point *fs_catalog_find_locked(struct fs *fs, const char *vm, const cha
 struct fs_point *fs_catalog_latest_locked(struct fs *fs, const char *vm, bool app);
 bool fs_catalog_vm_exists_locked(struct fs *fs, const char *vm);
 
+/* mount.c: set fs (zeroed) up as o says: vault, cache, seeds, catalog;
+ * -errno, logged. fs_free() undoes it, also after a failure, and frees fs. */
+int fs_setup(struct fs *fs, const struct fs_options *o);
+void fs_free(struct fs *fs);
+
 /* loop.c */
 struct fuse_session;
 /* Serve SE on up to MAX_WORKERS threads until the session ends (the
