@@ -73,6 +73,8 @@ assert_eq "$(rpfs diff -q "$V" vm $P2 $P3 --disk extra | sed 's/^extra //')" "$(
 assert_eq "$(rpfs diff -q "$V" vm $P2 $P3 | cut -d' ' -f1 | sort -u | tr '\n' ' ')" "disk0 extra " \
     "diff of every disk"
 
+grep -qE "^  diff " <<<"$(ok rpfs --help)" || fail "rpfs --help does not list diff"
+assert_contains "$(ok rpfs diff --help)" "Usage: rpfs diff " "rpfs diff --help"
 expect_fail 2 rpfs diff "$V" vm $P1
 expect_fail 2 rpfs diff "$V" vm $P1 notapoint
 expect_fail 1 rpfs diff "$V" vm $P1 20261122T120000Z
