@@ -19,7 +19,7 @@ make_ext4_image "$T/v1.raw" 64 "$T/tree"
 cp "$T/v1.raw" "$T/v2.raw"
 make_random "$T/new1" $(( 700 * 1024 )) new1
 debugfs -w -R "write $T/new1 new1" "$T/v2.raw" >/dev/null 2>&1 || fail "debugfs write"
-victim=$(cd "$T/tree" && find . -type f -size +20k | sort | head -1)
+victim=$(cd "$T/tree" && find . -type f -size +20k | sort | awk 'NR == 1')
 debugfs -w -R "rm ${victim#.}" "$T/v2.raw" >/dev/null 2>&1 || fail "debugfs rm $victim"
 cp "$T/v2.raw" "$T/v3.raw"
 make_random "$T/new2" $(( 3 * 1024 * 1024 )) new2

@@ -5,7 +5,7 @@
 #   of point=ID the first (sha256);
 # - `qemu-img map` shows data exactly at the non-zero blocks: block status
 #   reports zero blocks as holes;
-# - nbdsh: 400 random reads (offsets and lengths at any byte) equal the
+# - nbdsh: 200 random reads (offsets and lengths at any byte) equal the
 #   source; the export is read-only, and writes fail;
 # - with nbdkit's cow filter, writes read back, the rest still reads from
 #   the point, and the vault is unchanged (every object's sha256); a fresh
@@ -29,12 +29,12 @@ NBDKIT_ENV=()
 asan=$(ldd "$PLUGIN" | awk '/libasan/ {print $3}')
 [[ -z $asan ]] || NBDKIT_ENV=(env "LD_PRELOAD=$asan" "ASAN_OPTIONS=detect_leaks=0")
 
-make_tree "$T/tree" 16
-make_ext4_image "$T/v1.raw" 96 "$T/tree"
+make_tree "$T/tree" 12
+make_ext4_image "$T/v1.raw" 64 "$T/tree"
 rm -rf "$T/tree"
 cp "$T/v1.raw" "$T/v2.raw"
 make_random "$T/r" $(( 1024 * 1024 )) nbd
-dd if="$T/r" of="$T/v2.raw" bs=4096 seek=$(( 70 * 256 )) conv=notrunc status=none
+dd if="$T/r" of="$T/v2.raw" bs=4096 seek=$(( 40 * 256 )) conv=notrunc status=none
 printf 'odd bytes' | dd of="$T/v2.raw" bs=1 seek=$(( 50 * 1024 * 1024 + 999 )) conv=notrunc status=none
 
 V=$(vault_path v)
@@ -108,7 +108,7 @@ src = open('$T/v2.raw', 'rb').read()
 assert h.get_size() == len(src), (h.get_size(), len(src))
 assert h.is_read_only(), 'the export is writable'
 r = random.Random(19)
-for i in range(400):
+for i in range(200):
     n = r.choice([1, 511, 4096, 65536, 65537, 300000, 1 << 20])
     off = r.randrange(0, len(src) - n)
     got = h.pread(n, off)
@@ -146,7 +146,7 @@ for off, b in writes:
     want[off:off + len(b)] = b
 for off, b in writes:
     assert h.pread(len(b), off) == bytes(want[off:off + len(b)]), 'write at %d does not read back' % off
-for i in range(100):
+for i in range(50):
     off = r.randrange(0, len(src) - 65536)
     assert h.pread(65536, off) == bytes(want[off:off + 65536]), 'read at %d after writes' % off
 " || fail "writes through the cow filter"
@@ -162,11 +162,19 @@ stop again
 for args in "vm=nosuch disk=disk0" "vm=vm disk=nosuch" "vm=vm disk=disk0 point=20201122T100000Z" \
             "vm=vm disk=disk0 point=garbage" "vm=vm"; do
     rm -f "$T/bad.sock" "$T/bad.pid"
+    rc=0
     # shellcheck disable=SC2086
-    if timeout 60 "${NBDKIT_ENV[@]}" nbdkit -U "$T/bad.sock" -P "$T/bad.pid" "$PLUGIN" vault="$V" $args \
-        cache="$T/cache" >"$T/bad.log" 2>&1; then
+    timeout 20 "${NBDKIT_ENV[@]}" nbdkit -U "$T/bad.sock" -P "$T/bad.pid" "$PLUGIN" vault="$V" $args \
+        cache="$T/cache" >"$T/bad.log" 2>&1 || rc=$?
+    if (( rc == 0 )); then
         [[ -s $T/bad.pid ]] && kill -TERM "$(cat "$T/bad.pid")"
         fail "nbdkit started with $args"
+    fi
+    # With the sanitizer's runtime preloaded, nbdkit can hang in its exit
+    # handlers after the error (libp11-kit's destructor waits on glibc's
+    # locale lock): the refusal is the error it printed.
+    if (( rc == 124 )) && ! { (( ${#NBDKIT_ENV[@]} )) && grep -q 'error:' "$T/bad.log"; }; then
+        fail "nbdkit $args: neither refused nor served within 20 s"
     fi
     _check_sanitizer "$T/bad.log" "nbdkit $args"
     grep -q . "$T/bad.log" || fail "nbdkit $args: no message"
