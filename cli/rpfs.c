@@ -31,6 +31,7 @@ static const struct command {
           "show points as image files (FUSE)" },
         { "stats", cmd_stats, "stats MOUNTPOINT [--json]", "what a mount has served" },
         { "status", cmd_status, "status VAULT [VM ...] [--json | --prometheus FILE]", "RPO health (monitoring plugin)" },
+        { "diff", cmd_diff, "diff VAULT VM FROM TO [--disk D] [--json]", "changed extents between two points" },
 };
 
 static const char main_help_head[] =

@@ -31,6 +31,7 @@
 void fs_point_unref(struct fs_point *pt) {
         if (!pt || atomic_fetch_sub(&pt->refs, 1) != 1)
                 return;
+        fs_views_free(pt);
         ret_point_free(pt->p);
         free(pt->seeds);
         free(pt);

@@ -24,6 +24,31 @@ struct fs_point {
         atomic_int refs;
         struct ret_point *p;
         struct sync_seed **seeds; /* per disk, NULL when none */
+        /* views.c: what is made of each disk on first use (partitions,
+         * changes); views_lock (zeroed by calloc, a default mutex)
+         * protects views and the pointers in it */
+        pthread_mutex_t views_lock;
+        struct fs_disk_views *views;
+};
+
+/* A partition of a disk, as parts.c found it. */
+struct fs_part {
+        unsigned number;          /* <disk>.p<number>.raw */
+        uint64_t start, size;     /* bytes of the disk */
+        uint64_t data_bytes;      /* of non-zero blocks within it */
+        char type[40];            /* GPT type GUID or MBR type (0x83) */
+        char name[80];            /* GPT partition name */
+        char part_uuid[40];       /* GPT partition GUID, MBR disk id-number */
+        char fs_type[32], fs_label[80], fs_uuid[40]; /* the filesystem found in it (libblkid) */
+};
+
+struct fs_disk_views {
+        char *changes;            /* <disk>.changes, once made */
+        size_t changes_len;
+        bool parts_done;          /* parts, n_parts, table are known */
+        char table[8];            /* "gpt", "dos" or "" */
+        struct fs_part *parts;
+        size_t n_parts;
 };
 
 struct chunk_slot {
@@ -101,7 +126,7 @@ struct fs {
 };
 
 /* A file opened through the mount. */
-enum fs_file_kind { FK_RAW, FK_VHD, FK_TEXT, FK_ONPREM };
+enum fs_file_kind { FK_RAW, FK_VHD, FK_TEXT, FK_ONPREM, FK_PART };
 
 struct fs_file {
         struct fs_file *prev, *next;   /* fs->files, under files_lock */
@@ -110,6 +135,7 @@ struct fs_file {
         const struct ret_disk *d;
         size_t disk_index;
         uint64_t vhd_data;             /* FK_VHD: bytes before the footer */
+        uint64_t part_start, part_size; /* FK_PART: the partition's bytes of the disk */
         uint8_t footer[FMT_VHD_FOOTER_SIZE];
         int fd;                        /* FK_ONPREM */
         pid_t tgid;                    /* the opening process, 0 unknown */
@@ -181,6 +207,34 @@ struct json_t;
 char *fs_json_text(struct json_t *o);
 void fs_point_unref(struct fs_point *pt);
 
+/* views.c */
+/* The first offset in [from, end) of disk d (end clipped to its size) in
+ * a data block (data) or a zero block (!data), or end when none, into
+ * *ret. 0 or -errno of reading the manifest. */
+int fs_disk_next(struct fs *fs, const struct ret_disk *d, uint64_t from, uint64_t end, bool data, uint64_t *ret);
+/* Bytes of non-zero blocks of d within [start, end). */
+int fs_disk_data_bytes(struct fs *fs, const struct ret_disk *d, uint64_t start, uint64_t end, uint64_t *ret);
+/* lseek(SEEK_DATA or SEEK_HOLE) in a view of total bytes: [0, data_end)
+ * are disk d's bytes from base, [data_end, len) zeros, [len, total) data
+ * (a footer). The offset, -ENXIO past the end or without data after off,
+ * -EIO when the manifest cannot be read. */
+off_t fs_view_seek(struct fs *fs, const struct ret_disk *d, uint64_t base, uint64_t len, uint64_t data_end,
+                   uint64_t total, uint64_t off, bool data);
+/* <disk>.changes of disk (index) of pt: one "OFFSET LENGTH" line per
+ * extent that differs from the previous point of its VM (all data extents
+ * for the first point). Made once per point and kept. *ret (a malloc'd
+ * copy; NULL: only the length) and *ret_len. 0 or -errno, logged. */
+int fs_changes_text(struct fs *fs, struct fs_point *pt, size_t disk, char **ret, size_t *ret_len);
+/* pt's views of disk, allocated on first use; NULL without memory. */
+struct fs_disk_views *fs_views_of(struct fs_point *pt, size_t disk);
+void fs_views_free(struct fs_point *pt);
+
+/* parts.c */
+/* The partitions of disk (index) of pt, found with libblkid on first use
+ * and kept: *ret points into pt's views (valid while pt is referenced).
+ * 0 or -errno (-EIO: the disk's first or last MiB could not be read). */
+int fs_parts_get(struct fs *fs, struct fs_point *pt, size_t disk, const struct fs_disk_views **ret);
+
 /* files.c */
 void fs_file_free(struct fs_file *f);
 
@@ -207,6 +261,11 @@ struct fs_point *fs_catalog_find_locked(struct fs *fs, const char *vm, const cha
 /* Under cat_lock: the newest point of vm (app-consistent only if app), or NULL. */
 struct fs_point *fs_catalog_latest_locked(struct fs *fs, const char *vm, bool app);
 bool fs_catalog_vm_exists_locked(struct fs *fs, const char *vm);
+
+/* mount.c: set fs (zeroed) up as o says: vault, cache, seeds, catalog;
+ * -errno, logged. fs_free() undoes it, also after a failure, and frees fs. */
+int fs_setup(struct fs *fs, const struct fs_options *o);
+void fs_free(struct fs *fs);
 
 /* loop.c */
 struct fuse_session;

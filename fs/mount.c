@@ -56,7 +56,7 @@ static void raise_readahead(dev_t dev, unsigned kib) {
         fclose(f);
 }
 
-static void fs_free(struct fs *fs) {
+void fs_free(struct fs *fs) {
         if (!fs)
                 return;
         pool_free(fs->ra_pool);
@@ -81,7 +81,7 @@ static void fs_free(struct fs *fs) {
         free(fs);
 }
 
-static int fs_setup(struct fs *fs, const struct fs_options *o) {
+int fs_setup(struct fs *fs, const struct fs_options *o) {
         char cache_dir[4096];
         int r;
 

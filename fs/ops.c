@@ -25,16 +25,35 @@ static struct fs *get_fs(void) { return fuse_get_context()->private_data; }
 
 enum node_type {
         N_ROOT, N_META, N_STATS, N_VM, N_POINTS, N_POINT, N_RAW, N_VHD, N_JSON, N_LATEST, N_LATEST_APP,
+        N_CHANGES, N_PART,
 };
 
 struct node {
         enum node_type t;
         char vm[65];
-        struct fs_point *pt; /* referenced: N_POINT, N_RAW, N_VHD, N_JSON, N_LATEST* */
+        struct fs_point *pt; /* referenced: N_POINT, N_RAW, N_VHD, N_JSON, N_LATEST*, N_CHANGES, N_PART */
         size_t disk;
+        unsigned part_no;           /* N_PART: <disk>.p<part_no>.raw */
+        const struct fs_part *part; /* N_PART, in pt's views */
 };
 
 static int resolve_locked(struct fs *fs, size_t nc, char **comp, struct node *n);
+
+/* N_PART: find n->part_no in the disk's partition table (read on first
+ * use, outside cat_lock), else drop n->pt and -ENOENT. */
+static int resolve_part(struct fs *fs, struct node *n) {
+        const struct fs_disk_views *v;
+        int r = fs_parts_get(fs, n->pt, n->disk, &v);
+
+        for (size_t i = 0; r == 0 && i < v->n_parts; i++)
+                if (v->parts[i].number == n->part_no) {
+                        n->part = &v->parts[i];
+                        return 0;
+                }
+        fs_point_unref(n->pt);
+        n->pt = NULL;
+        return -ENOENT;
+}
 
 static int resolve(struct fs *fs, const char *path, struct node *n) {
         char buf[512], *comp[6], *save = NULL, *t;
@@ -82,7 +101,37 @@ out:
         else
                 n->pt = NULL;
         pthread_mutex_unlock(&fs->cat_lock);
+        if (r == 0 && n->t == N_PART)
+                r = resolve_part(fs, n);
         return r;
+}
+
+/* name in point p: <disk>.raw, .vhd, .changes or .p<N>.raw. */
+static int resolve_disk_file(const struct ret_point *p, const char *name, struct node *n) {
+        for (size_t i = 0; i < p->n_disks; i++) {
+                size_t l = strlen(p->disks[i].name);
+                const char *sfx = name + l;
+                unsigned no;
+                int end = 0;
+
+                if (strncmp(name, p->disks[i].name, l) != 0 || *sfx != '.')
+                        continue;
+                if (strcmp(sfx, ".raw") == 0)
+                        n->t = N_RAW;
+                else if (strcmp(sfx, ".vhd") == 0)
+                        n->t = N_VHD;
+                else if (strcmp(sfx, ".changes") == 0)
+                        n->t = N_CHANGES;
+                else if (sscanf(sfx, ".p%u.raw%n", &no, &end) == 1 && end > 0 && sfx[end] == 0 && no > 0 &&
+                         sfx[2] != '0' && sfx[2] != '+' && sfx[2] != '-' && sfx[2] != ' ') {
+                        n->t = N_PART;
+                        n->part_no = no;
+                } else
+                        continue;
+                n->disk = i;
+                return 0;
+        }
+        return -ENOENT;
 }
 
 /* resolve() for a path below a VM, under cat_lock; n->pt not referenced. */
@@ -110,24 +159,8 @@ static int resolve_locked(struct fs *fs, size_t nc, char **comp, struct node *n)
                         } else if (nc == 4 && strcmp(comp[3], "point.json") == 0) {
                                 n->t = N_JSON;
                                 r = 0;
-                        } else if (nc == 4) {
-                                size_t l = strlen(comp[3]);
-                                const struct ret_point *p = n->pt->p;
-                                for (size_t i = 0; l > 4 && i < p->n_disks; i++) {
-                                        if (strlen(p->disks[i].name) != l - 4 ||
-                                            strncmp(p->disks[i].name, comp[3], l - 4) != 0)
-                                                continue;
-                                        if (strcmp(comp[3] + l - 4, ".raw") == 0)
-                                                n->t = N_RAW;
-                                        else if (strcmp(comp[3] + l - 4, ".vhd") == 0)
-                                                n->t = N_VHD;
-                                        else
-                                                break;
-                                        n->disk = i;
-                                        r = 0;
-                                        break;
-                                }
-                        }
+                        } else if (nc == 4)
+                                r = resolve_disk_file(n->pt->p, comp[3], n);
                 }
         }
 out:
@@ -136,15 +169,45 @@ out:
 
 /* ---- generated files ---- */
 
-static char *point_json(const struct ret_point *p, size_t *ret_len) {
+/* The partitions of disk i of pt for point.json: table and list, or
+ * nothing when they cannot be read. */
+static void point_json_parts(struct fs *fs, struct fs_point *pt, size_t i, json_t *disk) {
+        const struct fs_disk_views *v;
+        json_t *parts;
+
+        if (fs_parts_get(fs, pt, i, &v) < 0 || !v->table[0])
+                return;
+        parts = json_array();
+        for (size_t k = 0; k < v->n_parts; k++) {
+                const struct fs_part *q = &v->parts[k];
+                char file[96];
+                snprintf(file, sizeof file, "%s.p%u.raw", pt->p->disks[i].name, q->number);
+                json_array_append_new(parts, json_pack("{s:i, s:s, s:I, s:I, s:s, s:s?, s:s?, s:s?, s:s?, s:s?}",
+                        "number", (int)q->number, "file", file, "start", (json_int_t)q->start,
+                        "size", (json_int_t)q->size, "type", q->type, "name", q->name[0] ? q->name : NULL,
+                        "uuid", q->part_uuid[0] ? q->part_uuid : NULL,
+                        "filesystem", q->fs_type[0] ? q->fs_type : NULL,
+                        "label", q->fs_label[0] ? q->fs_label : NULL,
+                        "fs_uuid", q->fs_uuid[0] ? q->fs_uuid : NULL));
+        }
+        json_object_set_new(disk, "partition_table", json_string(v->table));
+        json_object_set_new(disk, "partitions", parts);
+}
+
+static char *point_json(struct fs *fs, struct fs_point *pt, size_t *ret_len) {
+        const struct ret_point *p = pt->p;
         json_t *disks = json_array(), *o;
         char when[21], *text;
 
-        for (size_t i = 0; i < p->n_disks; i++)
-                json_array_append_new(disks, json_pack("{s:s, s:I, s:s, s:I, s:I}", "name", p->disks[i].name, "size",
-                                                       (json_int_t)p->disks[i].size, "format", p->disks[i].format,
-                                                       "blocks", (json_int_t)p->disks[i].n_blocks, "data_blocks",
-                                                       (json_int_t)p->disks[i].data_blocks));
+        for (size_t i = 0; i < p->n_disks; i++) {
+                json_t *disk = json_pack("{s:s, s:I, s:s, s:I, s:I}", "name", p->disks[i].name, "size",
+                                         (json_int_t)p->disks[i].size, "format", p->disks[i].format,
+                                         "blocks", (json_int_t)p->disks[i].n_blocks, "data_blocks",
+                                         (json_int_t)p->disks[i].data_blocks);
+                if (disk)
+                        point_json_parts(fs, pt, i, disk);
+                json_array_append_new(disks, disk);
+        }
         time_format_iso(p->time, when);
         o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:I, s:o}", "vm", p->vm, "id", p->id, "time", when, "type",
                       p->app ? "app" : "crash", "group", p->group, "block_size", (json_int_t)p->block_size,
@@ -156,6 +219,18 @@ static char *point_json(const struct ret_point *p, size_t *ret_len) {
 }
 
 static uint64_t vhd_data_size(const struct ret_disk *d) { return DIV_ROUND_UP(d->size, 512) * 512; }
+
+/* st_blocks of a disk's raw view: its non-zero blocks, a partial last
+ * one counted up to the size rounded to a sector (counted whole when its
+ * manifest chunk cannot be read now). */
+static blkcnt_t disk_sectors(struct fs *fs, const struct ret_disk *d) {
+        uint64_t bytes = d->data_blocks * fs->bs, tail = d->size % fs->bs;
+        struct hash128 h;
+
+        if (tail && d->data_blocks && fs_block_hash(fs, d, d->n_blocks - 1, &h) == 0 && !hash_is_zero(&h))
+                bytes -= fs->bs - DIV_ROUND_UP(tail, 512) * 512;
+        return (blkcnt_t)(MIN(bytes, vhd_data_size(d)) / 512);
+}
 
 /* ---- operations ---- */
 
@@ -208,21 +283,41 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
         }
         case N_JSON: {
                 size_t len = 0;
-                _cleanup_free_ char *text = point_json(n.pt->p, &len);
+                _cleanup_free_ char *text = point_json(fs, n.pt, &len);
                 st->st_mode = S_IFREG | 0444;
                 st->st_size = (off_t)len;
                 break;
         }
+        case N_CHANGES: {
+                size_t len = 0;
+                r = fs_changes_text(fs, n.pt, n.disk, NULL, &len);
+                if (r < 0) {
+                        fs_point_unref(n.pt);
+                        return -EIO;
+                }
+                st->st_mode = S_IFREG | 0444;
+                st->st_size = (off_t)len;
+                break;
+        }
+        /* Point files are sparse: st_blocks counts their non-zero blocks,
+         * so that cp --sparse, tar and backup agents look for holes. */
         case N_RAW:
                 st->st_mode = S_IFREG | 0444;
                 st->st_size = (off_t)n.pt->p->disks[n.disk].size;
+                st->st_blocks = disk_sectors(fs, &n.pt->p->disks[n.disk]);
                 break;
         case N_VHD:
                 st->st_mode = S_IFREG | 0444;
                 st->st_size = (off_t)(vhd_data_size(&n.pt->p->disks[n.disk]) + FMT_VHD_FOOTER_SIZE);
+                st->st_blocks = disk_sectors(fs, &n.pt->p->disks[n.disk]) + FMT_VHD_FOOTER_SIZE / 512;
+                break;
+        case N_PART:
+                st->st_mode = S_IFREG | 0444;
+                st->st_size = (off_t)n.part->size;
+                st->st_blocks = (blkcnt_t)DIV_ROUND_UP(n.part->data_bytes, 512);
                 break;
         }
-        if (S_ISREG(st->st_mode))
+        if (S_ISREG(st->st_mode) && n.t != N_RAW && n.t != N_VHD && n.t != N_PART)
                 st->st_blocks = (st->st_size + 511) / 512;
         st->st_blksize = (blksize_t)fs->bs;
         fill_times(st, t);
@@ -306,11 +401,20 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
                 break;
         case N_POINT:
                 for (size_t i = 0; i < n.pt->p->n_disks; i++) {
-                        char name[80];
+                        const struct fs_disk_views *v;
+                        char name[96];
                         snprintf(name, sizeof name, "%s.raw", n.pt->p->disks[i].name);
                         fill(buf, name, NULL, 0, 0);
                         snprintf(name, sizeof name, "%s.vhd", n.pt->p->disks[i].name);
                         fill(buf, name, NULL, 0, 0);
+                        snprintf(name, sizeof name, "%s.changes", n.pt->p->disks[i].name);
+                        fill(buf, name, NULL, 0, 0);
+                        if (fs_parts_get(fs, n.pt, i, &v) < 0)
+                                continue; /* logged; the disk is still there */
+                        for (size_t k = 0; k < v->n_parts; k++) {
+                                snprintf(name, sizeof name, "%s.p%u.raw", n.pt->p->disks[i].name, v->parts[k].number);
+                                fill(buf, name, NULL, 0, 0);
+                        }
                 }
                 fill(buf, "point.json", NULL, 0, 0);
                 break;
@@ -366,7 +470,12 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
         switch (n.t) {
         case N_RAW:
         case N_VHD:
-                f->kind = n.t == N_RAW ? FK_RAW : FK_VHD;
+        case N_PART:
+                f->kind = n.t == N_RAW ? FK_RAW : n.t == N_VHD ? FK_VHD : FK_PART;
+                if (n.part) {
+                        f->part_start = n.part->start;
+                        f->part_size = n.part->size;
+                }
                 f->pt = TAKE_PTR(n.pt);
                 f->disk_index = n.disk;
                 f->d = &f->pt->p->disks[n.disk];
@@ -395,7 +504,15 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
                 break;
         case N_JSON:
                 f->kind = FK_TEXT;
-                f->text = point_json(n.pt->p, &f->text_len);
+                f->text = point_json(fs, n.pt, &f->text_len);
+                fi->keep_cache = 1;
+                break;
+        case N_CHANGES:
+                f->kind = FK_TEXT;
+                if (fs_changes_text(fs, n.pt, n.disk, &f->text, &f->text_len) < 0) {
+                        r = -EIO;
+                        break;
+                }
                 fi->keep_cache = 1;
                 break;
         case N_STATS:
@@ -440,6 +557,13 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
                 memcpy(buf, f->text + o, size);
                 return (int)size;
         }
+        if (f->kind == FK_PART) {
+                if (o >= f->part_size)
+                        return 0;
+                size = (size_t)MIN((uint64_t)size, f->part_size - o);
+                fs_readahead(fs, f, f->part_start + o, size);
+                return fs_read_disk(fs, f, buf, size, f->part_start + o);
+        }
         total = f->kind == FK_RAW ? f->d->size : f->vhd_data + FMT_VHD_FOOTER_SIZE;
         if (o >= total)
                 return 0;
@@ -465,6 +589,35 @@ static int op_read(const char *path, char *buf, size_t size, off_t off, struct f
                 }
         }
         return (int)done;
+}
+
+/* SEEK_DATA, SEEK_HOLE (the kernel answers the others): point files
+ * from their manifest, where zero blocks are holes. */
+static off_t op_lseek(const char *path, off_t off, int whence, struct fuse_file_info *fi) {
+        struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+        struct fs *fs = get_fs();
+        bool data = whence == SEEK_DATA;
+        uint64_t o = (uint64_t)off, total;
+
+        if (f->kind == FK_ONPREM) {
+                off_t k = lseek(f->fd, off, whence);
+                return k < 0 ? -errno : k;
+        }
+        if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0)
+                return -EINVAL;
+        switch (f->kind) {
+        case FK_TEXT:
+                if (o >= f->text_len)
+                        return -ENXIO;
+                return data ? off : (off_t)f->text_len;
+        case FK_PART:
+                return fs_view_seek(fs, f->d, f->part_start, f->part_size, f->part_size, f->part_size, o, data);
+        case FK_VHD:
+                total = f->vhd_data + FMT_VHD_FOOTER_SIZE;
+                return fs_view_seek(fs, f->d, 0, f->vhd_data, f->d->size, total, o, data);
+        default:
+                return fs_view_seek(fs, f->d, 0, f->d->size, f->d->size, f->d->size, o, data);
+        }
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi) {
@@ -662,6 +815,7 @@ const struct fuse_operations fs_fuse_ops = {
         .readdir = op_readdir,
         .open = op_open,
         .read = op_read,
+        .lseek = op_lseek,
         .release = op_release,
         .statfs = op_statfs,
         .create = op_create,

@@ -82,3 +82,17 @@ int ret_manifest_open(struct store *s, const struct ret_disk *d, struct ret_mani
  * the end, -EBADMSG damaged chunk. */
 int ret_manifest_get(struct ret_manifest *m, uint64_t i, struct hash128 *ret);
 void ret_manifest_free(struct ret_manifest *m);
+
+/* ---- comparisons (diff.c) ---- */
+/* Whether manifest chunk ci of d holds only zero blocks (true past the end). */
+bool ret_chunk_is_zero(const struct ret_disk *d, size_t ci);
+/* Called with each extent, in bytes, in order; non-zero stops the walk
+ * and is returned. */
+typedef int (*ret_extent_fn)(void *userdata, uint64_t start, uint64_t length);
+/* The extents where disk b differs from disk a, at block granularity
+ * (block_size bytes; the last one clipped to b's size), merged, in order.
+ * a NULL (no earlier disk): b's non-zero blocks. Blocks past the end of a
+ * disk count as zeros. Chunks with equal checksums are skipped without
+ * being read. 0, -errno of reading a manifest chunk, or cb's value. */
+int ret_disk_diff(struct store *s, const struct ret_disk *a, const struct ret_disk *b, uint32_t block_size,
+                  ret_extent_fn cb, void *userdata);

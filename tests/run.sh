@@ -44,7 +44,8 @@ DEPS=("${BUILD_DEPS[@]}"
       coreutils diffutils findutils gawk sed grep
       python3 curl rsync openssl
       faketime        # a skewed clock (rpfs status)
-      groff-base systemd)   # the man page's check, systemd-analyze verify of examples/systemd
+      groff-base systemd    # the man page's check, systemd-analyze verify of examples/systemd
+      fdisk xfsprogs dosfstools mtools)  # sfdisk, mkfs.xfs, mkfs.vfat, mcopy: partitions of a point
 
 if [[ ${RPFS_NO_INSTALL:-0} != 1 ]]; then
     deps_install "${DEPS[@]}" || { say "apt-get install failed"; finish 0 1 0; }

@@ -97,10 +97,10 @@ DPID=$MPID
 assert_eq "$(ls "$M" | tr '\n' ' ')" "db web " "VMs at the top of the mount"
 assert_eq "$(ls "$M/web/points" | tr '\n' ' ')" "$P1 $P2 $P3 " "points of web"
 assert_eq "$(ls "$M/db/points" | tr '\n' ' ')" "$D1 $D2 " "points of db"
-assert_eq "$(ls "$M/web/points/$P3" | tr '\n' ' ')" "data.raw data.vhd point.json sys.raw sys.vhd " \
+assert_eq "$(ls "$M/web/points/$P3" | tr '\n' ' ')" "data.changes data.raw data.vhd point.json sys.changes sys.raw sys.vhd " \
     "files of a point with disks named sys and data"
 assert_eq "$(ls "$M/db/points/$D2" | tr '\n' ' ')" \
-    "disk0.raw disk0.vhd disk1.raw disk1.vhd disk2.raw disk2.vhd point.json " "files of db's second point"
+    "disk0.changes disk0.raw disk0.vhd disk1.changes disk1.raw disk1.vhd disk2.changes disk2.raw disk2.vhd point.json " "files of db's second point"
 
 # --- every disk of every point -------------------------------------------------
 TOTAL=0
