@@ -82,3 +82,83 @@ int ret_manifest_open(struct store *s, const struct ret_disk *d, struct ret_mani
  * the end, -EBADMSG damaged chunk. */
 int ret_manifest_get(struct ret_manifest *m, uint64_t i, struct hash128 *ret);
 void ret_manifest_free(struct ret_manifest *m);
+
+/* ---- policy (policy.c) ----
+ * How long points are kept and how they are thinned. Stored in the vault
+ * as versioned objects: "policy/default.json" (the vault's default) and
+ * "policy/vm/<vm>.json" (a VM's override, a whole policy). With none
+ * stored, Site Recovery's defaults apply: retention 24 h, app-consistent
+ * frequency 60 min, RPO threshold 15 min, site-recovery thinning. See
+ * docs/FORMAT.md "Policy". */
+#define RET_POLICY_FORMAT 1
+
+enum ret_thin_kind {
+        RET_THIN_SITE_RECOVERY = 0, /* the Site Recovery table, within the retention window */
+        RET_THIN_KEEP = 1,          /* the keep_* calendar rules (UTC buckets, OR-ed) */
+};
+
+enum ret_policy_source {
+        RET_POLICY_BUILTIN = 0, /* nothing stored: the defaults */
+        RET_POLICY_VAULT = 1,   /* policy/default.json */
+        RET_POLICY_VM = 2,      /* policy/vm/<vm>.json */
+};
+
+struct ret_policy {
+        uint32_t retention;     /* seconds a point is kept (site-recovery thinning) */
+        uint32_t app_frequency; /* seconds between app-consistent points */
+        uint32_t rpo;           /* RPO threshold, seconds */
+        enum ret_thin_kind thin;
+        uint32_t keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly; /* RET_THIN_KEEP */
+        char group[65];         /* reserved for group policies: "" */
+        enum ret_policy_source source; /* out of ret_policy_get(): where it came from */
+};
+
+/* The built-in defaults (Site Recovery's) into *ret. Never fails. */
+void ret_policy_default(struct ret_policy *ret);
+/* The policy that applies to vm (NULL: the vault default): the VM's
+ * override, else the vault default, else the built-in defaults (*ret's
+ * source says which). 0, -EBADMSG a stored policy that does not parse,
+ * -EPROTONOSUPPORT a newer policy format, -EINVAL bad VM name, or a
+ * vault error. */
+int ret_policy_get(struct store *s, const char *vm, struct ret_policy *ret);
+/* Store p as vm's override (vm NULL: the vault default). -EINVAL bad
+ * values (retention 0, keep rules all 0), or a vault error. */
+int ret_policy_set(struct store *s, const char *vm, const struct ret_policy *p);
+/* p as a JSON text (malloc'd, the caller frees), the stored form. NULL
+ * when out of memory. */
+char *ret_policy_format(const struct ret_policy *p);
+/* Parse a stored policy's text. -EBADMSG, -EPROTONOSUPPORT. */
+int ret_policy_parse(const char *text, struct ret_policy *ret);
+
+/* ---- thinning (thin.c) ----
+ * Which of one VM's points a policy keeps at time now. Pure: no I/O, so
+ * it is tested with synthetic timelines and a fake clock. */
+enum {
+        RET_KEEP_WINDOW = 1 << 0,  /* kept by the thinning table or a keep rule */
+        RET_KEEP_NEWEST = 1 << 1,  /* the VM's newest point */
+        RET_KEEP_NEWEST_APP = 1 << 2, /* the VM's newest app-consistent point */
+        RET_KEEP_PINNED = 1 << 3,  /* held, leased or named by a failback journal */
+        RET_KEEP_FUTURE = 1 << 4,  /* time after now (clock skew): never dropped */
+};
+struct ret_thin_point {
+        time_t time;
+        bool app;
+        bool pinned;   /* in: held, leased, or named by a failback journal */
+        unsigned keep; /* out: RET_KEEP_* bits; 0 = the point expires */
+};
+/* Decide keep for v[0..n), which must be sorted oldest first. The site-
+ * recovery table: every point of the last 2 hours; beyond that, within
+ * the retention window, the newest point of each UTC-aligned bucket of
+ * 1 hour (retention up to 1 day), 2 hours (up to 7 days), or for longer
+ * windows 2 hours for the first 7 days and 4 hours after; app-consistent
+ * points are thinned the same way as a series of their own. The keep
+ * rules: keep_last newest points, and the newest point of each of the
+ * keep_hourly/daily/weekly (ISO weeks, Monday)/monthly newest UTC
+ * buckets that have points, OR-ed (no retention window). Always kept:
+ * the newest point, the newest app point, pinned points, points in the
+ * future. */
+void ret_thin(const struct ret_policy *p, struct ret_thin_point *v, size_t n, time_t now);
+/* The bucket width in seconds the site-recovery table gives a point of
+ * age seconds under retention (0: keep every point, UINT32_MAX: beyond
+ * the window). Exposed for tests and `rpfs policy --show`. */
+uint32_t ret_thin_bucket(uint32_t retention, int64_t age);
