@@ -105,3 +105,4 @@ int cmd_export(struct cli *cli, int argc, char **argv);
 int cmd_failback(struct cli *cli, int argc, char **argv);
 int cmd_mount(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
+int cmd_policy(struct cli *cli, int argc, char **argv);

@@ -29,6 +29,7 @@ static const struct command {
         { "mount", cmd_mount, "mount VAULT MOUNTPOINT [--cache DIR] [--seed VM/DISK=PATH]",
           "show points as image files (FUSE)" },
         { "stats", cmd_stats, "stats MOUNTPOINT [--json]", "what a mount has served" },
+        { "policy", cmd_policy, "policy VAULT [--vm VM] [--retention 24h] ...", "show or set the retention policy" },
 };
 
 static const char main_help_head[] =
