@@ -30,6 +30,8 @@ static const struct command {
           "show points as image files (FUSE)" },
         { "stats", cmd_stats, "stats MOUNTPOINT [--json]", "what a mount has served" },
         { "policy", cmd_policy, "policy VAULT [--vm VM] [--retention 24h] ...", "show or set the retention policy" },
+        { "hold", cmd_hold, "hold VAULT VM POINT [--until T] [--reason TEXT]", "keep a point whatever the policy" },
+        { "release", cmd_release, "release VAULT VM POINT", "remove a hold" },
 };
 
 static const char main_help_head[] =

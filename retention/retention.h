@@ -162,3 +162,41 @@ void ret_thin(const struct ret_policy *p, struct ret_thin_point *v, size_t n, ti
  * age seconds under retention (0: keep every point, UINT32_MAX: beyond
  * the window). Exposed for tests and `rpfs policy --show`. */
 uint32_t ret_thin_bucket(uint32_t retention, int64_t age);
+
+/* ---- holds and leases (hold.c) ----
+ * A hold keeps a point whatever the policy, until released or until its
+ * time: "holds/<vm>/<id>.json". A lease keeps a point while a reader (a
+ * mount, a failback) uses it, and expires by itself when the holder stops
+ * renewing it (a crashed holder pins nothing for longer than the ttl):
+ * "leases/<vm>/<id>/<lease>.json". Times are the local clock's (UTC
+ * seconds). See docs/FORMAT.md "Holds and leases". */
+struct ret_hold {
+        time_t until;      /* 0: until released */
+        time_t created;
+        char reason[256];
+};
+/* Hold point vm/id (which must exist: -ENOENT) until `until` (0: until
+ * released), with a reason (NULL: none). Replaces an earlier hold. */
+int ret_hold_set(struct store *s, const char *vm, const char *id, time_t until, const char *reason);
+/* Release a hold. -ENOENT when the point has none. */
+int ret_hold_release(struct store *s, const char *vm, const char *id);
+/* The hold on vm/id into *ret. -ENOENT none, -EBADMSG unreadable. */
+int ret_hold_get(struct store *s, const char *vm, const char *id, struct ret_hold *ret);
+/* Whether a hold still holds at now. */
+bool ret_hold_active(const struct ret_hold *h, time_t now);
+
+#define RET_LEASE_ID_LEN 16
+/* Take a lease on vm/id for ttl seconds (> 0); its ID (16 hex digits)
+ * into lease_id. -ENOENT when the point does not exist (checked after the
+ * lease is written, so a prune that does not see the lease cannot have
+ * removed the point unseen; the lease is dropped again then). */
+int ret_lease_take(struct store *s, const char *vm, const char *id, uint32_t ttl,
+                   char lease_id[static RET_LEASE_ID_LEN + 1]);
+/* Extend a lease to now + ttl. -ENOENT when it is gone or expired (the
+ * holder must treat its point as unprotected). */
+int ret_lease_renew(struct store *s, const char *vm, const char *id, const char *lease_id, uint32_t ttl);
+/* Drop a lease (absent counts as dropped). */
+int ret_lease_drop(struct store *s, const char *vm, const char *id, const char *lease_id);
+/* Whether vm/id has a lease that has not expired at now: 1 yes, 0 no,
+ * or a vault error. */
+int ret_point_leased(struct store *s, const char *vm, const char *id, time_t now);

@@ -235,6 +235,12 @@ int store_get_object(struct store *s, const char *name, char **ret, size_t *ret_
         return s->b->ops->get(s->b, name, ret, ret_len);
 }
 
+int store_delete_object(struct store *s, const char *name) {
+        if (!object_name_ok(name))
+                return -EINVAL;
+        return s->b->ops->del(s->b, name);
+}
+
 int store_list(struct store *s, const char *prefix, store_list_cb cb, void *userdata) {
         return s->b->ops->list(s->b, prefix, cb, userdata);
 }

@@ -194,6 +194,48 @@ static void test_keep_rules(void) {
         CHECK(total == 2);
 }
 
+/* Holds and leases on a point with no disks. */
+static void test_holds(struct store *s) {
+        struct ret_point pt = { .vm = "web01", .id = "20261207T100000Z", .block_size = 65536 };
+        struct ret_hold h;
+        char lease[RET_LEASE_ID_LEN + 1], lease2[RET_LEASE_ID_LEN + 1];
+        time_t now = time(NULL);
+
+        CHECK(point_id_parse(pt.id, &pt.time) == 0);
+        CHECK(ret_point_commit(s, &pt) == 0);
+        CHECK(ret_hold_set(s, "web01", "20261207T110000Z", 0, "x") == -ENOENT); /* no such point */
+        CHECK(ret_hold_get(s, "web01", pt.id, &h) == -ENOENT);
+        CHECK(ret_hold_set(s, "web01", pt.id, 0, "audit 42") == 0);
+        CHECK(ret_hold_get(s, "web01", pt.id, &h) == 0);
+        CHECK(h.until == 0 && strcmp(h.reason, "audit 42") == 0 && ret_hold_active(&h, now + 1000000));
+        CHECK(ret_hold_set(s, "web01", pt.id, now + 3600, NULL) == 0);
+        CHECK(ret_hold_get(s, "web01", pt.id, &h) == 0);
+        CHECK(h.until == now + 3600 && ret_hold_active(&h, now) && !ret_hold_active(&h, now + 3600));
+        CHECK(ret_hold_release(s, "web01", pt.id) == 0);
+        CHECK(ret_hold_release(s, "web01", pt.id) == -ENOENT);
+        CHECK(ret_hold_get(s, "web01", pt.id, &h) == -ENOENT);
+
+        CHECK(ret_point_leased(s, "web01", pt.id, now) == 0);
+        CHECK(ret_lease_take(s, "web01", "20261207T110000Z", 60, lease) == -ENOENT);
+        CHECK(ret_point_leased(s, "web01", "20261207T110000Z", now) == 0); /* dropped again */
+        CHECK(ret_lease_take(s, "web01", pt.id, 0, lease) == -EINVAL);
+        CHECK(ret_lease_take(s, "web01", pt.id, 60, lease) == 0);
+        CHECK(strlen(lease) == RET_LEASE_ID_LEN);
+        CHECK(ret_point_leased(s, "web01", pt.id, now) == 1);
+        CHECK(ret_point_leased(s, "web01", pt.id, now + 3600) == 0); /* expired by then */
+        CHECK(ret_lease_renew(s, "web01", pt.id, lease, 7200) == 0);
+        CHECK(ret_point_leased(s, "web01", pt.id, now + 3600) == 1);
+        CHECK(ret_lease_take(s, "web01", pt.id, 1, lease2) == 0);
+        CHECK(strcmp(lease, lease2) != 0);
+        CHECK(ret_lease_drop(s, "web01", pt.id, lease) == 0);
+        CHECK(ret_lease_drop(s, "web01", pt.id, lease) == 0);
+        CHECK(ret_lease_renew(s, "web01", pt.id, lease, 60) == -ENOENT);
+        sleep(2);
+        CHECK(ret_point_leased(s, "web01", pt.id, time(NULL)) == 0); /* the 1 s lease expired */
+        CHECK(ret_lease_renew(s, "web01", pt.id, lease2, 60) == -ENOENT); /* expired: lost */
+        CHECK(ret_lease_drop(s, "web01", pt.id, lease2) == 0);
+}
+
 static void test_store(void) {
         const char *dir = unit_tmpdir("policy");
         char vault[128];
@@ -222,6 +264,7 @@ static void test_store(void) {
         CHECK(ret_policy_get(s, "bad", &q) == -EBADMSG);
         CHECK(store_put_object(s, "policy/vm/new.json", "{\"format\":2}", 12, false) == 0);
         CHECK(ret_policy_get(s, "new", &q) == -EPROTONOSUPPORT);
+        test_holds(s);
         text = ret_policy_format(&p);
         CHECK(text && ret_policy_parse(text, &q) == 0 && q.keep_daily == 7 && q.retention == 48 * 3600);
         store_free(s);
