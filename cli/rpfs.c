@@ -32,6 +32,7 @@ static const struct command {
         { "policy", cmd_policy, "policy VAULT [--vm VM] [--retention 24h] ...", "show or set the retention policy" },
         { "hold", cmd_hold, "hold VAULT VM POINT [--until T] [--reason TEXT]", "keep a point whatever the policy" },
         { "release", cmd_release, "release VAULT VM POINT", "remove a hold" },
+        { "prune", cmd_prune, "prune VAULT [VM ...] [--dry-run] [--json]", "drop the points the policy lets go" },
 };
 
 static const char main_help_head[] =

@@ -158,8 +158,17 @@ int ret_lease_take(struct store *s, const char *vm, const char *id, uint32_t ttl
         r = lease_put(s, vm, id, lease_id, ttl, true);
         if (r < 0)
                 return r;
-        /* Lease first, then the point: see the header. */
+        /* Lease first, then the point and the pruner's mark (docs/FORMAT.md
+         * "Holds and leases"). */
         r = point_exists(s, vm, id);
+        if (r >= 0) {
+                _cleanup_free_ char *mark = NULL;
+                char name[256];
+
+                snprintf(name, sizeof name, "gc/expiring/%s/%s", vm, id);
+                r = store_get_object(s, name, &mark, NULL);
+                r = r >= 0 ? -ENOENT : r == -ENOENT || r == -ENOTDIR ? 0 : r;
+        }
         if (r < 0) {
                 (void)ret_lease_drop(s, vm, id, lease_id);
                 return r;

@@ -200,3 +200,22 @@ int ret_lease_drop(struct store *s, const char *vm, const char *id, const char *
 /* Whether vm/id has a lease that has not expired at now: 1 yes, 0 no,
  * or a vault error. */
 int ret_point_leased(struct store *s, const char *vm, const char *id, time_t now);
+
+/* ---- prune of points (prune.c) ----
+ * Drop the points the policy lets go. Per VM: its policy (ret_policy_get),
+ * ret_thin() with held points pinned, then for every point to go: mark it
+ * (gc/expiring/<vm>/<id>), look for an active lease (kept if one), remove
+ * the point object, remove the mark. Only point objects are removed: the
+ * blocks they named stay in the vault until garbage collection. */
+struct ret_prune_item {
+        const struct ret_point *point;
+        unsigned keep;  /* RET_KEEP_* bits (RET_KEEP_PINNED also for a lease) */
+        bool dropped;   /* removed (or, in a dry run, would be) */
+};
+/* Called once per point, in order; a negative return stops. */
+typedef int (*ret_prune_cb)(void *userdata, const struct ret_prune_item *it);
+/* Prune the VMs vms[0..n_vms) (n_vms 0: every VM) at time now. dry_run:
+ * decide and report, remove nothing. *ret_dropped: points removed. 0, or
+ * the first vault error (points already removed stay removed). */
+int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
+                     ret_prune_cb cb, void *userdata, size_t *ret_dropped);
