@@ -236,6 +236,48 @@ static void test_holds(struct store *s) {
         CHECK(ret_lease_drop(s, "web01", pt.id, lease2) == 0);
 }
 
+static int count_cb(void *userdata, const struct ret_prune_item *it) {
+        if (strcmp(it->point->id, "20261101T000000Z") == 0)
+                *(unsigned *)userdata = it->dropped ? 1000 : it->keep;
+        return 0;
+}
+
+/* A lease keeps its point through a prune; an expired one does not; a
+ * lease taken on a point a pruner has marked is refused. */
+static void test_prune_lease(struct store *s) {
+        /* db01 has the vault's default policy (site-recovery, 48 h). */
+        struct ret_point pt = { .vm = "db01", .id = "20261101T000000Z", .block_size = 65536 };
+        char lease[RET_LEASE_ID_LEN + 1];
+        unsigned got = 0;
+        size_t dropped = 9;
+        const char *vm = "db01";
+        struct ret_point *gone = NULL;
+
+        CHECK(point_id_parse(pt.id, &pt.time) == 0);
+        CHECK(ret_point_commit(s, &pt) == 0);
+        {
+                struct ret_point newer = { .vm = "db01", .id = "20261207T100000Z", .block_size = 65536 };
+                CHECK(point_id_parse(newer.id, &newer.time) == 0);
+                CHECK(ret_point_commit(s, &newer) == 0);
+        }
+        CHECK(ret_lease_take(s, "db01", pt.id, 60, lease) == 0);
+        CHECK(ret_prune_points(s, &vm, 1, time(NULL), false, count_cb, &got, &dropped) == 0);
+        CHECK(dropped == 0 && got == RET_KEEP_PINNED);
+        CHECK(ret_lease_drop(s, "db01", pt.id, lease) == 0);
+        CHECK(ret_lease_take(s, "db01", pt.id, 1, lease) == 0);
+        sleep(2);
+        CHECK(ret_prune_points(s, &vm, 1, time(NULL), true, count_cb, &got, &dropped) == 0);
+        CHECK(dropped == 1 && got == 1000);
+        CHECK(ret_point_leased(s, "db01", pt.id, time(NULL)) == 0);
+        CHECK(store_put_object(s, "gc/expiring/db01/20261101T000000Z", "", 0, false) == 0);
+        CHECK(ret_lease_take(s, "db01", pt.id, 60, lease) == -ENOENT);
+        CHECK(ret_point_leased(s, "db01", pt.id, time(NULL)) == 0);
+        CHECK(store_delete_object(s, "gc/expiring/db01/20261101T000000Z") == 0);
+        CHECK(ret_prune_points(s, &vm, 1, time(NULL), false, count_cb, &got, &dropped) == 0);
+        CHECK(dropped == 1 && got == 1000);
+        CHECK(ret_point_load(s, "db01", pt.id, &gone) == -ENOENT);
+}
+
 static void test_store(void) {
         const char *dir = unit_tmpdir("policy");
         char vault[128];
@@ -265,6 +307,7 @@ static void test_store(void) {
         CHECK(store_put_object(s, "policy/vm/new.json", "{\"format\":2}", 12, false) == 0);
         CHECK(ret_policy_get(s, "new", &q) == -EPROTONOSUPPORT);
         test_holds(s);
+        test_prune_lease(s);
         text = ret_policy_format(&p);
         CHECK(text && ret_policy_parse(text, &q) == 0 && q.keep_daily == 7 && q.retention == 48 * 3600);
         store_free(s);
