@@ -33,6 +33,7 @@ static const struct command {
         { "hold", cmd_hold, "hold VAULT VM POINT [--until T] [--reason TEXT]", "keep a point whatever the policy" },
         { "release", cmd_release, "release VAULT VM POINT", "remove a hold" },
         { "prune", cmd_prune, "prune VAULT [VM ...] [--dry-run] [--json]", "drop the points the policy lets go" },
+        { "check", cmd_check, "check VAULT [VM ...] [--read-data[=PERCENT]] [--json]", "verify that every point is whole" },
 };
 
 static const char main_help_head[] =
