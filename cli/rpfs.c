@@ -32,6 +32,11 @@ static const struct command {
         { "stats", cmd_stats, "stats MOUNTPOINT [--json]", "what a mount has served" },
         { "status", cmd_status, "status VAULT [VM ...] [--json | --prometheus FILE]", "RPO health (monitoring plugin)" },
         { "diff", cmd_diff, "diff VAULT VM FROM TO [--disk D] [--json]", "changed extents between two points" },
+        { "policy", cmd_policy, "policy VAULT [--vm VM] [--retention 24h] ...", "show or set the retention policy" },
+        { "hold", cmd_hold, "hold VAULT VM POINT [--until T] [--reason TEXT]", "keep a point whatever the policy" },
+        { "release", cmd_release, "release VAULT VM POINT", "remove a hold" },
+        { "prune", cmd_prune, "prune VAULT [VM ...] [--dry-run] [--json]", "drop the points the policy lets go" },
+        { "check", cmd_check, "check VAULT [VM ...] [--read-data[=PERCENT]] [--json]", "verify that every point is whole" },
 };
 
 static const char main_help_head[] =

@@ -241,6 +241,12 @@ int store_clock(struct store *s, time_t *ret) {
         return s->b->ops->clock(s->b, ret);
 }
 
+int store_delete_object(struct store *s, const char *name) {
+        if (!object_name_ok(name))
+                return -EINVAL;
+        return s->b->ops->del(s->b, name);
+}
+
 int store_list(struct store *s, const char *prefix, store_list_cb cb, void *userdata) {
         return s->b->ops->list(s->b, prefix, cb, userdata);
 }

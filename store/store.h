@@ -136,6 +136,9 @@ bool store_remote(const struct store *s);
 int store_put_object(struct store *s, const char *name, const void *data, size_t len, bool exclusive);
 /* *ret is malloc'd, NUL-terminated (for convenience), owned by the caller. */
 int store_get_object(struct store *s, const char *name, char **ret, size_t *ret_len);
+/* Remove object name (small named things: holds, leases, policies).
+ * 0, -ENOENT when absent, -EINVAL bad name, or a backend error. */
+int store_delete_object(struct store *s, const char *name);
 /* Calls cb for every object whose name starts with prefix (a folder
  * "points/" or "points/web01/"), in no particular order. A negative return
  * from cb stops the listing and is returned. */

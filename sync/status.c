@@ -22,24 +22,25 @@
 
 /* Site Recovery's failback policy: RPO threshold 15 minutes, an
  * app-consistent point every 60 minutes, points kept for 24 hours. */
-#define DEFAULT_RPO (15 * MINUTE)
-#define DEFAULT_APP (60 * MINUTE)
-#define DEFAULT_RETENTION (24 * 60 * MINUTE)
 
 const char *sync_status_level_name(enum sync_status_level l) {
         static const char *const names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
         return (unsigned)l < ELEMENTSOF(names) ? names[l] : "UNKNOWN";
 }
 
-/* The thresholds for vm: its policy's, then what the command line
- * overrides. The one place that decides them. */
-static void status_thresholds(struct store *s, const char *vm, const struct sync_status_thresholds *override,
-                              struct sync_status_thresholds *out) {
-        /* integrator: use ret_policy_get */
-        (void)s;
-        (void)vm;
-        *out = (struct sync_status_thresholds){ .rpo = DEFAULT_RPO, .app = DEFAULT_APP,
-                                                .retention = DEFAULT_RETENTION };
+/* The thresholds for vm: its policy's (ret_policy_get: the VM's override,
+ * the vault default, or Site Recovery's defaults), then what the command
+ * line overrides. The one place that decides them. Errors: those of
+ * reading the policy (a vault error, -EBADMSG a damaged policy object). */
+static int status_thresholds(struct store *s, const char *vm, const struct sync_status_thresholds *override,
+                             struct sync_status_thresholds *out) {
+        struct ret_policy pol;
+        int r = ret_policy_get(s, vm, &pol);
+
+        if (r < 0)
+                return r;
+        *out = (struct sync_status_thresholds){ .rpo = pol.rpo, .app = pol.app_frequency,
+                                                .retention = pol.retention };
         if (override->rpo > 0)
                 out->rpo = override->rpo;
         if (override->app > 0)
@@ -48,6 +49,7 @@ static void status_thresholds(struct store *s, const char *vm, const struct sync
                 out->retention = override->retention;
         out->warning = override->warning > 0 ? override->warning : out->rpo;
         out->critical = override->critical > 0 ? override->critical : 2 * out->warning;
+        return 0;
 }
 
 static void set_level(struct sync_status_vm *v, enum sync_status_level l, const char *fmt, ...) _printf_(3, 4);
@@ -257,7 +259,12 @@ int sync_status_get(struct store *s, const struct sync_status_opts *o, struct sy
                         first++;
                 while (first + count < n && strcmp(p[first + count]->vm, v->vm) == 0)
                         count++;
-                status_thresholds(s, v->vm, &o->override, &v->th);
+                r = status_thresholds(s, v->vm, &o->override, &v->th);
+                if (r < 0) {
+                        ret_points_free(p, n);
+                        sync_status_free(st);
+                        return r;
+                }
                 vm_judge(v, p + first, count, st->now);
         }
         ret_points_free(p, n);

@@ -68,6 +68,21 @@ assert_eq "$RC" 0 "--critical defaults to twice --warning"
 status "$V" --warning 10x
 assert_eq "$RC" 3 "usage error: UNKNOWN"
 
+# The thresholds come from the VM's policy (rpfs policy): an RPO of 30 min
+# for late01 makes its 20-min-old point OK and moves the perfdata limits;
+# the vault default then applies to the others; the command line still wins.
+ok rpfs policy "$V" --vm late01 --rpo 30m -q
+status "$V" late01
+assert_eq "$RC" 0 "20 min old under a 30 min RPO policy: OK"
+head -1 <<<"$OUT" | grep -qE "'late01_age'=1[0-9]{3}s;1800;3600" || fail "policy thresholds in perfdata: $OUT"
+ok rpfs policy "$V" --rpo 50m -q
+status "$V" old01
+assert_eq "$RC" 0 "40 min old under the vault default's 50 min RPO: OK"
+status "$V" old01 --warning 10m
+assert_eq "$RC" 2 "--warning overrides the policy (critical 2x 10m)"
+ok rpfs policy "$V" --rpo 15m -q
+ok rpfs policy "$V" --vm late01 --rpo 15m -q
+
 # JSON
 status "$V" --json
 assert_eq "$RC" 2 "--json keeps the exit status"
