@@ -17,7 +17,7 @@
 #define CONFIG_FORMAT "rpfs-vault"
 /* Size of one range buffer of a batched fetch (see fetch_round): a local
  * read gains nothing past a few MiB, a remote store wants large requests. */
-#define FETCH_BUF_LOCAL (4u << 20)
+#define FETCH_BUF_LOCAL (2u << 20)
 #define FETCH_BUF_REMOTE (16u << 20)
 #define FETCH_BUFS 4
 
