@@ -19,7 +19,7 @@
  * read gains nothing past a few MiB, a remote store wants large requests. */
 #define FETCH_BUF_LOCAL (2u << 20)
 #define FETCH_BUF_REMOTE (16u << 20)
-#define FETCH_BUFS 4
+#define FETCH_BUFS 6
 
 bool hash_is_zero(const struct hash128 *h) {
         static const struct hash128 zero;

@@ -262,7 +262,7 @@ static void test_sink(struct store *s, struct store_codec *c) {
         CHECK(store_fetch_blocks(s, c, w, 0) == 0);
 }
 
-/* More threads than the store has range buffers (4), each fetching all
+/* More threads than the store has range buffers (6), each fetching all
  * of pack A at once with its own codec: every call waits for a buffer
  * when all are taken, none fails, every block verifies. */
 #define THREADS 10
