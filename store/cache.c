@@ -95,10 +95,19 @@ static void remove_at(struct store_cache *c, uint64_t i) {
         }
 }
 
-static int map_index(struct store_cache *c, const char *path) {
+/* Whether the file's header describes this cache's geometry. */
+static bool header_ok(struct store_cache *c, const uint8_t *h) {
+        return memcmp(h, CACHE_MAGIC, 8) == 0 && get_le32(h + 8) == CACHE_VERSION && get_le32(h + 12) == c->bs &&
+               get_le64(h + 16) == c->n_slots && get_le64(h + 24) == c->cap;
+}
+
+/* Open and map the index; *fresh when it was (re)made empty. A fresh
+ * table is made by truncation, not by writing zeros: its pages stay
+ * untouched (not resident) until an entry lands in them. */
+static int map_index(struct store_cache *c, const char *path, bool *fresh) {
+        uint8_t hdr[CACHE_HDR] = { 0 };
         struct stat st;
         size_t len = CACHE_HDR + c->cap * CACHE_ENTRY;
-        bool fresh;
 
         c->idx_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (c->idx_fd < 0)
@@ -107,35 +116,33 @@ static int map_index(struct store_cache *c, const char *path) {
                 return errno == EWOULDBLOCK ? -EBUSY : -errno;
         if (fstat(c->idx_fd, &st) < 0)
                 return -errno;
-        fresh = (uint64_t)st.st_size != len;
-        if (fresh && ftruncate(c->idx_fd, 0) < 0)
-                return -errno;
-        if (ftruncate(c->idx_fd, (off_t)len) < 0)
-                return -errno;
+        *fresh = (uint64_t)st.st_size != len || pread_full(c->idx_fd, hdr, sizeof hdr, 0) < 0 || !header_ok(c, hdr);
+        if (*fresh) {
+                if (ftruncate(c->idx_fd, 0) < 0 || ftruncate(c->idx_fd, (off_t)len) < 0)
+                        return -errno;
+                memset(hdr, 0, sizeof hdr);
+                memcpy(hdr, CACHE_MAGIC, 8);
+                put_le32(hdr + 8, CACHE_VERSION);
+                put_le32(hdr + 12, c->bs);
+                put_le64(hdr + 16, c->n_slots);
+                put_le64(hdr + 24, c->cap);
+                int r = pwrite_full(c->idx_fd, hdr, sizeof hdr, 0);
+                if (r < 0)
+                        return r;
+        }
         c->map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, c->idx_fd, 0);
         if (c->map == MAP_FAILED) {
                 c->map = NULL;
                 return -errno;
         }
         c->map_len = len;
-        if (!fresh && (memcmp(c->map, CACHE_MAGIC, 8) != 0 || get_le32(c->map + 8) != CACHE_VERSION ||
-                       get_le32(c->map + 12) != c->bs || get_le64(c->map + 16) != c->n_slots ||
-                       get_le64(c->map + 24) != c->cap))
-                fresh = true;
-        if (fresh) {
-                memset(c->map, 0, len);
-                memcpy(c->map, CACHE_MAGIC, 8);
-                put_le32(c->map + 8, CACHE_VERSION);
-                put_le32(c->map + 12, c->bs);
-                put_le64(c->map + 16, c->n_slots);
-                put_le64(c->map + 24, c->cap);
-        }
         return 0;
 }
 
 int store_cache_open(const char *dir, uint32_t block_size, uint64_t max_bytes, struct store_cache **ret) {
         char path[PATH_MAX];
         struct store_cache *c;
+        bool fresh = true;
         int r;
 
         if (max_bytes / block_size < 16)
@@ -148,12 +155,14 @@ int store_cache_open(const char *dir, uint32_t block_size, uint64_t max_bytes, s
                 return -ENOMEM;
         c->bs = block_size;
         c->n_slots = MIN(max_bytes / block_size, (uint64_t)SLOT_BUSY - 1);
-        c->cap = next_pow2(c->n_slots * 2);
+        /* Load factor at most 0.8: the table is the cache's resident
+         * memory (24 bytes per entry; 12 MiB for the default 20 GiB). */
+        c->cap = next_pow2(c->n_slots + c->n_slots / 4);
         c->data_fd = c->idx_fd = -1;
         pthread_mutex_init(&c->lock, NULL);
 
         snprintf(path, sizeof path, "%s/blocks-%u.idx", dir, block_size);
-        r = map_index(c, path);
+        r = map_index(c, path, &fresh);
         if (r < 0)
                 goto fail;
         snprintf(path, sizeof path, "%s/blocks-%u.data", dir, block_size);
@@ -175,7 +184,7 @@ int store_cache_open(const char *dir, uint32_t block_size, uint64_t max_bytes, s
         }
         for (uint64_t i = 0; i < c->n_slots; i++)
                 c->owner[i] = SLOT_FREE;
-        for (uint64_t i = 0; i < c->cap; i++) {
+        for (uint64_t i = 0; !fresh && i < c->cap; i++) {
                 uint32_t s = entry_slot(entry(c, i));
                 if (s == 0)
                         continue;

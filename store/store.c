@@ -15,6 +15,11 @@
 
 #define CONFIG_NAME "config.json"
 #define CONFIG_FORMAT "rpfs-vault"
+/* Size of one range buffer of a batched fetch (see fetch_round): a local
+ * read gains nothing past a few MiB, a remote store wants large requests. */
+#define FETCH_BUF_LOCAL (2u << 20)
+#define FETCH_BUF_REMOTE (16u << 20)
+#define FETCH_BUFS 6
 
 bool hash_is_zero(const struct hash128 *h) {
         static const struct hash128 zero;
@@ -146,6 +151,8 @@ int store_open_with(const char *url, const struct store_options *o, struct store
         if (!s)
                 return -ENOMEM;
         pthread_rwlock_init(&s->idx_lock, NULL);
+        pthread_mutex_init(&s->buf_lock, NULL);
+        pthread_cond_init(&s->buf_cond, NULL);
         s->url = strdup(url);
         if (!s->url) {
                 r = -ENOMEM;
@@ -170,6 +177,7 @@ int store_open_with(const char *url, const struct store_options *o, struct store
         r = parse_config(s, text);
         if (r < 0)
                 goto fail;
+        s->buf_size = s->b->ops->remote ? FETCH_BUF_REMOTE : FETCH_BUF_LOCAL;
         r = store_refresh(s);
         if (r < 0)
                 goto fail;
@@ -193,6 +201,10 @@ void store_free(struct store *s) {
         if (s->b)
                 s->b->ops->free(s->b);
         pthread_rwlock_destroy(&s->idx_lock);
+        for (size_t i = 0; i < s->n_free; i++)
+                free(s->bufs[i]);
+        pthread_mutex_destroy(&s->buf_lock);
+        pthread_cond_destroy(&s->buf_cond);
         free(s->url);
         free(s);
 }
@@ -405,16 +417,53 @@ static int cmp_fetch_ref(const void *a, const void *b) {
 
 /* One ranged read: a run of blobs of one pack, each starting where the
  * last ended (or nearly: gaps under FETCH_GAP are read through), at most
- * FETCH_MAX_SPAN long. A call reads its runs in rounds of up to
- * FETCH_ROUND bytes and FETCH_ROUND_RUNS runs, all runs of a round at once
+ * one range buffer (s->buf_size) long. A call reads its runs in rounds of
+ * up to one buffer and FETCH_ROUND_RUNS runs, all runs of a round at once
  * (in parallel on a remote backend). Large requests matter: a remote
- * store spends about as much on a request as on megabytes of data. */
+ * store spends about as much on a request as on megabytes of data.
+ *
+ * Memory: a round reads into one of at most FETCH_BUFS page-aligned
+ * buffers per store, made once and reused (a caller waits for one when
+ * all are in use). Before, each call malloc'ed up to 16 MiB; every
+ * thread's malloc arena kept such a range, and a mount's peak RSS grew to
+ * well over 100 MiB. A round holds its buffer only while it reads and
+ * decodes, never while it waits for anything else. */
 #define FETCH_GAP (64u << 10)
-#define FETCH_MAX_SPAN (16u << 20)
-#define FETCH_ROUND (16u << 20)
 #define FETCH_ROUND_RUNS 16
 /* A codec keeps a scratch buffer up to this size between calls. */
 #define SCRATCH_KEEP (2u << 20)
+
+/* A range buffer of s->buf_size bytes: a free one, a new one while fewer
+ * than FETCH_BUFS exist, else the next one returned. NULL: no memory. */
+static uint8_t *fetch_buf_get(struct store *s) {
+        uint8_t *p = NULL;
+        bool make = false;
+
+        pthread_mutex_lock(&s->buf_lock);
+        while (s->n_free == 0 && s->n_made >= FETCH_BUFS)
+                pthread_cond_wait(&s->buf_cond, &s->buf_lock);
+        if (s->n_free > 0)
+                p = s->bufs[--s->n_free];
+        else {
+                s->n_made++;
+                make = true;
+        }
+        pthread_mutex_unlock(&s->buf_lock);
+        if (make && !(p = alloc_large(s->buf_size))) {
+                pthread_mutex_lock(&s->buf_lock);
+                s->n_made--;
+                pthread_cond_signal(&s->buf_cond);
+                pthread_mutex_unlock(&s->buf_lock);
+        }
+        return p;
+}
+
+static void fetch_buf_put(struct store *s, uint8_t *p) {
+        pthread_mutex_lock(&s->buf_lock);
+        s->bufs[s->n_free++] = p;
+        pthread_cond_signal(&s->buf_cond);
+        pthread_mutex_unlock(&s->buf_lock);
+}
 
 struct fetch_run {
         size_t a, b;         /* refs[a, b) */
@@ -431,6 +480,7 @@ struct fetch_plan {
         size_t nr;
         store_fetch_sink sink;
         void *userdata;
+        size_t span; /* the range buffer size: a run and a round at most */
 };
 
 static int scratch_reserve(struct store_codec *c, size_t len) {
@@ -472,7 +522,7 @@ static size_t fetch_lookup(struct store *s, struct store_codec *c, struct store_
 
 /* Cut the sorted refs into runs: a run grows by the next blob of the same
  * pack that starts at or after its end, less than FETCH_GAP past it, while
- * the run stays within FETCH_MAX_SPAN. (A blob asked for twice starts
+ * the run stays within one range buffer. (A blob asked for twice starts
  * before the run's end, so it starts a run of its own.) */
 static void fetch_coalesce(struct fetch_plan *p) {
         const struct fetch_ref *refs = p->refs;
@@ -483,7 +533,7 @@ static void fetch_coalesce(struct fetch_plan *p) {
                 uint64_t start = refs[a].loc.offset, end = start + refs[a].loc.len;
                 while (b < p->m && refs[b].loc.pack_id == refs[a].loc.pack_id && refs[b].loc.offset >= end &&
                        refs[b].loc.offset - end < FETCH_GAP &&
-                       refs[b].loc.offset + refs[b].loc.len - start <= FETCH_MAX_SPAN) {
+                       refs[b].loc.offset + refs[b].loc.len - start <= p->span) {
                         end = refs[b].loc.offset + refs[b].loc.len;
                         b++;
                 }
@@ -493,13 +543,13 @@ static void fetch_coalesce(struct fetch_plan *p) {
 }
 
 /* The end of the round that starts at run r0: up to FETCH_ROUND_RUNS runs
- * and FETCH_ROUND bytes (a first run larger than that alone). *ret_bytes
- * gets the round's size. */
+ * and p->span bytes (a first run larger than that alone: one blob larger
+ * than a buffer). *ret_bytes gets the round's size. */
 static size_t fetch_round_end(const struct fetch_plan *p, size_t r0, size_t *ret_bytes) {
         size_t r1 = r0, bytes = 0;
 
         while (r1 < p->nr && r1 - r0 < FETCH_ROUND_RUNS &&
-               (r1 == r0 || bytes + (p->runs[r1].end - p->runs[r1].start) <= FETCH_ROUND)) {
+               (r1 == r0 || bytes + (p->runs[r1].end - p->runs[r1].start) <= p->span)) {
                 bytes += (size_t)(p->runs[r1].end - p->runs[r1].start);
                 r1++;
         }
@@ -527,25 +577,32 @@ static void fetch_deliver(struct store *s, struct store_codec *c, const struct f
         }
 }
 
-/* Read runs [r0, r1) (bytes in all) at once into the codec's scratch
- * buffer, then deliver their blobs. 0, or -ENOMEM with nothing read. */
+/* Read runs [r0, r1) (bytes in all) at once into a range buffer (the
+ * codec's scratch buffer for a blob larger than one), then deliver their
+ * blobs. 0, or -ENOMEM with nothing read. */
 static int fetch_round(struct store *s, struct store_codec *c, const struct fetch_plan *p, size_t r0, size_t r1,
                        size_t bytes) {
         struct backend_range br[FETCH_ROUND_RUNS];
         char names[FETCH_ROUND_RUNS][64];
+        uint8_t *buf = NULL;
         size_t pos = 0;
         int r;
 
-        r = scratch_reserve(c, bytes);
-        if (r < 0)
-                return r;
+        if (bytes <= s->buf_size) {
+                if (!(buf = fetch_buf_get(s)))
+                        return -ENOMEM;
+        } else {
+                r = scratch_reserve(c, bytes);
+                if (r < 0)
+                        return r;
+        }
         for (size_t k = r0; k < r1; k++) {
                 const struct fetch_run *run = &p->runs[k];
                 size_t len = (size_t)(run->end - run->start);
 
                 pack_name(p->refs[run->a].loc.pack_id, names[k - r0], sizeof names[k - r0]);
                 br[k - r0] = (struct backend_range){ .name = names[k - r0], .off = run->start,
-                                                     .buf = c->scratch + pos, .len = len };
+                                                     .buf = (buf ? buf : c->scratch) + pos, .len = len };
                 pos += len;
         }
         backend_get_ranges(s->b, br, r1 - r0);
@@ -554,6 +611,8 @@ static int fetch_round(struct store *s, struct store_codec *c, const struct fetc
                         count_read(s, br[k - r0].len);
                 fetch_deliver(s, c, p, &p->runs[k], &br[k - r0]);
         }
+        if (buf)
+                fetch_buf_put(s, buf);
         return 0;
 }
 
@@ -561,7 +620,8 @@ int store_fetch_blocks_sink(struct store *s, struct store_codec *c, struct store
                             store_fetch_sink sink, void *userdata) {
         _cleanup_free_ struct fetch_ref *refs = calloc(MAX(n, 1), sizeof *refs);
         _cleanup_free_ struct fetch_run *runs = calloc(MAX(n, 1), sizeof *runs);
-        struct fetch_plan p = { .v = v, .refs = refs, .runs = runs, .sink = sink, .userdata = userdata };
+        struct fetch_plan p = { .v = v, .refs = refs, .runs = runs, .sink = sink, .userdata = userdata,
+                                .span = s->buf_size };
         int err = 0;
 
         if (!refs || !runs)

@@ -28,6 +28,13 @@ struct store {
         size_t n_segs;
         atomic_uint_fast64_t read_bytes;    /* blob bytes read from the backend */
         atomic_uint_fast64_t read_requests; /* ranged reads issued for blobs */
+        /* Range buffers of batched fetches (store.c): at most FETCH_BUFS of
+         * buf_size bytes, made on first use and reused, never freed before
+         * store_free(). buf_lock protects bufs, n_free, n_made. */
+        pthread_mutex_t buf_lock;
+        pthread_cond_t buf_cond;
+        uint8_t *bufs[8];
+        size_t n_free, n_made, buf_size;
 };
 
 /* One copy of XXH3 built for one instruction set (store/hash.c). */

@@ -4,9 +4,10 @@
  * by store_read_stats), gaps read through below 64 KiB and not above,
  * duplicate and overlapping requests, any request order, several packs,
  * more runs than one round takes, a missing block and a damaged one
- * failing alone, the sink. Also that every pack the writer sealed reads
+ * failing alone, the sink, more threads than range buffers. Also that every pack the writer sealed reads
  * back through store_pack_table() and agrees with the index. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -261,6 +262,47 @@ static void test_sink(struct store *s, struct store_codec *c) {
         CHECK(store_fetch_blocks(s, c, w, 0) == 0);
 }
 
+/* More threads than the store has range buffers (6), each fetching all
+ * of pack A at once with its own codec: every call waits for a buffer
+ * when all are taken, none fails, every block verifies. */
+#define THREADS 10
+struct par {
+        struct store *s;
+        int ok;
+};
+
+static void *par_fetch(void *arg) {
+        struct par *p = arg;
+        static _Thread_local uint8_t tb[NA][BS];
+        static _Thread_local struct store_fetch tv[NA];
+        struct store_codec *c = NULL;
+
+        p->ok = store_codec_new(p->s, &c) == 0;
+        for (int round = 0; p->ok && round < 5; round++) {
+                for (int i = 0; i < NA; i++)
+                        tv[i] = (struct store_fetch){ .h = h[A(i)], .buf = tb[i] };
+                p->ok = store_fetch_blocks(p->s, c, tv, NA) == 0;
+                for (int i = 0; p->ok && i < NA; i++)
+                        p->ok = tv[i].result == 0 && memcmp(tb[i], data[A(i)], BS) == 0;
+        }
+        store_codec_free(c);
+        return NULL;
+}
+
+static void test_parallel(struct store *s) {
+        pthread_t t[THREADS];
+        struct par p[THREADS];
+
+        for (int i = 0; i < THREADS; i++) {
+                p[i] = (struct par){ s, 0 };
+                CHECK(pthread_create(&t[i], NULL, par_fetch, &p[i]) == 0);
+        }
+        for (int i = 0; i < THREADS; i++) {
+                pthread_join(t[i], NULL);
+                CHECK(p[i].ok);
+        }
+}
+
 int main(void) {
         char vault[256];
         struct store *s = NULL;
@@ -288,6 +330,7 @@ int main(void) {
         test_cases(s, c);
         test_missing(s, c);
         test_sink(s, c);
+        test_parallel(s);
         test_corrupt(s, c, vault);
 
         store_codec_free(c);
