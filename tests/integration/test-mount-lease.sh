@@ -6,6 +6,7 @@
 # the unmount the lease is gone and prune drops the point. A file opened and
 # closed keeps its point leased while mounted. A mount killed with kill -9
 # leaves its lease behind; once the ttl has passed, prune drops the point.
+# A failback leaves no lease behind (it leases its source point while it runs).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-mount.sh"
 need_fuse
@@ -63,4 +64,10 @@ sleep 6   # past the ttl
 assert_contains "$(ok rpfs prune "$V")" "dropped web/$B" "an expired lease does not keep its point"
 assert_eq "$(ids)" "$C" "after the prune"
 export_check "$V" web disk0 "${SUM[$C]}"
+
+# --- a failback drops its source point's lease at the end ----------------------
+cp "$T/$A.raw" "$T/target.raw"
+ok rpfs failback "$V" web --target "disk0=$T/target.raw" >/dev/null
+assert_file_sum "$T/target.raw" "${SUM[$C]}" "failback to the latest point"
+assert_eq "$(leases "$C")" "" "no lease left after the failback"
 msg "ok"
