@@ -75,7 +75,7 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                 { "threads", required_argument, NULL, 'j' },
                 { "base", required_argument, NULL, 'B' },
                 { "changed", required_argument, NULL, 'C' },
-                { "verify-base", required_argument, NULL, 'V' },
+                { "verify-base", required_argument, NULL, 'E' },
                 {}
         };
         struct sync_replicate_opts o = { .time = time(NULL), .progress = true };
@@ -131,7 +131,7 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                 case 'C':
                         o.changed = optarg;
                         break;
-                case 'V':
+                case 'E':
                         if (cli_parse_int(optarg, 0, 1000000, &v) < 0)
                                 return cli_usage_error("replicate", "invalid --verify-base '%s': a number of blocks", optarg);
                         o.verify_base = (unsigned)v;

@@ -156,7 +156,7 @@ int sync_extents_load(const char *path, uint64_t size, struct sync_extent **ret,
                 return -EINVAL;
         }
         p = text + strspn(text, " \t\r\n");
-        if (*p == '[')
+        if (*p == '[' || *p == '{')
                 r = parse_json(text, &v, &n, &cap, why, why_len);
         else
                 r = parse_text(text, &v, &n, &cap, why, why_len);
