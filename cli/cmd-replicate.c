@@ -28,6 +28,12 @@ static const char replicate_help[] =
         "  --group G            tag the point with replication group G\n"
         "  --time ID            point time as UTC ISO 8601 basic, e.g. 20261122T101500Z (default: now)\n"
         "  --threads N          worker threads (default: one per CPU)\n"
+        "  --base latest|ID     with --changed: the point the change tracker's ranges are relative to\n"
+        "                       (same VM, same disk name and size)\n"
+        "  --changed EXTENTS    read only the byte ranges EXTENTS lists ('OFFSET LENGTH' lines or JSON\n"
+        "                       [{\"start\":N,\"length\":N}]); the other blocks come from --base (one --disk)\n"
+        "  --verify-base N      with --changed: read N random blocks outside the ranges and refuse if one\n"
+        "                       differs from the base\n"
         "  -q, --quiet          print nothing on success\n"
         "  -h, --help           show this help\n"
         "\n"
@@ -67,6 +73,9 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                 { "group", required_argument, NULL, 'g' },
                 { "time", required_argument, NULL, 't' },
                 { "threads", required_argument, NULL, 'j' },
+                { "base", required_argument, NULL, 'B' },
+                { "changed", required_argument, NULL, 'C' },
+                { "verify-base", required_argument, NULL, 'E' },
                 {}
         };
         struct sync_replicate_opts o = { .time = time(NULL), .progress = true };
@@ -116,6 +125,17 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                                 return cli_usage_error("replicate", "invalid --threads '%s'", optarg);
                         o.threads = (unsigned)v;
                         break;
+                case 'B':
+                        o.base = optarg;
+                        break;
+                case 'C':
+                        o.changed = optarg;
+                        break;
+                case 'E':
+                        if (cli_parse_int(optarg, 0, 1000000, &v) < 0)
+                                return cli_usage_error("replicate", "invalid --verify-base '%s': a number of blocks", optarg);
+                        o.verify_base = (unsigned)v;
+                        break;
                 default:
                         return cli->exit;
                 }
@@ -124,6 +144,12 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                 return cli_usage_error("replicate", "expected VAULT and VM arguments");
         if (n == 0)
                 return cli_usage_error("replicate", "at least one --disk is required");
+        if ((o.base || o.verify_base) && !o.changed)
+                return cli_usage_error("replicate", "--base and --verify-base need --changed");
+        if (o.changed && (!o.base || n != 1))
+                return cli_usage_error("replicate", "--changed needs --base and exactly one --disk");
+        if (o.changed && hook.script)
+                return cli_usage_error("replicate", "--changed does not go with --hook");
         if (hook.required && !hook.script)
                 return cli_usage_error("replicate", "--app-consistent=required needs --hook");
         if (!name_is_valid(argv[optind + 1]))

@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "formats.h"
+#include "replicate_i.h"
 #include "sync.h"
 
 #define BATCH_BYTES (4u << 20)
@@ -40,6 +41,7 @@ struct rep {
         size_t bound;           /* store_encode_bound(bs) */
         struct store_codec_pool *codecs; /* keeps RING idle */
         struct ring *ring;      /* RING struct batch */
+        struct rep_changed *chg; /* --changed: which blocks to read, else NULL */
 };
 
 /* Worker: classify, hash and compress one batch. */
@@ -53,6 +55,8 @@ static void batch_work(void *arg) {
                 const uint8_t *p = b->data + i * r->bs;
                 long n;
 
+                if (b->kind[i] == BLK_ZERO || b->kind[i] == BLK_KNOWN)
+                        continue; /* settled from the base (--changed) */
                 if (b->kind[i] == BLK_HOLE || mem_is_zero(p, r->bs)) {
                         b->kind[i] = BLK_ZERO;
                         memset(&b->h[i], 0, sizeof b->h[i]);
@@ -83,6 +87,48 @@ static void batch_holes(void *arg) {
         ring_done(b->rep->ring, b, 0);
 }
 
+/* A batch settled from the base alone (--changed): nothing to do. */
+static void batch_settled(void *arg) {
+        struct batch *b = arg;
+        ring_done(b->rep->ring, b, 0);
+}
+
+/* Tail of a partial last block past size: zero it. */
+static void batch_zero_tail(struct rep *r, struct batch *b, uint64_t size) {
+        uint64_t boff = (b->first + b->n - 1) * r->bs;
+        if (b->n > 0 && boff + r->bs > size && b->kind[b->n - 1] != BLK_HOLE)
+                memset(b->data + (b->n - 1) * r->bs + (size - boff), 0, (size_t)(boff + r->bs - size));
+}
+
+/* --changed: read the runs of blocks touching changed ranges; take the
+ * others' checksums from the base (BLK_ZERO or BLK_KNOWN). */
+static int batch_fill_changed(struct rep *r, struct batch *b, struct fmt_image *img, uint64_t *read_bytes) {
+        uint64_t size = fmt_size(img);
+        int e;
+
+        for (size_t k = 0; k < b->n; k++) {
+                e = rep_changed_block(r->chg, b->first + k, &b->h[k]);
+                if (e < 0)
+                        return e;
+                b->kind[k] = e ? BLK_DATA : mem_is_zero(&b->h[k], sizeof b->h[k]) ? BLK_ZERO : BLK_KNOWN;
+        }
+        for (size_t k = 0; k < b->n;) {
+                size_t j = k;
+                while (j < b->n && b->kind[j] == BLK_DATA)
+                        j++;
+                if (j > k) {
+                        uint64_t off = (b->first + k) * r->bs, end = MIN(size, (b->first + j) * r->bs);
+                        e = fmt_read(img, b->data + k * r->bs, (size_t)(end - off), off);
+                        if (e < 0)
+                                return e;
+                        *read_bytes += end - off;
+                }
+                k = j + 1;
+        }
+        batch_zero_tail(r, b, size);
+        return 0;
+}
+
 /* Fill batch b with blocks [first, first + n) of img, marking blocks that
  * lie wholly in unallocated regions as holes (not read at all). */
 static int batch_fill(struct rep *r, struct batch *b, struct fmt_image *img, uint64_t first, size_t n,
@@ -92,6 +138,8 @@ static int batch_fill(struct rep *r, struct batch *b, struct fmt_image *img, uin
 
         b->first = first;
         b->n = n;
+        if (r->chg)
+                return batch_fill_changed(r, b, img, read_bytes);
         memset(b->kind, BLK_HOLE, n);
         while (off < end) {
                 uint64_t ds, de;
@@ -185,6 +233,8 @@ static int replicate_disk(struct rep *r, struct pool *pool, struct fmt_image *im
                 }
                 if (memchr(b->kind, BLK_DATA, n))
                         ring_submit(r->ring, b, pool, batch_work);
+                else if (r->chg)
+                        ring_submit(r->ring, b, NULL, batch_settled);
                 else
                         ring_submit(r->ring, b, NULL, batch_holes); /* settled here */
                 next += n;
@@ -248,6 +298,7 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         struct store_codec *mc = NULL;
         struct pool *pool = NULL;
         struct progress *pg = NULL;
+        struct rep_changed *chg = NULL;
         struct rep rep;
         bool rep_ok = false;
         uint64_t pg_base = 0;
@@ -291,6 +342,11 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
                 res->disk_bytes += fmt_size(imgs[i]);
         }
         pt.n_disks = o->n_disks;
+        if (o->changed) {
+                r = rep_changed_open(s, o, imgs[0], &chg, &res->read_bytes);
+                if (r < 0)
+                        goto out;
+        }
 
         r = store_writer_new(s, &w);
         if (r < 0)
@@ -300,6 +356,7 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
                 goto out;
         r = rep_init(&rep, s, w);
         rep_ok = true;
+        rep.chg = chg;
         if (r < 0)
                 goto out;
         r = pool_new(o->threads, RING, &pool);
@@ -348,6 +405,7 @@ out:
                 rep_free(&rep);
         store_codec_free(mc);
         store_writer_free(w);
+        rep_changed_free(chg);
         for (size_t i = 0; imgs && i < o->n_disks; i++)
                 fmt_close(imgs[i]);
         free(imgs);

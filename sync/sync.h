@@ -36,6 +36,14 @@ struct sync_replicate_opts {
         time_t time;         /* point time (the ID) */
         unsigned threads;    /* 0: one per CPU */
         bool progress;       /* draw a progress line if stderr is a tty */
+        /* Change-tracked replicate (replicate-changed.c): with changed set,
+         * one disk; only blocks touching the extents file's ranges are
+         * read, the others' checksums come from point base (of this VM,
+         * same disk name and size). verify_base: that many random blocks
+         * outside the ranges are read and compared with the base. */
+        const char *base;    /* "latest", "latest-app" or an ID */
+        const char *changed; /* extents file (sync_extents_load) */
+        unsigned verify_base;
 };
 
 struct sync_replicate_result {
@@ -49,6 +57,17 @@ struct sync_replicate_result {
 };
 
 int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct sync_replicate_result *ret);
+
+/* A changed byte range (extents.c). */
+struct sync_extent {
+        uint64_t start, length;
+};
+/* Load an extents file: "OFFSET LENGTH" lines (decimal, '#' comments) or
+ * a JSON array of {"start", "length"}; sorted, merged, empty ranges
+ * dropped. -EINVAL bad syntax, -ERANGE a range past size; why explains
+ * (with the line number). *ret malloc'd (NULL with none). */
+int sync_extents_load(const char *path, uint64_t size, struct sync_extent **ret, size_t *ret_n, char *why,
+                      size_t why_len);
 
 struct sync_export_result {
         uint64_t bytes;        /* disk size */
