@@ -42,7 +42,7 @@ DEPS=("${BUILD_DEPS[@]}"
       e2fsprogs       # mkfs.ext4, debugfs, chattr
       util-linux mount bsdutils  # losetup, findmnt, fallocate, mountpoint, mount, script
       coreutils diffutils findutils gawk sed grep
-      python3 curl rsync openssl
+      python3 curl rsync openssl strace
       faketime        # a skewed clock (rpfs status)
       groff-base systemd    # the man page's check, systemd-analyze verify of examples/systemd
       fdisk xfsprogs dosfstools mtools)  # sfdisk, mkfs.xfs, mkfs.vfat, mcopy: partitions of a point

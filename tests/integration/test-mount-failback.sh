@@ -11,7 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-mount.sh"
 need_fuse
-need mkfs.ext4 python3 rsync
+need mkfs.ext4 python3 rsync strace
 
 BS=65536
 make_tree "$T/tree" 40
@@ -135,6 +135,15 @@ echo hello >"$M/failback/note.txt" && mkdir "$M/failback/d" && mv "$M/failback/n
 rm -r "$M/failback/d" || fail "rm in $M/failback failed"
 # point files stay read-only
 if echo x 2>/dev/null >"$M/vm/latest/disk0.raw"; then fail "a point file was writable"; fi
+# In a mount with --onprem, point files count as fully allocated, so that
+# cp copies them with copy_file_range (the daemon's local compare), not
+# with read/write as it would a sparse source; SEEK_HOLE still finds holes.
+read -r sz blk < <(stat -c '%s %b' "$M/vm/latest/disk0.raw")
+assert_eq "$blk" $(( (sz + 511) / 512 )) "point file st_blocks under --onprem"
+strace -f -e trace=copy_file_range -o "$T/cp.strace" cp "$M/vm/latest/disk0.raw" "$T/probe.img" ||
+    fail "cp of a point file failed"
+grep -q 'copy_file_range(' "$T/cp.strace" || fail "cp did not use copy_file_range on a point file: $(head -3 "$T/cp.strace")"
+rm -f "$T/probe.img"
 unmount_ok "$M"
 
 # --failback-mode full: every block written
