@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "retention.h"
+#include "retention_i.h"
 
 #define POINT_FORMAT 1
 
@@ -51,10 +52,8 @@ static json_t *disk_to_json(const struct ret_disk *d) {
 }
 
 int ret_point_commit(struct store *s, const struct ret_point *p) {
-        _cleanup_free_ char *text = NULL;
         char name[256], when[21], created[21];
         json_t *o, *disks;
-        int r;
 
         if (!name_is_valid(p->vm))
                 return -EINVAL;
@@ -73,15 +72,20 @@ int ret_point_commit(struct store *s, const struct ret_point *p) {
         o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:I, s:s, s:o}", "format", POINT_FORMAT, "vm", p->vm,
                       "id", p->id, "time", when, "type", p->app ? "app" : "crash", "group", p->group,
                       "block_size", (json_int_t)p->block_size, "created", created, "disks", disks);
+        snprintf(name, sizeof name, "points/%s/%s.json", p->vm, p->id);
+        return ret_put_json(s, name, o, true);
+}
+
+int ret_put_json(struct store *s, const char *name, json_t *o, bool exclusive) {
+        _cleanup_free_ char *text = NULL;
+
         if (!o)
                 return -ENOMEM;
         text = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
         json_decref(o);
         if (!text)
                 return -ENOMEM;
-        snprintf(name, sizeof name, "points/%s/%s.json", p->vm, p->id);
-        r = store_put_object(s, name, text, strlen(text), true);
-        return r;
+        return store_put_object(s, name, text, strlen(text), exclusive);
 }
 
 static int disk_from_json(json_t *o, struct ret_disk *d) {

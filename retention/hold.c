@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "retention.h"
+#include "retention_i.h"
 
 #define HOLD_FORMAT 1
 
@@ -30,7 +31,6 @@ static int point_exists(struct store *s, const char *vm, const char *id) {
 }
 
 int ret_hold_set(struct store *s, const char *vm, const char *id, time_t until, const char *reason) {
-        _cleanup_free_ char *text = NULL;
         char name[256], when[21], created[21];
         json_t *o;
         int r;
@@ -45,14 +45,8 @@ int ret_hold_set(struct store *s, const char *vm, const char *id, time_t until, 
         time_format_iso(time(NULL), created);
         o = json_pack("{s:i, s:s, s:s, s:s?, s:s, s:s}", "format", HOLD_FORMAT, "vm", vm, "id", id, "until",
                       until ? when : NULL, "created", created, "reason", reason ? reason : "");
-        if (!o)
-                return -ENOMEM;
-        text = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-        json_decref(o);
-        if (!text)
-                return -ENOMEM;
         snprintf(name, sizeof name, "holds/%s/%s.json", vm, id);
-        return store_put_object(s, name, text, strlen(text), false);
+        return ret_put_json(s, name, o, false);
 }
 
 int ret_hold_release(struct store *s, const char *vm, const char *id) {
