@@ -75,6 +75,11 @@ _cleanup() {
 # The per-test temporary directory.
 T=$(mktemp -d "${TMPDIR:-/tmp}/rpfs-$TEST_NAME.XXXXXX")
 trap _cleanup EXIT
+# Tests run in parallel: each gets its own default block cache and failback
+# state directory (rpfs uses $XDG_CACHE_HOME/rpfs and $XDG_STATE_HOME/rpfs
+# when no --cache / RPFS_CACHE_DIR / RPFS_STATE_DIR is given), so that two
+# mounts without --cache never meet on ~/.cache/rpfs (EBUSY).
+export XDG_CACHE_HOME=$T/.xdg-cache XDG_STATE_HOME=$T/.xdg-state
 trap 'exit 130' INT TERM
 
 [[ -x $RPFS ]] || fail "rpfs binary not found or not executable: $RPFS (set RPFS)"
