@@ -45,7 +45,10 @@ DEPS=("${BUILD_DEPS[@]}"
       python3 curl rsync openssl strace
       faketime        # a skewed clock (rpfs status)
       groff-base systemd    # the man page's check, systemd-analyze verify of examples/systemd
-      fdisk xfsprogs dosfstools mtools)  # sfdisk, mkfs.xfs, mkfs.vfat, mcopy: partitions of a point
+      fdisk xfsprogs dosfstools mtools   # sfdisk, mkfs.xfs, mkfs.vfat, mcopy: partitions of a point
+      nbdkit libnbd-bin python3-libnbd   # nbdkit, nbdsh, nbdinfo: the NBD export's test
+      passwd                             # useradd, userdel: test-mount-access's unprivileged user
+      gdb)                               # tests/stress/unmount.sh: stacks of a hung daemon
 
 if [[ ${RPFS_NO_INSTALL:-0} != 1 ]]; then
     deps_install "${DEPS[@]}" || { say "apt-get install failed"; finish 0 1 0; }

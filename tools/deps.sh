@@ -10,7 +10,7 @@ BUILD_DEPS=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3
             libqcow-dev libvhdi-dev libvmdk-dev libxxhash-dev libzstd-dev
             libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev libmount-dev
             libblkid-dev
-            nbdkit-plugin-dev nbdkit libnbd-bin python3-libnbd)  # the NBD export (nbd/) and its tests: nbdsh, nbdinfo
+            nbdkit-plugin-dev)  # the NBD export (nbd/)
 
 deps_install() {
     local p missing=() sudo=
