@@ -143,6 +143,16 @@ int ret_policy_get(struct store *s, const char *vm, struct ret_policy *ret) {
         return r;
 }
 
+int ret_policy_get_with(struct store *s, const char *vm, const struct ret_policy *vault_default,
+                        struct ret_policy *ret) {
+        int r = policy_load(s, vm, ret);
+
+        if (r != -ENOENT)
+                return r;
+        *ret = *vault_default;
+        return 0;
+}
+
 int ret_policy_set(struct store *s, const char *vm, const struct ret_policy *p) {
         _cleanup_free_ char *text = NULL;
         char name[128];

@@ -134,6 +134,10 @@ void ret_policy_default(struct ret_policy *ret);
  * -EPROTONOSUPPORT a newer policy format, -EINVAL bad VM name, or a
  * vault error. */
 int ret_policy_get(struct store *s, const char *vm, struct ret_policy *ret);
+/* The same for many VMs: vault_default is ret_policy_get(s, NULL, ...)
+ * read once, so that each VM costs one read (its override) only. */
+int ret_policy_get_with(struct store *s, const char *vm, const struct ret_policy *vault_default,
+                        struct ret_policy *ret);
 /* Store p as vm's override (vm NULL: the vault default). -EINVAL bad
  * values (retention 0, keep rules all 0), or a vault error. */
 int ret_policy_set(struct store *s, const char *vm, const struct ret_policy *p);

@@ -30,12 +30,13 @@ const char *sync_status_level_name(enum sync_status_level l) {
 
 /* The thresholds for vm: its policy's (ret_policy_get: the VM's override,
  * the vault default, or Site Recovery's defaults), then what the command
- * line overrides. The one place that decides them. Errors: those of
+ * line overrides. The one place that decides them; vault_default is read
+ * once per status. Errors: those of
  * reading the policy (a vault error, -EBADMSG a damaged policy object). */
-static int status_thresholds(struct store *s, const char *vm, const struct sync_status_thresholds *override,
-                             struct sync_status_thresholds *out) {
+static int status_thresholds(struct store *s, const char *vm, const struct ret_policy *vault_default,
+                             const struct sync_status_thresholds *override, struct sync_status_thresholds *out) {
         struct ret_policy pol;
-        int r = ret_policy_get(s, vm, &pol);
+        int r = ret_policy_get_with(s, vm, vault_default, &pol);
 
         if (r < 0)
                 return r;
@@ -230,6 +231,7 @@ static int vms_choose(struct sync_status *st, const struct sync_status_opts *o, 
 int sync_status_get(struct store *s, const struct sync_status_opts *o, struct sync_status **ret) {
         struct sync_status *st = calloc(1, sizeof *st);
         struct ret_point **p = NULL;
+        struct ret_policy vault_default;
         size_t n = 0;
         int r;
 
@@ -251,6 +253,12 @@ int sync_status_get(struct store *s, const struct sync_status_opts *o, struct sy
         for (size_t i = 0; i < n; i++)
                 for (size_t k = 0; k < p[i]->n_disks; k++)
                         st->logical_bytes += p[i]->disks[k].data_blocks * p[i]->block_size;
+        r = ret_policy_get(s, NULL, &vault_default);
+        if (r < 0) {
+                ret_points_free(p, n);
+                sync_status_free(st);
+                return r;
+        }
         for (size_t k = 0; k < st->n_vms; k++) {
                 struct sync_status_vm *v = &st->vms[k];
                 size_t first = 0, count = 0;
@@ -259,7 +267,7 @@ int sync_status_get(struct store *s, const struct sync_status_opts *o, struct sy
                         first++;
                 while (first + count < n && strcmp(p[first + count]->vm, v->vm) == 0)
                         count++;
-                r = status_thresholds(s, v->vm, &o->override, &v->th);
+                r = status_thresholds(s, v->vm, &vault_default, &o->override, &v->th);
                 if (r < 0) {
                         ret_points_free(p, n);
                         sync_status_free(st);
