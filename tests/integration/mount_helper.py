@@ -18,6 +18,8 @@ starting with "error:" and exits 1 when what it checks is wrong.
   slowread MFILE SRC DELAY      read it all slowly: "ok|EIO|ERR:<name> BYTES"
   corrupt VAULT SRC BS          flip one byte of a stored data block
   pack-of VAULT SRC BS BLOCK    the pack ID holding that source block
+  qemu-map SRC BS MAPJSON       `qemu-img map --output=json` data extents are
+                                exactly SRC's runs of non-zero BS blocks
 """
 import errno
 import hashlib
@@ -461,13 +463,40 @@ def cmd_pack_of(a):
     die("block %d of %s is in no pack" % (block, src))
 
 
+def cmd_qemu_map(a):
+    src, bs, mp = a[0], int(a[1]), a[2]
+    with open(src, "rb") as f:
+        data = f.read()
+    size, runs = len(data), []
+    for b in range(0, (size + bs - 1) // bs):
+        if data[b * bs:(b + 1) * bs].strip(b"\0"):
+            lo, hi = b * bs, min((b + 1) * bs, size)
+            if runs and runs[-1][1] == lo:
+                runs[-1][1] = hi
+            else:
+                runs.append([lo, hi])
+    m = json.load(open(mp))
+    got = []
+    for x in m:
+        if x["data"]:
+            lo, hi = x["start"], x["start"] + x["length"]
+            if got and got[-1][1] == lo:
+                got[-1][1] = hi
+            else:
+                got.append([lo, hi])
+    if got != runs:
+        die("qemu-img map: %s want: %s" % (got[:8], runs[:8]))
+    holes = sum(x["length"] for x in m if not x["data"] and x["zero"])
+    print("%d data extents, %d bytes of holes" % (len(got), holes))
+
+
 CMDS = {
     "stats-sh": cmd_stats_sh, "stats-check": cmd_stats_check,
     "vhd-footer": cmd_vhd_footer, "point-json": cmd_point_json,
     "distinct-blocks": cmd_distinct_blocks, "nonzero-blocks": cmd_nonzero_blocks,
     "chunks": cmd_chunks, "concurrent": cmd_concurrent, "randread": cmd_randread,
     "blockscan": cmd_blockscan, "timed-read": cmd_timed_read, "slowread": cmd_slowread,
-    "corrupt": cmd_corrupt, "pack-of": cmd_pack_of,
+    "corrupt": cmd_corrupt, "pack-of": cmd_pack_of, "qemu-map": cmd_qemu_map,
 }
 
 if __name__ == "__main__":

@@ -73,33 +73,9 @@ rm -f "$T/out.raw"
 
 # qemu-img map: data exactly where the non-zero blocks are
 qemu-img map -f raw --output=json "$URI" >"$T/map.json" || fail "qemu-img map $URI"
-python3 - "$T/v2.raw" 65536 "$T/map.json" <<'PY' || fail "qemu-img map of the export differs from the source's non-zero blocks"
-import json, sys
-src, bs, mp = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-data = open(src, "rb").read()
-size, runs = len(data), []
-for b in range(0, (size + bs - 1) // bs):
-    if data[b * bs:(b + 1) * bs].strip(b"\0"):
-        a, e = b * bs, min((b + 1) * bs, size)
-        if runs and runs[-1][1] == a:
-            runs[-1][1] = e
-        else:
-            runs.append([a, e])
-m = json.load(open(mp))
-got = []
-for x in m:
-    if x["data"]:
-        a, e = x["start"], x["start"] + x["length"]
-        if got and got[-1][1] == a:
-            got[-1][1] = e
-        else:
-            got.append([a, e])
-holes = sum(x["length"] for x in m if not x["data"] and x["zero"])
-if got != runs:
-    print("map:", got[:6], "want:", runs[:6])
-    sys.exit(1)
-print("qemu-img map: %d data extents, %d bytes of holes" % (len(got), holes), file=sys.stderr)
-PY
+out=$(python3 "$(dirname "$0")/mount_helper.py" qemu-map "$T/v2.raw" 65536 "$T/map.json") ||
+    fail "qemu-img map of the export differs from the source's non-zero blocks: $out"
+msg "qemu-img map: $out"
 
 # nbdsh: random reads; read-only
 "${NBDSH[@]}" -u "$URI" -c "
