@@ -357,6 +357,22 @@ bench_azurite_start() {
 	bench_azurite_stop
 	bench_die "azurite did not start"
 }
+# bench_azurite_container NAME: create container NAME in the running
+# Azurite (Create Container with Shared Key, tests/integration/azure_helper.py).
+# bench_azurite_sas CONTAINER PERMISSIONS: a container SAS token for it.
+_BENCH_AZ_HELPER=$RPFS_ROOT/tests/integration/azure_helper.py
+bench_azurite_container() {
+	RPFS_AZURITE_CONNECTION_STRING=$AZURITE_CS python3 -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+import azure_helper
+azure_helper.request("PUT", sys.argv[2], query={"restype": "container"},
+                     headers={"Content-Type": "application/octet-stream"})' "$(dirname "$_BENCH_AZ_HELPER")" "$1" \
+		2>>"$BENCH_LOGS/sas.log" || bench_die "could not create container $1 in Azurite"
+}
+bench_azurite_sas() {
+	RPFS_AZURITE_CONNECTION_STRING=$AZURITE_CS python3 "$_BENCH_AZ_HELPER" sas "$1" "$2" 2>>"$BENCH_LOGS/sas.log"
+}
 bench_azurite_stop() {
 	local i
 	[[ -n ${AZURITE_PID:-} ]] || return 0
