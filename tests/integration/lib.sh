@@ -243,11 +243,15 @@ az2_start() {
         >>"$T/az2.log" 2>&1 &
     AZPID=$!
     track_pid "$AZPID"
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "$EP2?comp=list" && return 0
+    # Node starts slowly on a loaded machine: wait up to 60 s, but not for
+    # a process that already died.
+    local t0=$SECONDS
+    while (( SECONDS - t0 < 60 )); do
+        curl -s -m 5 -o /dev/null "$EP2?comp=list" && return 0
+        kill -0 "$AZPID" 2>/dev/null || break
         sleep 0.1
     done
-    fail "private Azurite did not start: $(tail -3 "$T/az2.log")"
+    fail "private Azurite did not start in $(( SECONDS - t0 )) s: $(tail -3 "$T/az2.log")"
 }
 az2_stop() {
     kill -TERM "$AZPID"
