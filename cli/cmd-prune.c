@@ -28,7 +28,7 @@ struct prune_out {
 };
 
 static void keep_reasons(unsigned k, char *buf, size_t len) {
-        static const char *const names[] = { "policy", "newest", "newest-app", "pinned", "future" };
+        static const char *const names[] = { "policy", "newest", "newest-app", "pinned", "future", "group" };
         size_t at = 0;
 
         buf[0] = 0;
