@@ -204,8 +204,7 @@ void ret_group_points_free(struct ret_group_point *v, size_t n) {
         free(v);
 }
 
-/* Load one commit object into *gp. */
-static int group_point_load(struct store *s, const char *group, const char *id, struct ret_group_point *gp) {
+int ret_group_point_load(struct store *s, const char *group, const char *id, struct ret_group_point *gp) {
         _cleanup_free_ char *text = NULL;
         const char *type, *jid;
         json_t *o, *members;
@@ -247,7 +246,7 @@ int ret_group_points_list(struct store *s, const char *group, struct ret_group_p
         if (r >= 0 && !(v = calloc(MAX(c.n, 1), sizeof *v)))
                 r = -ENOMEM;
         for (size_t i = 0; r >= 0 && i < c.n; i++) {
-                r = group_point_load(s, group, c.v[i], &v[n]);
+                r = ret_group_point_load(s, group, c.v[i], &v[n]);
                 if (r == -ENOENT || r == -EBADMSG) {
                         if (r == -EBADMSG)
                                 log_warn("groups/%s/points/%s.json: does not parse; ignored", group, c.v[i]);

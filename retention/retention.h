@@ -273,6 +273,8 @@ int ret_group_point_commit(struct store *s, const struct ret_group *g, const cha
  * ret_group_points_free(). */
 int ret_group_points_list(struct store *s, const char *group, struct ret_group_point **ret, size_t *ret_n);
 void ret_group_points_free(struct ret_group_point *v, size_t n);
+/* One commit object into *ret (ret->members: free()). -ENOENT, -EBADMSG. */
+int ret_group_point_load(struct store *s, const char *group, const char *id, struct ret_group_point *ret);
 /* Whether every member of gp has its point in v[0..n) (ret_points_list order). */
 bool ret_group_point_complete(const struct ret_group_point *gp, struct ret_point *const *v, size_t n);
 /* The newest complete group point ("latest", NULL), the newest complete
