@@ -111,6 +111,8 @@ static void print_vm(const struct sync_status_vm *v) {
                 return;
         }
         printf("; %zu point%s, newest %s", v->n_points, v->n_points == 1 ? "" : "s", v->newest);
+        if (*v->onprem_from)
+                printf(" (runs on-prem, reprotected after failback from %s)", v->onprem_from);
         if (*v->newest_app)
                 printf(", newest app-consistent %s (%lds old)", v->newest_app, v->app_age);
         else
@@ -157,11 +159,20 @@ static json_t *json_vm(const struct sync_status_vm *v) {
                          (json_int_t)v->fb_prepared, "running", (json_int_t)v->fb_running);
 }
 
+/* json_vm() with the replication direction. */
+static json_t *json_vm_dir(const struct sync_status_vm *v) {
+        json_t *o = json_vm(v);
+        if (o)
+                json_object_set_new(o, "direction", json_pack("{s:s, s:s?}", "runs", *v->onprem_from ? "onprem" : "vault",
+                                                              "failed_back_from", *v->onprem_from ? v->onprem_from : NULL));
+        return o;
+}
+
 static int print_json(const struct sync_status *st) {
         json_t *vms = json_array(), *o;
 
         for (size_t i = 0; i < st->n_vms; i++)
-                json_array_append_new(vms, json_vm(&st->vms[i]));
+                json_array_append_new(vms, json_vm_dir(&st->vms[i]));
         o = json_pack("{s:s, s:i, s:o, s:{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}}", "status",
                       sync_status_level_name(st->level), "exit", (int)st->level, "vms", vms, "vault",
                       "stored_bytes", (json_int_t)st->pack_bytes, "logical_bytes", (json_int_t)st->logical_bytes,

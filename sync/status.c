@@ -91,6 +91,8 @@ static void vm_judge(struct sync_status_vm *v, struct ret_point **p, size_t n, t
                 return;
         }
         snprintf(v->newest, sizeof v->newest, "%s", p[n - 1]->id);
+        if (p[n - 1]->onprem_from)
+                snprintf(v->onprem_from, sizeof v->onprem_from, "%s", p[n - 1]->onprem_from);
         snprintf(v->oldest, sizeof v->oldest, "%s", p[0]->id);
         v->age = (long)(now - p[n - 1]->time);
         v->oldest_age = (long)(now - p[0]->time);

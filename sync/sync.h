@@ -327,6 +327,7 @@ struct sync_status_vm {
         char newest[POINT_ID_LEN + 1], newest_app[POINT_ID_LEN + 1], oldest[POINT_ID_LEN + 1]; /* "" none */
         long age, app_age, oldest_age; /* seconds, -1 with no such point */
         size_t fb_interrupted, fb_running, fb_prepared; /* journals of this vault and VM */
+        char onprem_from[POINT_ID_LEN + 1]; /* newest point's lineage: runs on-prem, failed back from; "" none */
         char why[192];                 /* what set the level, for a person */
 };
 
