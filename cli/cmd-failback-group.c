@@ -53,14 +53,19 @@ static int group_point(struct store *s, const struct failback_args *a, const str
         if (r != -ENOENT)
                 return log_error_errno(r, "group %s: reading its points failed", g->name), 1;
         if (spec && strcmp(spec, "latest") != 0 && strcmp(spec, "latest-app") != 0) {
-                for (size_t i = 0; i < g->n_members; i++) {
+                char missing[512] = "";
+                size_t at = 0;
+                for (size_t i = 0; i < g->n_members && at < sizeof missing; i++) {
                         struct ret_point *p;
-                        if (ret_point_load(s, g->members[i], spec, &p) < 0)
-                                log_error("group %s: member %s has no point %s", g->name, g->members[i], spec);
-                        else
+                        if (ret_point_load(s, g->members[i], spec, &p) >= 0) {
                                 ret_point_free(p);
+                                continue;
+                        }
+                        at += (size_t)snprintf(missing + at, sizeof missing - at, "%s%s", at ? ", " : "",
+                                               g->members[i]);
                 }
-                log_error("group %s: %s is not a group point common to every member; nothing written", g->name, spec);
+                log_error("group %s: %s is not a group point common to every member (%s: no such point); "
+                          "nothing written", g->name, spec, *missing ? missing : "no commit object");
         } else
                 log_error("group %s: no%s group point common to every member; nothing written", g->name,
                           spec && strcmp(spec, "latest-app") == 0 ? " app-consistent" : "");
