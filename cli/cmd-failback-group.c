@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "failback_i.h"
+#include "cmd-failback_i.h"
 #include "retention.h"
 
 struct gtarget {

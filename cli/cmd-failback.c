@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "failback_i.h"
+#include "cmd-failback_i.h"
 #include "fs.h"
 #include "sync.h"
 
