@@ -281,3 +281,16 @@ bool ret_group_point_complete(const struct ret_group_point *gp, struct ret_point
  * app-consistent one ("latest-app") or the complete one with an ID.
  * -ENOENT none. ret->members: free() it. */
 int ret_group_point_resolve(struct store *s, const char *group, const char *spec, struct ret_group_point *ret);
+
+/* ---- notes of maintenance runs (notes.c) ----
+ * "status/<what>.json" for what "prune" or "check": when it last ran and,
+ * for check, whether it found damage. */
+struct ret_note {
+        time_t time;
+        bool damaged;
+        char summary[160];
+};
+/* -EINVAL unknown what, or a vault error. */
+int ret_note_set(struct store *s, const char *what, const struct ret_note *n);
+/* -ENOENT never recorded, -EBADMSG, -EPROTONOSUPPORT. */
+int ret_note_get(struct store *s, const char *what, struct ret_note *ret);

@@ -298,7 +298,8 @@ const char *sync_fb_status_text(const struct sync_fb_status *st, char *buf, size
 enum sync_status_level {
         SYNC_STATUS_OK = 0,
         SYNC_STATUS_WARNING = 1,  /* past the RPO, a late app point, skewed clock, interrupted failback */
-        SYNC_STATUS_CRITICAL = 2, /* past the critical threshold (2x RPO), or no point at all */
+        SYNC_STATUS_CRITICAL = 2, /* past the critical threshold (2x RPO), no point at all, or the
+                                   * last rpfs check found damage */
         SYNC_STATUS_UNKNOWN = 3,  /* the vault could not be read */
 };
 
@@ -342,6 +343,7 @@ struct sync_status {
         size_t n_points;
         size_t n_vms;
         struct sync_status_vm *vms;
+        struct ret_note last_prune, last_check; /* time 0: never recorded (retention notes) */
 };
 
 /* Gather the status of o->vms (or of all VMs) in s into *ret (free with
