@@ -54,7 +54,7 @@ _rpfs() {
         replicate) opts="--disk --app-consistent --app-consistent=required --hook --group --vm --time --threads" ;;
         reprotect) opts="--disk --changed --verify-base --app-consistent --time --threads" ;;
         group) opts="--json" ;;
-        points) opts="--json" ;;
+        points) opts="--json --group" ;;
         export) opts="--point -o" ;;
         failback) opts="--target --point --mode --create --prepare --complete --commit --status --dry-run
                         --resume --verify --jobs --bwlimit --retry-profile --cache --json --group" ;;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Replication groups: rpfs group create/list/show, rpfs replicate --group G
+# Replication groups: rpfs group create/list/show, rpfs points --group G,
+# rpfs replicate --group G
 # --vm ... (one point of every member with one ID, the group's commit
 # object last), rpfs failback --group G, and retention keeping group
 # points whole.
@@ -78,6 +79,12 @@ import json, sys
 d = json.load(sys.stdin)
 assert d["members"] == ["db01", "web01"], d
 assert [p["id"] for p in d["points"]] == sys.argv[1:], d' $P1 $P2 $P3 || fail "group show --json"
+
+rpfs points "$V" --group g1 --json | python3 -c '
+import json, sys
+got = sorted((p["vm"], p["id"]) for p in json.load(sys.stdin))
+want = sorted((vm, i) for vm in ("web01", "db01") for i in sys.argv[1:])
+assert got == want, got' $P1 $P2 $P3 || fail "points --group: the member points of complete group points only"
 
 # Group failback.
 for t in web db; do cp "$T/$t-1.raw" "$T/t-$t.raw"; done
