@@ -94,7 +94,8 @@ int fs_groups_load(struct fs *fs, struct ret_group_point **ret, size_t *ret_n) {
                 ret_group_points_free(c.v, n);
                 return r;
         }
-        qsort(c.v, n, sizeof *c.v, cmp_gp);
+        if (n > 1)
+                qsort(c.v, n, sizeof *c.v, cmp_gp);
         *ret = c.v;
         *ret_n = n;
         return 0;
