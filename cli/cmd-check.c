@@ -225,6 +225,13 @@ int cmd_check(struct cli *cli, int argc, char **argv) {
                 printf("%zu point(s) checked, %llu block(s), %llu read: %s\n", checked,
                        (unsigned long long)c.blocks, (unsigned long long)c.read,
                        damaged ? "damage found" : "clean");
+        /* For rpfs status: damage found, or a whole vault found clean. */
+        if (r >= 0 && (damaged || argc - optind == 1)) {
+                struct ret_note note = { .time = time(NULL), .damaged = damaged > 0 };
+                snprintf(note.summary, sizeof note.summary, "%zu point(s) checked, %zu damaged", checked, damaged);
+                if (ret_note_set(c.s, "check", &note) < 0)
+                        log_warn("%s: recording the check's result failed", url);
+        }
         json_decref(c.damage);
         free(c.buf);
         store_codec_free(c.codec);

@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd-failback_i.h"
 #include "fs.h"
 #include "sync.h"
 
 static const char failback_help[] =
         "Usage: rpfs failback VAULT VM --target DISK=PATH [--target ...] [options]\n"
+        "       rpfs failback VAULT --group G --target VM/DISK=PATH [--target ...] [options]\n"
         "\n"
         "Bring on-prem disks (raw image files or block devices) to a recovery point of\n"
         "VM. Every block written is verified against its checksum first.\n"
@@ -57,6 +59,9 @@ static const char failback_help[] =
         "  --cache DIR              copy blocks from this block cache (default: the mount's\n"
         "                           cache, $RPFS_CACHE_DIR or ~/.cache/rpfs, if it exists)\n"
         "  --json                   JSON lines on stdout: progress, then one result line\n"
+        "  --group G                every member of replication group G to one group point (the\n"
+        "                           newest common one, or --point); targets are --target VM/DISK=PATH;\n"
+        "                           refused before writing when a member lacks the point or a target\n"
         "  -q, --quiet              print nothing on success\n"
         "  -h, --help               show this help\n"
         "\n"
@@ -146,7 +151,7 @@ static void failback_event(void *userdata, const struct sync_fb_event *e) {
         cli_json_print(o, JSON_COMPACT);
 }
 
-static int failback_status(const struct sync_failback_opts *o, bool json) {
+int failback_status(const struct sync_failback_opts *o, bool json) {
         for (size_t i = 0; i < o->n_targets; i++) {
                 struct sync_fb_status st;
                 char text[256], other[1400] = "";
@@ -300,8 +305,7 @@ static int target_option(const char *arg, struct sync_fb_target *targets, char *
         return 0;
 }
 
-/* Open the vault (not for --commit), run, report. Returns the exit status. */
-static int failback_run(const struct cli *cli, struct sync_failback_opts *o, bool json) {
+int failback_run(const struct cli *cli, struct sync_failback_opts *o, bool json) {
         struct sync_failback_result res = { 0 };
         _cleanup_free_ struct sync_fb_stats *stats = calloc(o->n_targets, sizeof *stats);
         struct store *s = NULL;
@@ -332,17 +336,6 @@ static int failback_run(const struct cli *cli, struct sync_failback_opts *o, boo
         return code;
 }
 
-/* What the command line asks for; o is what sync_failback() gets. */
-struct failback_args {
-        struct sync_failback_opts o;
-        struct sync_fb_target *targets; /* argc entries */
-        char *names;                    /* their disk names, 65 bytes each */
-        size_t n;
-        const char *cache;      /* --cache, NULL: the default if it exists */
-        const char *action_opt; /* the action option given ("--prepare", ...), NULL: none */
-        bool json, status;
-        char vault_abs[PATH_MAX], state_dir[PATH_MAX], cache_dir[PATH_MAX];
-};
 
 /* --prepare, --complete, --commit, --status, --dry-run (option value c):
  * they exclude each other. 0 or an exit status. */
@@ -379,7 +372,16 @@ static int failback_option(struct failback_args *a, int c, const char *arg) {
 
         switch (c) {
         case 't':
+                if (strchr(arg, '/') && (!strchr(arg, '=') || strchr(arg, '/') < strchr(arg, '='))) {
+                        a->gtargets[a->n_g++] = arg; /* --group: VM/DISK=PATH */
+                        return 0;
+                }
                 return target_option(arg, a->targets, a->names, &a->n);
+        case 'g':
+                if (!name_is_valid(arg))
+                        return cli_usage_error("failback", "invalid group name '%s'", arg);
+                a->group = arg;
+                return 0;
         case 'p':
                 a->o.point = arg;
                 return 0;
@@ -450,6 +452,7 @@ static int failback_parse(struct cli *cli, int argc, char **argv, struct failbac
                 { "retry-profile", required_argument, NULL, 'R' },
                 { "cache", required_argument, NULL, 'x' },
                 { "json", no_argument, NULL, 'J' },
+                { "group", required_argument, NULL, 'g' },
                 {}
         };
         int c, r;
@@ -460,6 +463,13 @@ static int failback_parse(struct cli *cli, int argc, char **argv, struct failbac
                 r = failback_option(a, c, optarg);
                 if (r)
                         return r;
+        }
+        if (a->group || a->n_g) {
+                if (!a->group || a->n || argc - optind != 1)
+                        return cli_usage_error("failback", "--group G: expected VAULT and --target VM/DISK=PATH ...");
+                if (a->n_g == 0)
+                        return cli_usage_error("failback", "at least one --target VM/DISK=PATH is required");
+                return CLI_PARSED;
         }
         if (argc - optind != 2)
                 return cli_usage_error("failback", "expected VAULT and VM arguments");
@@ -513,16 +523,20 @@ int cmd_failback(struct cli *cli, int argc, char **argv) {
         struct failback_args a = { .o = { .mode = SYNC_FB_DELTA, .progress = true } };
         _cleanup_free_ struct sync_fb_target *targets = calloc((size_t)argc, sizeof *targets);
         _cleanup_free_ char *names = calloc((size_t)argc, 65);
+        _cleanup_free_ const char **gtargets = calloc((size_t)argc, sizeof *gtargets);
         int r;
 
-        if (!targets || !names)
+        if (!targets || !names || !gtargets)
                 return 1;
+        a.gtargets = gtargets;
         a.targets = targets;
         a.names = names;
         r = failback_parse(cli, argc, argv, &a);
         if (r != CLI_PARSED)
                 return r;
         failback_setup(cli, argv, &a);
+        if (a.group)
+                return failback_group(cli, argv, &a);
         if (a.status)
                 return failback_status(&a.o, a.json);
         return failback_run(cli, &a.o, a.json);

@@ -3,15 +3,17 @@
  * rpfs points: list recovery points.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "retention.h"
 
 static const char points_help[] =
-        "Usage: rpfs points VAULT [VM] [--json]\n"
+        "Usage: rpfs points VAULT [VM | --group G] [--json]\n"
         "\n"
         "List recovery points, oldest first, of one VM or of all.\n"
         "\n"
+        "  --group G    only the member points of replication group G's complete group points\n"
         "  --json       one JSON array: vm, id, time, type, group, disks (name, size, format)\n"
         "  -h, --help   show this help\n";
 
@@ -34,6 +36,32 @@ static void print_json(struct ret_point **v, size_t n) {
                 puts("[]");
 }
 
+/* Keep in v[0..*n) only the points of G's complete group points. */
+static int filter_group(struct store *s, const char *group, struct ret_point **v, size_t *n) {
+        _cleanup_free_ bool *in = calloc(MAX(*n, 1), sizeof *in);
+        struct ret_group_point *gv = NULL;
+        size_t gn = 0, k = 0;
+        int r = in ? ret_group_points_list(s, group, &gv, &gn) : -ENOMEM;
+
+        if (r < 0)
+                return r;
+        /* Decide first: the completeness check reads the whole list. */
+        for (size_t i = 0; i < *n; i++)
+                for (size_t g = 0; g < gn && !in[i]; g++)
+                        if (strcmp(gv[g].id, v[i]->id) == 0 && ret_group_point_complete(&gv[g], v, *n))
+                                for (size_t m = 0; m < gv[g].n_members && !in[i]; m++)
+                                        in[i] = strcmp(gv[g].members[m], v[i]->vm) == 0;
+        for (size_t i = 0; i < *n; i++) {
+                if (in[i])
+                        v[k++] = v[i];
+                else
+                        ret_point_free(v[i]);
+        }
+        *n = k;
+        ret_group_points_free(gv, gn);
+        return 0;
+}
+
 static void print_table(struct ret_point **v, size_t n) {
         printf("%-20s %-17s %-6s %-12s %s\n", "VM", "POINT", "TYPE", "GROUP", "DISKS");
         for (size_t i = 0; i < n; i++) {
@@ -51,8 +79,10 @@ static void print_table(struct ret_point **v, size_t n) {
 int cmd_points(struct cli *cli, int argc, char **argv) {
         static const struct option opts[] = {
                 { "json", no_argument, NULL, 'J' },
+                { "group", required_argument, NULL, 'g' },
                 {}
         };
+        const char *group = NULL;
         bool json = false;
         struct store *s = NULL;
         struct ret_point **v = NULL;
@@ -65,6 +95,11 @@ int cmd_points(struct cli *cli, int argc, char **argv) {
                 case 'J':
                         json = true;
                         break;
+                case 'g':
+                        if (!name_is_valid(optarg))
+                                return cli_usage_error("points", "invalid group name '%s'", optarg);
+                        group = optarg;
+                        break;
                 default:
                         return cli->exit;
                 }
@@ -76,9 +111,13 @@ int cmd_points(struct cli *cli, int argc, char **argv) {
                 if (!name_is_valid(vm))
                         return cli_usage_error("points", "invalid VM name '%s'", vm);
         }
+        if (vm && group)
+                return cli_usage_error("points", "VM and --group exclude each other");
         if (cli_open_vault(cli, argv[optind], &s) < 0)
                 return 1;
         r = ret_points_list(s, vm, &v, &n);
+        if (r >= 0 && group)
+                r = filter_group(s, group, v, &n);
         if (r < 0) {
                 log_error("%s: listing points failed: %s", argv[optind], cli_vault_strerror(argv[optind], r));
                 store_free(s);

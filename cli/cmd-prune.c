@@ -28,7 +28,7 @@ struct prune_out {
 };
 
 static void keep_reasons(unsigned k, char *buf, size_t len) {
-        static const char *const names[] = { "policy", "newest", "newest-app", "pinned", "future" };
+        static const char *const names[] = { "policy", "newest", "newest-app", "pinned", "future", "group" };
         size_t at = 0;
 
         buf[0] = 0;
@@ -92,6 +92,12 @@ int cmd_prune(struct cli *cli, int argc, char **argv) {
         }
         r = ret_prune_points(s, (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1), time(NULL),
                              o.dry_run, report, &o, &dropped);
+        if (r >= 0 && !o.dry_run) { /* for rpfs status: best effort */
+                struct ret_note note = { .time = time(NULL) };
+                snprintf(note.summary, sizeof note.summary, "dropped %zu point(s)", dropped);
+                if (ret_note_set(s, "prune", &note) < 0)
+                        log_warn("%s: recording the prune's time failed", url);
+        }
         store_free(s);
         if (r < 0) {
                 json_decref(o.arr);

@@ -2,6 +2,7 @@
 /*
  * rpfs replicate: store a VM's disks as a new recovery point.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 static const char replicate_help[] =
         "Usage: rpfs replicate VAULT VM --disk [NAME=]PATH [--disk ...] [options]\n"
+        "       rpfs replicate VAULT --group G --vm VM --disk ... [--vm VM --disk ...] [options]\n"
         "\n"
         "Store the VM's disks as a new recovery point. Only blocks the vault does not\n"
         "hold yet are compressed and written; all-zero blocks are never stored.\n"
@@ -25,7 +27,10 @@ static const char replicate_help[] =
         "  --hook SCRIPT        run SCRIPT freeze, snapshot, thaw, then done or failed around the\n"
         "                       copy (env RPFS_VM, RPFS_POINT, RPFS_DISKS); lines NAME=PATH that\n"
         "                       snapshot prints are read instead of those disks\n"
-        "  --group G            tag the point with replication group G\n"
+        "  --group G            tag the point with replication group G; with --vm: one point of every\n"
+        "                       member with one ID, visible as a group point once all are stored\n"
+        "  --vm VM              a member of --group G; the --disk options after it are its disks\n"
+        "                       (the first group replicate records the members; later ones give all)\n"
         "  --time ID            point time as UTC ISO 8601 basic, e.g. 20261122T101500Z (default: now)\n"
         "  --threads N          worker threads (default: one per CPU)\n"
         "  --base latest|ID     with --changed: the point the change tracker's ranges are relative to\n"
@@ -65,6 +70,40 @@ static int disk_option(const char *arg, struct sync_disk_spec *disks, char *name
         return 0;
 }
 
+/* rpfs replicate VAULT --group G --vm VM --disk ... (members m[0..n)). */
+static int replicate_group(struct cli *cli, int argc, char **argv, struct sync_replicate_opts *o,
+                           const struct sync_group_member *m, size_t n, bool hook) {
+        _cleanup_free_ struct sync_replicate_result *res = calloc(n, sizeof *res);
+        struct store *s = NULL;
+        int r;
+
+        if (argc - optind != 1)
+                return cli_usage_error("replicate", "with --vm, expected only the VAULT argument");
+        if (!o->group)
+                return cli_usage_error("replicate", "--vm goes with --group G");
+        if (o->changed || hook)
+                return cli_usage_error("replicate", "--changed and --hook do not go with --vm");
+        for (size_t i = 0; i < n; i++)
+                if (m[i].n_disks == 0)
+                        return cli_usage_error("replicate", "--vm %s has no --disk", m[i].vm);
+        if (!res || cli_open_vault(cli, argv[optind], &s) < 0)
+                return 1;
+        r = sync_replicate_group(s, o->group, m, n, o, res);
+        store_free(s);
+        if (r < 0)
+                return 1;
+        for (size_t i = 0; i < n && !cli->quiet; i++) {
+                char a[24], b[24];
+                printf("%s/%s %s: group %s, %zu disk%s, %s, %llu new blocks, %s stored, %.1fs\n", m[i].vm, res[i].id,
+                       o->app ? "app" : "crash", o->group, m[i].n_disks, m[i].n_disks == 1 ? "" : "s",
+                       format_bytes(res[i].disk_bytes, a, sizeof a), (unsigned long long)res[i].new_blocks,
+                       format_bytes(res[i].stored_bytes, b, sizeof b), res[i].seconds);
+        }
+        if (!cli->quiet)
+                printf("group %s/%s: %zu members committed\n", o->group, res[0].id, n);
+        return 0;
+}
+
 int cmd_replicate(struct cli *cli, int argc, char **argv) {
         static const struct option opts[] = {
                 { "disk", required_argument, NULL, 'd' },
@@ -76,6 +115,7 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                 { "base", required_argument, NULL, 'B' },
                 { "changed", required_argument, NULL, 'C' },
                 { "verify-base", required_argument, NULL, 'E' },
+                { "vm", required_argument, NULL, 'M' },
                 {}
         };
         struct sync_replicate_opts o = { .time = time(NULL), .progress = true };
@@ -84,21 +124,40 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
         bool app = false;
         _cleanup_free_ struct sync_disk_spec *disks = NULL;
         _cleanup_free_ char *names = NULL;
+        _cleanup_free_ struct sync_group_member *mem = NULL;
         struct store *s = NULL;
-        size_t n = 0;
+        size_t n = 0, n_mem = 0;
         long v;
         int c, r;
 
         disks = calloc((size_t)argc, sizeof *disks);
         names = calloc((size_t)argc, 65);
-        if (!disks || !names)
+        mem = calloc((size_t)argc, sizeof *mem);
+        if (!disks || !names || !mem)
                 return 1;
         while ((c = cli_getopt(cli, argc, argv, "", opts, replicate_help)) >= 0) {
                 switch (c) {
                 case 'd':
-                        r = disk_option(optarg, disks, names, &n);
+                        if (n_mem > 0) {
+                                struct sync_group_member *m = &mem[n_mem - 1];
+                                size_t at = (size_t)(m->disks - disks);
+                                r = disk_option(optarg, disks + at, names + 65 * at, &m->n_disks);
+                                n = at + m->n_disks;
+                        } else
+                                r = disk_option(optarg, disks, names, &n);
                         if (r)
                                 return r;
+                        break;
+                case 'M':
+                        if (!name_is_valid(optarg))
+                                return cli_usage_error("replicate", "invalid VM name '%s'", optarg);
+                        if (n > 0 && n_mem == 0)
+                                return cli_usage_error("replicate", "--disk before the first --vm");
+                        for (size_t k = 0; k < n_mem; k++)
+                                if (strcmp(mem[k].vm, optarg) == 0)
+                                        return cli_usage_error("replicate", "--vm %s given twice", optarg);
+                        mem[n_mem].vm = optarg;
+                        mem[n_mem++].disks = disks + n;
                         break;
                 case 'a':
                         if (optarg && strcmp(optarg, "required") != 0)
@@ -140,6 +199,8 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                         return cli->exit;
                 }
         }
+        if (n_mem > 0)
+                return replicate_group(cli, argc, argv, &o, mem, n_mem, hook.script != NULL);
         if (argc - optind != 2)
                 return cli_usage_error("replicate", "expected VAULT and VM arguments");
         if (n == 0)
@@ -173,5 +234,101 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                        app ? "app" : "crash", n, n == 1 ? "" : "s", format_bytes(res.disk_bytes, a, sizeof a),
                        (unsigned long long)res.new_blocks, format_bytes(res.stored_bytes, b, sizeof b), res.seconds);
         }
+        return 0;
+}
+
+static const char reprotect_help[] =
+        "Usage: rpfs reprotect VAULT VM --disk [NAME=]PATH [--disk ...] [options]\n"
+        "\n"
+        "Protect a VM again after rpfs failback --commit: it runs on-prem now, from the\n"
+        "point P its disks were failed back to. Stores a new point of the on-prem disks\n"
+        "that records this lineage (rpfs status shows the VM as running on-prem) and\n"
+        "sends only what changed since P: every disk is read, and only blocks the vault\n"
+        "lacks are stored; with --changed only the tracked ranges are read and the\n"
+        "other blocks come from P's manifest. Every disk's failback journal must say\n"
+        "it was committed at P from this vault.\n"
+        "\n"
+        "  --disk [NAME=]PATH   an on-prem disk (the failback target); named disk0, ... unless NAME=\n"
+        "  --changed EXTENTS    a change tracker's ranges written since the failback ('OFFSET LENGTH'\n"
+        "                       lines or JSON); one --disk\n"
+        "  --verify-base N      with --changed: check N random blocks outside the ranges against P\n"
+        "  --app-consistent     mark the point app-consistent\n"
+        "  --time ID            point time (default: now)\n"
+        "  --threads N          worker threads (default: one per CPU)\n"
+        "  -q, --quiet          print nothing on success\n"
+        "  -h, --help           show this help\n";
+
+int cmd_reprotect(struct cli *cli, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "disk", required_argument, NULL, 'd' },
+                { "app-consistent", no_argument, NULL, 'a' },
+                { "time", required_argument, NULL, 't' },
+                { "threads", required_argument, NULL, 'j' },
+                { "changed", required_argument, NULL, 'C' },
+                { "verify-base", required_argument, NULL, 'E' },
+                {}
+        };
+        struct sync_replicate_opts o = { .time = time(NULL), .progress = true };
+        struct sync_reprotect_opts ro = { .rep = &o };
+        struct sync_replicate_result res;
+        _cleanup_free_ struct sync_disk_spec *disks = calloc((size_t)argc, sizeof *disks);
+        _cleanup_free_ char *names = calloc((size_t)argc, 65);
+        char state_dir[PATH_MAX], vault_abs[PATH_MAX], from[POINT_ID_LEN + 1], a[24], b[24];
+        struct store *s = NULL;
+        size_t n = 0;
+        long v;
+        int c, r;
+
+        if (!disks || !names)
+                return 1;
+        while ((c = cli_getopt(cli, argc, argv, "", opts, reprotect_help)) >= 0) {
+                if (c == 'd' && (r = disk_option(optarg, disks, names, &n)))
+                        return r;
+                else if (c == 'a')
+                        o.app = true;
+                else if (c == 't' && point_id_parse(optarg, &o.time) < 0)
+                        return cli_usage_error("reprotect", "invalid --time '%s'", optarg);
+                else if (c == 'j' && cli_parse_int(optarg, 1, 256, &v) < 0)
+                        return cli_usage_error("reprotect", "invalid --threads '%s'", optarg);
+                else if (c == 'j')
+                        o.threads = (unsigned)v;
+                else if (c == 'C')
+                        o.changed = optarg;
+                else if (c == 'E' && cli_parse_int(optarg, 0, 1000000, &v) < 0)
+                        return cli_usage_error("reprotect", "invalid --verify-base '%s'", optarg);
+                else if (c == 'E')
+                        o.verify_base = (unsigned)v;
+                else if (c != 'd' && c != 't')
+                        return cli->exit;
+        }
+        if (argc - optind != 2)
+                return cli_usage_error("reprotect", "expected VAULT and VM arguments");
+        if (n == 0)
+                return cli_usage_error("reprotect", "at least one --disk is required");
+        if (o.changed && n != 1)
+                return cli_usage_error("reprotect", "--changed needs exactly one --disk");
+        if (o.verify_base && !o.changed)
+                return cli_usage_error("reprotect", "--verify-base needs --changed");
+        if (!name_is_valid(argv[optind + 1]))
+                return cli_usage_error("reprotect", "invalid VM name '%s'", argv[optind + 1]);
+        o.vm = argv[optind + 1];
+        o.disks = disks;
+        o.n_disks = n;
+        ro.vault = argv[optind];
+        if (!strstr(ro.vault, "://") && realpath(ro.vault, vault_abs))
+                ro.vault = vault_abs;
+        rpfs_state_dir(state_dir, sizeof state_dir);
+        ro.state_dir = state_dir;
+        if (cli_open_vault(cli, argv[optind], &s) < 0)
+                return 1;
+        r = sync_reprotect(s, &ro, &res, from);
+        store_free(s);
+        if (r < 0)
+                return 1;
+        if (!cli->quiet)
+                printf("%s/%s %s: reprotected (runs on-prem, failed back from %s), %zu disk%s, %s, %llu new blocks, "
+                       "%s stored, %.1fs\n", o.vm, res.id, o.app ? "app" : "crash", from, n, n == 1 ? "" : "s",
+                       format_bytes(res.disk_bytes, a, sizeof a), (unsigned long long)res.new_blocks,
+                       format_bytes(res.stored_bytes, b, sizeof b), res.seconds);
         return 0;
 }

@@ -96,6 +96,8 @@ static void print_summary(const struct sync_status *st) {
         if (st->have_clock && labs(st->skew) > 60)
                 printf("%sthis host's clock is %lds %s the vault's", shown++ ? "; " : "", labs(st->skew),
                        st->skew > 0 ? "ahead of" : "behind");
+        if (st->last_check.damaged)
+                printf("%sthe last check found damage (%s)", shown++ ? "; " : "", st->last_check.summary);
         if (!shown && st->n_vms == 0)
                 printf("no VM has a point");
         else if (!shown)
@@ -111,6 +113,8 @@ static void print_vm(const struct sync_status_vm *v) {
                 return;
         }
         printf("; %zu point%s, newest %s", v->n_points, v->n_points == 1 ? "" : "s", v->newest);
+        if (*v->onprem_from)
+                printf(" (runs on-prem, reprotected after failback from %s)", v->onprem_from);
         if (*v->newest_app)
                 printf(", newest app-consistent %s (%lds old)", v->newest_app, v->app_age);
         else
@@ -126,6 +130,28 @@ static void print_vm(const struct sync_status_vm *v) {
         putchar('\n');
 }
 
+/* The last prune and check (retention notes). */
+static void print_notes(const struct sync_status *st) {
+        char a[21], b[21];
+
+        if (st->last_prune.time)
+                time_format_iso(st->last_prune.time, a);
+        if (st->last_check.time)
+                time_format_iso(st->last_check.time, b);
+        printf("maintenance: last prune %s%s%s%s, last check %s%s%s%s\n", st->last_prune.time ? a : "never",
+               st->last_prune.time ? " (" : "", st->last_prune.summary, st->last_prune.time ? ")" : "",
+               st->last_check.time ? b : "never", st->last_check.time ? " (" : "", st->last_check.summary,
+               st->last_check.time ? (st->last_check.damaged ? "): DAMAGE FOUND" : ")") : "");
+}
+
+static json_t *json_note(const struct ret_note *n) {
+        char when[21];
+        if (!n->time)
+                return json_null();
+        time_format_iso(n->time, when);
+        return json_pack("{s:s, s:b, s:s}", "time", when, "damaged", n->damaged, "summary", n->summary);
+}
+
 static void print_plugin(const struct sync_status *st) {
         char a[24], b[24];
 
@@ -136,6 +162,7 @@ static void print_plugin(const struct sync_status *st) {
                format_bytes(st->pack_bytes, a, sizeof a), (unsigned long long)st->packs,
                format_bytes(st->logical_bytes, b, sizeof b), ratio(st->logical_bytes, st->index.decoded_bytes),
                ratio(st->index.decoded_bytes, st->index.stored_bytes), (unsigned long long)st->index.segments);
+        print_notes(st);
         if (st->have_clock)
                 printf("clock: this host is %lds %s the vault\n", labs(st->skew), st->skew >= 0 ? "ahead of" : "behind");
 }
@@ -157,11 +184,20 @@ static json_t *json_vm(const struct sync_status_vm *v) {
                          (json_int_t)v->fb_prepared, "running", (json_int_t)v->fb_running);
 }
 
+/* json_vm() with the replication direction. */
+static json_t *json_vm_dir(const struct sync_status_vm *v) {
+        json_t *o = json_vm(v);
+        if (o)
+                json_object_set_new(o, "direction", json_pack("{s:s, s:s?}", "runs", *v->onprem_from ? "onprem" : "vault",
+                                                              "failed_back_from", *v->onprem_from ? v->onprem_from : NULL));
+        return o;
+}
+
 static int print_json(const struct sync_status *st) {
         json_t *vms = json_array(), *o;
 
         for (size_t i = 0; i < st->n_vms; i++)
-                json_array_append_new(vms, json_vm(&st->vms[i]));
+                json_array_append_new(vms, json_vm_dir(&st->vms[i]));
         o = json_pack("{s:s, s:i, s:o, s:{s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}}", "status",
                       sync_status_level_name(st->level), "exit", (int)st->level, "vms", vms, "vault",
                       "stored_bytes", (json_int_t)st->pack_bytes, "logical_bytes", (json_int_t)st->logical_bytes,
@@ -172,6 +208,10 @@ static int print_json(const struct sync_status *st) {
                       "index_segments", (json_int_t)st->index.segments, "points", (json_int_t)st->n_points);
         if (o && st->have_clock)
                 json_object_set_new(o, "clock_skew_seconds", json_integer(st->skew));
+        if (o) {
+                json_object_set_new(json_object_get(o, "vault"), "last_prune", json_note(&st->last_prune));
+                json_object_set_new(json_object_get(o, "vault"), "last_check", json_note(&st->last_check));
+        }
         return cli_json_print(o, JSON_INDENT(2));
 }
 
@@ -257,6 +297,16 @@ static void prom_vault(FILE *f, const char *vault, const struct sync_status *st)
         if (st->have_clock) {
                 prom_head(f, "rpfs_clock_skew_seconds", "This host's clock minus the vault's.");
                 prom_sample(f, "rpfs_clock_skew_seconds", vault, NULL, NULL, st->skew);
+        }
+        if (st->last_prune.time) {
+                prom_head(f, "rpfs_last_prune_timestamp_seconds", "When rpfs prune last ran (Unix time).");
+                prom_sample(f, "rpfs_last_prune_timestamp_seconds", vault, NULL, NULL, (double)st->last_prune.time);
+        }
+        if (st->last_check.time) {
+                prom_head(f, "rpfs_last_check_timestamp_seconds", "When rpfs check last recorded a result (Unix time).");
+                prom_sample(f, "rpfs_last_check_timestamp_seconds", vault, NULL, NULL, (double)st->last_check.time);
+                prom_head(f, "rpfs_last_check_damaged", "Whether the last rpfs check found damage.");
+                prom_sample(f, "rpfs_last_check_damaged", vault, NULL, NULL, st->last_check.damaged);
         }
 }
 

@@ -37,6 +37,9 @@ static const struct command {
         { "release", cmd_release, "release VAULT VM POINT", "remove a hold" },
         { "prune", cmd_prune, "prune VAULT [VM ...] [--dry-run] [--json]", "drop the points the policy lets go" },
         { "check", cmd_check, "check VAULT [VM ...] [--read-data[=PERCENT]] [--json]", "verify that every point is whole" },
+        { "group", cmd_group, "group VAULT create G VM... | list | show G", "replication groups" },
+        { "reprotect", cmd_reprotect, "reprotect VAULT VM --disk [NAME=]PATH ...",
+          "protect a failed-back VM again (changes since its point)" },
 };
 
 static const char main_help_head[] =

@@ -18,7 +18,7 @@ _rpfs() {
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="init replicate points export failback mount stats status"
+    local commands="init replicate points export failback mount stats status group reprotect"
     local global="--verbose --quiet --endpoint --help --version"
     for (( i = 1; i < COMP_CWORD; i++ )); do
         case ${COMP_WORDS[i]} in
@@ -36,7 +36,7 @@ _rpfs() {
         return
     fi
     case $prev in
-    --disk|--target|--seed|--hook|--cache|--log|--onprem|-o|--prometheus|--block-size)
+    --disk|--target|--seed|--hook|--cache|--log|--onprem|-o|--prometheus|--block-size|--changed)
         COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --point)
         [[ -n $vault && -n $vm ]] && COMPREPLY=($(compgen -W "$(_rpfs_points "$vault" "$vm")" -- "$cur"))
@@ -45,17 +45,19 @@ _rpfs() {
     --failback-mode) COMPREPLY=($(compgen -W "delta full" -- "$cur")); return ;;
     --retry-profile) COMPREPLY=($(compgen -W "default site-recovery none" -- "$cur")); return ;;
     --compression) COMPREPLY=($(compgen -W "zstd:1 zstd:3 zstd:9 none" -- "$cur")); return ;;
-    --endpoint|--time|--threads|--group|--warning|--critical|--timeout|--cache-size|--jobs|--bwlimit) return ;;
+    --endpoint|--time|--threads|--group|--vm|--verify-base|--warning|--critical|--timeout|--cache-size|--jobs|--bwlimit) return ;;
     esac
     if [[ $cur == -* ]]; then
         local opts
         case $cmd in
         init) opts="--block-size --compression" ;;
-        replicate) opts="--disk --app-consistent --app-consistent=required --hook --group --time --threads" ;;
-        points) opts="--json" ;;
+        replicate) opts="--disk --app-consistent --app-consistent=required --hook --group --vm --time --threads" ;;
+        reprotect) opts="--disk --changed --verify-base --app-consistent --time --threads" ;;
+        group) opts="--json" ;;
+        points) opts="--json --group" ;;
         export) opts="--point -o" ;;
         failback) opts="--target --point --mode --create --prepare --complete --commit --status --dry-run
-                        --resume --verify --jobs --bwlimit --retry-profile --cache --json" ;;
+                        --resume --verify --jobs --bwlimit --retry-profile --cache --json --group" ;;
         mount) opts="--foreground --cache --cache-size --seed --timeout --log --onprem --failback-mode -o" ;;
         stats) opts="--json" ;;
         status) opts="--json --prometheus --warning --critical --timeout" ;;
@@ -70,6 +72,8 @@ _rpfs() {
         return
     fi
     case $cmd in
+    group) (( n == 2 )) && COMPREPLY=($(compgen -W "create list show" -- "$cur")) ;;
+    reprotect) (( n == 2 )) && COMPREPLY=($(compgen -W "$(_rpfs_vms "$vault")" -- "$cur")) ;;
     replicate|points|export|failback|status)
         if (( n == 2 )) || [[ $cmd == status ]]; then
             COMPREPLY=($(compgen -W "$(_rpfs_vms "$vault")" -- "$cur"))

@@ -132,10 +132,13 @@ bool fs_catalog_vm_exists_locked(struct fs *fs, const char *vm) {
 static int catalog_load(struct fs *fs) {
         struct names nm = { 0 };
         struct fs_point **nv = NULL, **old = NULL;
-        size_t n = 0, n_old = 0;
+        struct ret_group_point *gv = NULL;
+        size_t n = 0, n_old = 0, gn = 0;
         int r;
 
         r = store_list(fs->s, "points/", collect_name, &nm);
+        if (r >= 0)
+                r = fs_groups_load(fs, &gv, &gn);
         if (r < 0)
                 goto out;
         (void)store_refresh(fs->s);
@@ -180,6 +183,14 @@ static int catalog_load(struct fs *fs) {
         n_old = fs->n_points;
         fs->points = nv;
         fs->n_points = n;
+        {
+                struct ret_group_point *gt = fs->gpoints;
+                size_t gnt = fs->n_gpoints;
+                fs->gpoints = gv;
+                fs->n_gpoints = gn;
+                gv = gt; /* the old list, freed below */
+                gn = gnt;
+        }
         pthread_mutex_unlock(&fs->cat_lock);
         nv = NULL;
         n = 0;
@@ -191,6 +202,7 @@ out:
                 fs_point_unref(old[i]);
         free(old);
         free(nm.v);
+        fs_groups_free(gv, gn);
         return r;
 }
 
@@ -262,6 +274,9 @@ void fs_catalog_stop(struct fs *fs) {
         free(fs->points);
         fs->points = NULL;
         fs->n_points = 0;
+        fs_groups_free(fs->gpoints, fs->n_gpoints);
+        fs->gpoints = NULL;
+        fs->n_gpoints = 0;
 }
 
 bool fs_catalog_lock_fresh(struct fs *fs, bool even_if_unreachable) {

@@ -82,6 +82,8 @@ struct fs {
         pthread_mutex_t cat_lock;
         struct fs_point **points;  /* sorted by vm, id */
         size_t n_points;
+        struct ret_group_point *gpoints; /* group points' commit objects, sorted by group, id */
+        size_t n_gpoints;
         pthread_cond_t cat_cond;   /* a refresh was asked for, ended, or stop */
         double cat_time;           /* when the last refresh ended */
         double cat_started;        /* when the current refresh was asked for */
@@ -237,6 +239,19 @@ int fs_parts_get(struct fs *fs, struct fs_point *pt, size_t disk, const struct f
 
 /* files.c */
 void fs_file_free(struct fs_file *f);
+
+/* groups.c: MOUNT/groups (see the file). */
+/* The vault's group commit objects, sorted (those already in fs->gpoints
+ * reused). 0 or the listing's -errno. */
+int fs_groups_load(struct fs *fs, struct ret_group_point **ret, size_t *ret_n);
+void fs_groups_free(struct ret_group_point *v, size_t n);
+/* Whether path is below MOUNT/groups (while the vault has a complete
+ * group point); *rel: the rest ("" for the directory itself). */
+bool fs_groups_path(struct fs *fs, const char *path, const char **rel);
+int fs_groups_getattr(struct fs *fs, const char *rel, struct stat *st);
+int fs_groups_readlink(struct fs *fs, const char *rel, char *buf, size_t size);
+/* filler: a fuse_fill_dir_t. */
+int fs_groups_readdir(struct fs *fs, const char *rel, void *buf, void *filler);
 
 /* ops.c: the FUSE operations, for fuse_new() (include fuse.h first). */
 #ifdef FUSE_USE_VERSION

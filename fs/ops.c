@@ -256,6 +256,8 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
                 }
                 return onprem_getattr(fs, rel, st);
         }
+        if (fs_groups_path(fs, path, &rel))
+                return fs_groups_getattr(fs, rel, st);
         r = resolve(fs, path, &n);
         if (r < 0)
                 return r;
@@ -344,6 +346,8 @@ static int op_readlink(const char *path, char *buf, size_t size) {
                 buf[k] = 0;
                 return 0;
         }
+        if (fs_groups_path(fs, path, &rel))
+                return fs_groups_readlink(fs, rel, buf, size);
         r = resolve(fs, path, &n);
         if (r < 0)
                 return r;
@@ -365,6 +369,8 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 
         if (fs_onprem_path(fs, path, &rel))
                 return onprem_readdir(fs, rel, buf, (void *)fill);
+        if (fs_groups_path(fs, path, &rel))
+                return fs_groups_readdir(fs, rel, buf, (void *)fill);
         r = resolve(fs, path, &n);
         if (r < 0)
                 return r;
@@ -375,10 +381,13 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
                 fill(buf, ".rpfs", NULL, 0, 0);
                 if (fs->onprem_fd >= 0)
                         fill(buf, FS_ONPREM_NAME, NULL, 0, 0);
+                if (fs_groups_path(fs, "/groups", &rel))
+                        fill(buf, "groups", NULL, 0, 0);
                 fs_catalog_lock_fresh(fs, false);
                 for (size_t i = 0; i < fs->n_points; i++)
                         if ((i == 0 || strcmp(fs->points[i]->p->vm, fs->points[i - 1]->p->vm) != 0) &&
-                            !(fs->onprem_fd >= 0 && strcmp(fs->points[i]->p->vm, FS_ONPREM_NAME) == 0))
+                            !(fs->onprem_fd >= 0 && strcmp(fs->points[i]->p->vm, FS_ONPREM_NAME) == 0) &&
+                            !(strcmp(fs->points[i]->p->vm, "groups") == 0 && fs->n_gpoints > 0))
                                 fill(buf, fs->points[i]->p->vm, NULL, 0, 0);
                 pthread_mutex_unlock(&fs->cat_lock);
                 break;

@@ -16,6 +16,7 @@ void ret_point_free(struct ret_point *p) {
                 free(p->disks[i].chunks);
         free(p->disks);
         free(p->group);
+        free(p->onprem_from);
         free(p);
 }
 
@@ -72,6 +73,12 @@ int ret_point_commit(struct store *s, const struct ret_point *p) {
         o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:I, s:s, s:o}", "format", POINT_FORMAT, "vm", p->vm,
                       "id", p->id, "time", when, "type", p->app ? "app" : "crash", "group", p->group,
                       "block_size", (json_int_t)p->block_size, "created", created, "disks", disks);
+        /* Optional lineage (reprotect): only written when set. */
+        if (o && p->onprem_from &&
+            json_object_set_new(o, "lineage", json_pack("{s:s, s:s}", "runs", "onprem", "from", p->onprem_from)) < 0) {
+                json_decref(o);
+                return -ENOMEM;
+        }
         snprintf(name, sizeof name, "points/%s/%s.json", p->vm, p->id);
         return ret_put_json(s, name, o, true);
 }
@@ -118,6 +125,19 @@ static int disk_from_json(json_t *o, struct ret_disk *d) {
         return 0;
 }
 
+/* The optional "lineage" of a reprotected point: {"runs":"onprem","from":ID}. */
+static int lineage_from_json(json_t *l, struct ret_point *p) {
+        const char *from;
+        time_t t;
+
+        if (!l || json_is_null(l))
+                return 0;
+        if (json_unpack(l, "{s:s}", "from", &from) < 0 || point_id_parse(from, &t) < 0)
+                return -EBADMSG;
+        p->onprem_from = strdup(from);
+        return p->onprem_from ? 0 : -ENOMEM;
+}
+
 int ret_point_parse(const char *text, struct ret_point **ret) {
         json_error_t err;
         json_t *o = json_loads(text, 0, &err), *disks, *d;
@@ -159,6 +179,10 @@ int ret_point_parse(const char *text, struct ret_point **ret) {
                 r = -ENOMEM;
                 goto out;
         }
+        r = lineage_from_json(json_object_get(o, "lineage"), p);
+        if (r < 0)
+                goto out;
+        r = -EBADMSG;
         p->disks = calloc(MAX(json_array_size(disks), 1), sizeof *p->disks);
         if (!p->disks) {
                 r = -ENOMEM;

@@ -34,9 +34,9 @@ static int drop_point(struct store *s, const struct ret_point *p, time_t now) {
         return leased ? 0 : 1;
 }
 
-/* One VM's points v[0..n) (sorted oldest first). */
-static int prune_vm(struct store *s, struct ret_point **v, size_t n, time_t now, bool dry_run, ret_prune_cb cb,
-                    void *userdata, size_t *dropped) {
+/* What the policy, holds and leases keep of one VM's points v[0..n)
+ * (sorted oldest first): the RET_KEEP_* bits into keep[0..n). */
+static int decide_vm(struct store *s, struct ret_point *const *v, size_t n, time_t now, unsigned *keep) {
         _cleanup_free_ struct ret_thin_point *t = calloc(MAX(n, 1), sizeof *t);
         struct ret_policy pol;
         int r;
@@ -64,10 +64,20 @@ static int prune_vm(struct store *s, struct ret_point **v, size_t n, time_t now,
                 }
         }
         ret_thin(&pol, t, n, now);
-        for (size_t i = 0; i < n; i++) {
-                struct ret_prune_item it = { v[i], t[i].keep, false };
+        for (size_t i = 0; i < n; i++)
+                keep[i] = t[i].keep;
+        return 0;
+}
 
-                if (!t[i].keep) {
+/* One VM's points v[0..n), keep decided. */
+static int prune_vm(struct store *s, struct ret_point **v, size_t n, const unsigned *keep, time_t now, bool dry_run,
+                    ret_prune_cb cb, void *userdata, size_t *dropped) {
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                struct ret_prune_item it = { v[i], keep[i], false };
+
+                if (!keep[i]) {
                         r = dry_run ? 1 : drop_point(s, v[i], now);
                         if (r < 0)
                                 return r;
@@ -91,24 +101,129 @@ static bool vm_selected(const char *vm, const char *const *vms, size_t n_vms) {
         return false;
 }
 
+/* Group points kept whole: the decisions of every VM of v[0..n) (sorted
+ * by VM then ID), made lazily (decided[first point of the VM]), and the
+ * complete group points of the vault. */
+struct prune_sel {
+        struct store *s;
+        struct ret_point **v;
+        size_t n;
+        time_t now;
+        unsigned *keep;
+        bool *decided;
+        struct ret_group_point *gp;
+        size_t n_gp;
+};
+
+/* The range [*a, *b) of vm's points in sel->v; false when it has none. */
+static bool vm_range(const struct prune_sel *sel, const char *vm, size_t *a, size_t *b) {
+        size_t i = 0;
+        while (i < sel->n && strcmp(sel->v[i]->vm, vm) != 0)
+                i++;
+        if (i == sel->n)
+                return false;
+        *a = i;
+        while (i < sel->n && strcmp(sel->v[i]->vm, vm) == 0)
+                i++;
+        *b = i;
+        return true;
+}
+
+static int sel_decide(struct prune_sel *sel, size_t a, size_t b) {
+        int r = 0;
+        if (!sel->decided[a]) {
+                r = decide_vm(sel->s, sel->v + a, b - a, sel->now, sel->keep + a);
+                sel->decided[a] = r >= 0;
+        }
+        return r;
+}
+
+/* Load every group's complete group points into sel. */
+static int sel_groups(struct prune_sel *sel) {
+        _cleanup_free_ char(*g)[65] = NULL;
+        size_t ng = 0;
+        int r = ret_groups_list(sel->s, &g, &ng);
+
+        for (size_t k = 0; r >= 0 && k < ng; k++) {
+                struct ret_group_point *v = NULL;
+                size_t n = 0;
+                r = ret_group_points_list(sel->s, g[k], &v, &n);
+                for (size_t i = 0; r >= 0 && i < n; i++) {
+                        void *nv;
+                        if (!ret_group_point_complete(&v[i], sel->v, sel->n))
+                                continue;
+                        nv = realloc(sel->gp, (sel->n_gp + 1) * sizeof *sel->gp);
+                        if (!nv) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        sel->gp = nv;
+                        sel->gp[sel->n_gp++] = v[i];
+                        memset(&v[i], 0, sizeof v[i]);
+                }
+                ret_group_points_free(v, n);
+        }
+        return r;
+}
+
+/* For each point of [a, b) that its VM lets go: kept (RET_KEEP_GROUP)
+ * when it belongs to a complete group point that another member keeps. */
+static int sel_group_keep(struct prune_sel *sel, size_t a, size_t b) {
+        for (size_t i = a; i < b; i++) {
+                const struct ret_point *p = sel->v[i];
+                if (sel->keep[i] || !p->group)
+                        continue;
+                for (size_t g = 0; g < sel->n_gp && !sel->keep[i]; g++) {
+                        const struct ret_group_point *gp = &sel->gp[g];
+                        if (strcmp(gp->group, p->group) != 0 || strcmp(gp->id, p->id) != 0)
+                                continue;
+                        for (size_t m = 0; m < gp->n_members; m++) {
+                                size_t ma, mb;
+                                int r;
+                                if (strcmp(gp->members[m], p->vm) == 0 || !vm_range(sel, gp->members[m], &ma, &mb))
+                                        continue;
+                                r = sel_decide(sel, ma, mb);
+                                if (r < 0)
+                                        return r;
+                                for (size_t j = ma; j < mb; j++)
+                                        if (strcmp(sel->v[j]->id, p->id) == 0 && sel->keep[j] & ~RET_KEEP_GROUP)
+                                                sel->keep[i] |= RET_KEEP_GROUP;
+                        }
+                }
+        }
+        return 0;
+}
+
 int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
                      ret_prune_cb cb, void *userdata, size_t *ret_dropped) {
-        struct ret_point **v = NULL;
-        size_t n = 0, dropped = 0;
+        struct prune_sel sel = { .s = s, .now = now };
+        size_t dropped = 0;
         int r;
 
-        r = ret_points_list(s, n_vms == 1 ? vms[0] : NULL, &v, &n);
+        /* Every VM's points: a member of a group may keep another's. */
+        r = ret_points_list(s, NULL, &sel.v, &sel.n);
         if (r < 0)
                 return r;
-        for (size_t a = 0; a < n && r >= 0;) {
+        sel.keep = calloc(MAX(sel.n, 1), sizeof *sel.keep);
+        sel.decided = calloc(MAX(sel.n, 1), sizeof *sel.decided);
+        r = !sel.keep || !sel.decided ? -ENOMEM : sel_groups(&sel);
+        for (size_t a = 0; a < sel.n && r >= 0;) {
                 size_t b = a + 1;
-                while (b < n && strcmp(v[b]->vm, v[a]->vm) == 0)
+                while (b < sel.n && strcmp(sel.v[b]->vm, sel.v[a]->vm) == 0)
                         b++;
-                if (vm_selected(v[a]->vm, vms, n_vms))
-                        r = prune_vm(s, v + a, b - a, now, dry_run, cb, userdata, &dropped);
+                if (vm_selected(sel.v[a]->vm, vms, n_vms)) {
+                        r = sel_decide(&sel, a, b);
+                        if (r >= 0)
+                                r = sel_group_keep(&sel, a, b);
+                        if (r >= 0)
+                                r = prune_vm(s, sel.v + a, b - a, sel.keep + a, now, dry_run, cb, userdata, &dropped);
+                }
                 a = b;
         }
-        ret_points_free(v, n);
+        ret_points_free(sel.v, sel.n);
+        ret_group_points_free(sel.gp, sel.n_gp);
+        free(sel.keep);
+        free(sel.decided);
         if (ret_dropped)
                 *ret_dropped = dropped;
         return r < 0 ? r : 0;

@@ -39,6 +39,7 @@ struct ret_point {
         time_t time;
         bool app;                 /* app-consistent */
         char *group;              /* replication group or NULL */
+        char *onprem_from;        /* reprotect lineage: the VM runs on-prem, failed back from this point; or NULL */
         uint32_t block_size;
         size_t n_disks;
         struct ret_disk *disks;
@@ -156,6 +157,7 @@ enum {
         RET_KEEP_NEWEST_APP = 1 << 2, /* the VM's newest app-consistent point */
         RET_KEEP_PINNED = 1 << 3,  /* held, leased or named by a failback journal */
         RET_KEEP_FUTURE = 1 << 4,  /* time after now (clock skew): never dropped */
+        RET_KEEP_GROUP = 1 << 5,   /* another member keeps its point of this group point */
 };
 struct ret_thin_point {
         time_t time;
@@ -236,3 +238,59 @@ typedef int (*ret_prune_cb)(void *userdata, const struct ret_prune_item *it);
  * the first vault error (points already removed stay removed). */
 int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
                      ret_prune_cb cb, void *userdata, size_t *ret_dropped);
+
+/* ---- replication groups (group.c) ----
+ * Members in "groups/<g>/group.json"; a group point (one point of every
+ * member, one ID) is visible when its commit object
+ * "groups/<g>/points/<id>.json" exists, written after every member's
+ * point. A group point is complete while every member's point exists. */
+struct ret_group {
+        char name[65];
+        size_t n_members;
+        char (*members)[65];  /* sorted */
+};
+struct ret_group_point {
+        char group[65];
+        char id[POINT_ID_LEN + 1];
+        time_t time;
+        bool app;
+        size_t n_members;
+        char (*members)[65];  /* sorted */
+};
+/* Record group with members vms[0..n). -EEXIST it exists, -EINVAL bad or
+ * repeated names. */
+int ret_group_create(struct store *s, const char *group, const char *const *vms, size_t n);
+/* -ENOENT no such group, -EBADMSG, -EPROTONOSUPPORT. *ret: ret_group_free(). */
+int ret_group_load(struct store *s, const char *group, struct ret_group **ret);
+void ret_group_free(struct ret_group *g);
+bool ret_group_has(const struct ret_group *g, const char *vm);
+/* Every group's name, sorted; *ret malloc'd (may be NULL with none). */
+int ret_groups_list(struct store *s, char (**ret)[65], size_t *ret_n);
+/* Write the commit object of group point id (exclusive: -EEXIST). Call
+ * only once every member's point with that ID is committed. */
+int ret_group_point_commit(struct store *s, const struct ret_group *g, const char *id, time_t t, bool app);
+/* g's commit objects, sorted by ID (complete or not); free with
+ * ret_group_points_free(). */
+int ret_group_points_list(struct store *s, const char *group, struct ret_group_point **ret, size_t *ret_n);
+void ret_group_points_free(struct ret_group_point *v, size_t n);
+/* One commit object into *ret (ret->members: free()). -ENOENT, -EBADMSG. */
+int ret_group_point_load(struct store *s, const char *group, const char *id, struct ret_group_point *ret);
+/* Whether every member of gp has its point in v[0..n) (ret_points_list order). */
+bool ret_group_point_complete(const struct ret_group_point *gp, struct ret_point *const *v, size_t n);
+/* The newest complete group point ("latest", NULL), the newest complete
+ * app-consistent one ("latest-app") or the complete one with an ID.
+ * -ENOENT none. ret->members: free() it. */
+int ret_group_point_resolve(struct store *s, const char *group, const char *spec, struct ret_group_point *ret);
+
+/* ---- notes of maintenance runs (notes.c) ----
+ * "status/<what>.json" for what "prune" or "check": when it last ran and,
+ * for check, whether it found damage. */
+struct ret_note {
+        time_t time;
+        bool damaged;
+        char summary[160];
+};
+/* -EINVAL unknown what, or a vault error. */
+int ret_note_set(struct store *s, const char *what, const struct ret_note *n);
+/* -ENOENT never recorded, -EBADMSG, -EPROTONOSUPPORT. */
+int ret_note_get(struct store *s, const char *what, struct ret_note *ret);

@@ -312,6 +312,7 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         pt.time = o->time;
         pt.app = o->app;
         pt.group = (char *)o->group;
+        pt.onprem_from = (char *)o->onprem_from;
         pt.block_size = store_block_size(s);
 
         /* Refuse early: the ID is taken. (The exclusive commit below is
@@ -410,6 +411,7 @@ out:
                 fmt_close(imgs[i]);
         free(imgs);
         pt.group = NULL;
+        pt.onprem_from = NULL;
         for (size_t i = 0; i < pt.n_disks; i++)
                 free(pt.disks[i].chunks);
         free(pt.disks);

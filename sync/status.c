@@ -91,6 +91,8 @@ static void vm_judge(struct sync_status_vm *v, struct ret_point **p, size_t n, t
                 return;
         }
         snprintf(v->newest, sizeof v->newest, "%s", p[n - 1]->id);
+        if (p[n - 1]->onprem_from)
+                snprintf(v->onprem_from, sizeof v->onprem_from, "%s", p[n - 1]->onprem_from);
         snprintf(v->oldest, sizeof v->oldest, "%s", p[0]->id);
         v->age = (long)(now - p[n - 1]->time);
         v->oldest_age = (long)(now - p[0]->time);
@@ -277,8 +279,13 @@ int sync_status_get(struct store *s, const struct sync_status_opts *o, struct sy
         }
         ret_points_free(p, n);
         journals_scan(st, o);
+        /* Unreadable notes count as never recorded: they say nothing. */
+        (void)ret_note_get(s, "prune", &st->last_prune);
+        (void)ret_note_get(s, "check", &st->last_check);
         for (size_t k = 0; k < st->n_vms; k++)
                 st->level = MAX(st->level, st->vms[k].level);
+        if (st->last_check.damaged)
+                st->level = SYNC_STATUS_CRITICAL;
         if (st->have_clock && labs(st->skew) > SKEW_MAX)
                 st->level = MAX(st->level, SYNC_STATUS_WARNING);
         *ret = st;

@@ -44,6 +44,7 @@ struct sync_replicate_opts {
         const char *base;    /* "latest", "latest-app" or an ID */
         const char *changed; /* extents file (sync_extents_load) */
         unsigned verify_base;
+        const char *onprem_from; /* reprotect: lineage recorded in the point (NULL: none) */
 };
 
 struct sync_replicate_result {
@@ -57,6 +58,36 @@ struct sync_replicate_result {
 };
 
 int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct sync_replicate_result *ret);
+
+/* ---- reprotect after failback (reprotect.c) ---- */
+struct sync_reprotect_opts {
+        const struct sync_replicate_opts *rep; /* vm, disks (their on-prem paths), changed, ... */
+        const char *vault;     /* the vault's URL as journals record it (NULL: not compared) */
+        const char *state_dir; /* failback journals */
+};
+/* Replicate the on-prem disks of a VM failed back and committed from one
+ * point P (every disk's journal says so; P still in the vault), recording
+ * lineage (the point's onprem_from = P, *from). With rep->changed, P is
+ * the base (only those ranges are read). -ENOENT no failback recorded or
+ * P gone, -EINVAL not committed / another VM, disk, vault or point; else
+ * sync_replicate()'s errors. Logs why. */
+int sync_reprotect(struct store *s, const struct sync_reprotect_opts *o, struct sync_replicate_result *ret,
+                   char from[static POINT_ID_LEN + 1]);
+
+/* ---- replication groups (group.c) ---- */
+struct sync_group_member {
+        const char *vm;
+        const struct sync_disk_spec *disks;
+        size_t n_disks;
+};
+/* One point of every member m[0..n) with one ID (common->time; common's
+ * vm, disks and group are replaced), then the group point's commit
+ * object. The group's members are recorded at its first replicate; later
+ * the members given must be exactly its members. Checked before anything
+ * is written: members, free IDs (-EEXIST), readable disks. ret: n results.
+ * Logs what went wrong. */
+int sync_replicate_group(struct store *s, const char *group, const struct sync_group_member *m, size_t n,
+                         const struct sync_replicate_opts *common, struct sync_replicate_result *ret);
 
 /* A changed byte range (extents.c). */
 struct sync_extent {
@@ -267,7 +298,8 @@ const char *sync_fb_status_text(const struct sync_fb_status *st, char *buf, size
 enum sync_status_level {
         SYNC_STATUS_OK = 0,
         SYNC_STATUS_WARNING = 1,  /* past the RPO, a late app point, skewed clock, interrupted failback */
-        SYNC_STATUS_CRITICAL = 2, /* past the critical threshold (2x RPO), or no point at all */
+        SYNC_STATUS_CRITICAL = 2, /* past the critical threshold (2x RPO), no point at all, or the
+                                   * last rpfs check found damage */
         SYNC_STATUS_UNKNOWN = 3,  /* the vault could not be read */
 };
 
@@ -296,6 +328,7 @@ struct sync_status_vm {
         char newest[POINT_ID_LEN + 1], newest_app[POINT_ID_LEN + 1], oldest[POINT_ID_LEN + 1]; /* "" none */
         long age, app_age, oldest_age; /* seconds, -1 with no such point */
         size_t fb_interrupted, fb_running, fb_prepared; /* journals of this vault and VM */
+        char onprem_from[POINT_ID_LEN + 1]; /* newest point's lineage: runs on-prem, failed back from; "" none */
         char why[192];                 /* what set the level, for a person */
 };
 
@@ -310,6 +343,7 @@ struct sync_status {
         size_t n_points;
         size_t n_vms;
         struct sync_status_vm *vms;
+        struct ret_note last_prune, last_check; /* time 0: never recorded (retention notes) */
 };
 
 /* Gather the status of o->vms (or of all VMs) in s into *ret (free with

@@ -48,6 +48,7 @@ DEPS=("${BUILD_DEPS[@]}"
       fdisk xfsprogs dosfstools mtools   # sfdisk, mkfs.xfs, mkfs.vfat, mcopy: partitions of a point
       nbdkit libnbd-bin python3-libnbd   # nbdkit, nbdsh, nbdinfo: the NBD export's test
       passwd                             # useradd, userdel: test-mount-access's unprivileged user
+      zstd                               # test-reprotect: the compressed size of changed blocks
       gdb)                               # tests/stress/unmount.sh: stacks of a hung daemon
 
 if [[ ${RPFS_NO_INSTALL:-0} != 1 ]]; then
