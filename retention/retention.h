@@ -218,6 +218,24 @@ int ret_lease_drop(struct store *s, const char *vm, const char *id, const char *
  * or a vault error. */
 int ret_point_leased(struct store *s, const char *vm, const char *id, time_t now);
 
+/* ---- lease keeper (keeper.c) ----
+ * The leases one process holds, renewed from one thread every ttl/3 and
+ * dropped by ret_keeper_free(). A failed take or renew is logged and
+ * tried again on the next round. */
+#define RET_LEASE_TTL 300 /* seconds */
+/* RET_LEASE_TTL, or RPFS_LEASE_TTL from the environment (seconds, 1 to
+ * 86400; for tests). */
+uint32_t ret_lease_ttl(void);
+struct ret_keeper;
+/* The thread starts with the first ret_keeper_add() (after a fork). */
+int ret_keeper_new(struct store *s, struct ret_keeper **ret);
+/* Hold a lease on vm/id from now on (nothing when already held). 0;
+ * -ENOENT when the point is gone or being pruned; another -errno when the
+ * take failed (logged; kept and tried again by the thread). */
+int ret_keeper_add(struct ret_keeper *k, const char *vm, const char *id);
+/* Stop renewing, drop every lease, free. */
+void ret_keeper_free(struct ret_keeper *k);
+
 /* ---- prune of points (prune.c) ----
  * Drop the points the policy lets go. Per VM: its policy (ret_policy_get),
  * ret_thin() with held points pinned, then for every point to go: mark it
