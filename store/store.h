@@ -172,6 +172,17 @@ void store_index_totals(struct store *s, struct store_index_totals *ret);
  * a reply (Azure), the mtime of a temporary object created and removed at
  * once (directory). 0, -EOPNOTSUPP, or the backend's error. */
 int store_clock(struct store *s, time_t *ret);
+/* This host's clock minus the vault's (store_clock), in seconds, into
+ * *ret: measured at the first call and again once the last measure is
+ * STORE_SKEW_AGE seconds old (one request then). What a time judged
+ * against the vault's clock (ages, lease expiries) is corrected with, so
+ * that a host with a wrong clock does not misjudge it. 0, or
+ * store_clock's error. Internally locked; any thread. */
+#define STORE_SKEW_AGE 60
+int store_skew(struct store *s, long *ret);
+/* The vault's clock now: this host's corrected by store_skew(). 0 or
+ * store_skew's error. Any thread. */
+int store_now(struct store *s, time_t *ret);
 
 /* ---- codec: per-thread compression contexts ---- */
 int store_codec_new(const struct store *s, struct store_codec **ret);

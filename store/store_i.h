@@ -35,6 +35,11 @@ struct store {
         pthread_cond_t buf_cond;
         uint8_t *bufs[8];
         size_t n_free, n_made, buf_size;
+        /* The vault clock's skew (store_skew). clock_lock protects skew,
+         * skew_at (CLOCK_MONOTONIC seconds, 0: never measured). */
+        pthread_mutex_t clock_lock;
+        long skew;
+        int64_t skew_at;
 };
 
 /* One copy of XXH3 built for one instruction set (store/hash.c). */

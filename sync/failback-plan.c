@@ -55,7 +55,7 @@ int fb_resolve_point(struct ctx *c) {
         }
         /* Leased for the run, so that a prune does not take it away. */
         if (!c->lease && ret_keeper_new(c->s, &c->lease) == 0 &&
-            ret_keeper_add(c->lease, c->o->vm, c->p->id) == -ENOENT) {
+            ret_keeper_take(c->lease, c->o->vm, c->p->id) == -ENOENT) {
                 log_error("%s: point %s/%s is being pruned", c->o->vault, c->o->vm, c->p->id);
                 return fb_fault(c, SYNC_FB_NOT_FOUND, -ENOENT);
         }

@@ -26,6 +26,16 @@ rep() {  # ID SEED
 }
 ids() { json_points "$V" web | python3 -c 'import json,sys; print(" ".join(p["id"] for p in json.load(sys.stdin)))'; }
 leases() { vault_files "$V" | awk '{print $2}' | grep "^leases/web/$1/" || true; }
+# wait_lease ID WHAT: the mount takes its leases in the background (an open
+# never waits on the vault): wait for one on web/ID, 20 s at most.
+wait_lease() {
+    local i
+    for i in $(seq 100); do
+        [[ -n $(leases "$1") ]] && return 0
+        sleep 0.2
+    done
+    fail "no lease on web/$1 $2"
+}
 
 rep "$A" a
 rep "$B" b
@@ -35,7 +45,7 @@ assert_contains "$(ok rpfs prune "$V" --dry-run)" "would drop web/$A" "the polic
 # --- a mount with the point open keeps it -------------------------------------
 RPFS_LEASE_TTL=6 mount_fg "$V" "$M"
 exec 3<"$M/web/points/$A/disk0.raw"
-[[ -n $(leases "$A") ]] || fail "no lease on web/$A with its disk file open"
+wait_lease "$A" "with its disk file open"
 [[ -z $(leases "$B") ]] || fail "a lease on web/$B, which was not opened"
 sleep 8   # past the ttl: only a renewed lease still holds
 out=$(ok rpfs prune "$V")
@@ -52,7 +62,7 @@ assert_eq "$(ids)" "$B" "after the prune"
 rep "$C" c
 RPFS_LEASE_TTL=4 mount_fg "$V" "$M"
 assert_eq "$(sum "$M/web/points/$B/disk0.raw")" "${SUM[$B]}" "web/$B through the mount"
-[[ -n $(leases "$B") ]] || fail "no lease on web/$B after reading it"
+wait_lease "$B" "after reading it"
 out=$(ok rpfs prune "$V")
 assert_not_contains "$out" "dropped web/$B" "closed, the point stays leased while mounted"
 kill -KILL "$MPID"
