@@ -184,6 +184,29 @@ int store_skew(struct store *s, long *ret);
  * store_skew's error. Any thread. */
 int store_now(struct store *s, time_t *ret);
 
+/* ---- the vault's structure checked (verify.c) ----
+ * For rpfs check: every index segment maps and its checksum holds, every
+ * pack an index entry names exists with a valid header, footer and table
+ * (checksum and entry bounds). Reads headers, footers and tables only (a
+ * pack: three ranged reads), never the blobs. One thread. */
+struct store_verify;
+/* A damaged object (an "index/..." or "packs/..." name) and what is wrong
+ * (a static string). */
+typedef void (*store_damage_cb)(void *userdata, const char *object, const char *problem);
+/* Check the vault's segments and packs, calling cb (may be NULL) for each
+ * damaged one. 0 (damage or not), or a vault error (-ENOMEM, the
+ * backend's). Free *ret with store_verify_free(). */
+int store_verify_new(struct store *s, store_damage_cb cb, void *userdata, struct store_verify **ret);
+/* What the damage found does to block h (a static string: its index entry
+ * is in a damaged segment, its pack is missing or damaged, its entry lies
+ * outside its pack), or NULL when nothing found touches it. A block
+ * outside the index is NULL here (store_has() tells). */
+const char *store_verify_block(const struct store_verify *v, const struct hash128 *h);
+/* Segments listed, packs named by the index, damaged objects. */
+void store_verify_counts(const struct store_verify *v, uint64_t *ret_segments, uint64_t *ret_packs,
+                         uint64_t *ret_damaged);
+void store_verify_free(struct store_verify *v);
+
 /* ---- codec: per-thread compression contexts ---- */
 int store_codec_new(const struct store *s, struct store_codec **ret);
 void store_codec_free(struct store_codec *c);
