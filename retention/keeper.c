@@ -153,6 +153,7 @@ static void keeper_done(struct ret_keeper *k, struct keeper_lease *l, int r) {
 static void *keeper_thread(void *arg) {
         struct ret_keeper *k = arg;
 
+        (void)store_thread_background(true); /* the mount's reads judge the remote, not us */
         pthread_mutex_lock(&k->lock);
         while (!k->stop) {
                 int64_t due;

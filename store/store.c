@@ -50,6 +50,18 @@ double store_thread_deadline_get(void) {
         return thread_deadline;
 }
 
+static _Thread_local bool thread_background;
+
+bool store_thread_background(bool on) {
+        bool prev = thread_background;
+        thread_background = on;
+        return prev;
+}
+
+bool store_thread_background_get(void) {
+        return thread_background;
+}
+
 int store_init(const char *url, uint32_t block_size, int level) {
         return store_init_with(url, NULL, block_size, level);
 }

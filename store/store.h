@@ -107,6 +107,12 @@ struct store_options {
  * comes first) with -EIO, whatever the remote does. Returns the previous
  * deadline, for the caller to restore. Per thread; no locking. */
 double store_thread_deadline(double deadline);
+/* Mark the calling thread's calls as background work (a lease keeper's):
+ * their outcome does not change whether a remote store counts as up or
+ * down for everyone else's calls (a keeper's small request that succeeds
+ * against a failing remote must not make the mount's reads wait out their
+ * retries again). Returns the previous setting. Per thread. */
+bool store_thread_background(bool on);
 
 /* Create a new vault at url (a directory that does not exist or is empty).
  * block_size: power of two in [STORE_MIN_BLOCK_SIZE, STORE_MAX_BLOCK_SIZE];

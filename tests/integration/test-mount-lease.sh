@@ -6,10 +6,13 @@
 # the unmount the lease is gone and prune drops the point. A file opened and
 # closed keeps its point leased while mounted. A mount killed with kill -9
 # leaves its lease behind; once the ttl has passed, prune drops the point.
+# A pruner whose clock is 10 minutes ahead (faketime) still sees a mount's
+# 300 s lease: leases are judged on the vault's clock.
 # A failback leaves no lease behind (it leases its source point while it runs).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-mount.sh"
 need_fuse
+need faketime python3
 
 V=$(vault_path vault)
 M=$T/mnt
@@ -75,9 +78,25 @@ assert_contains "$(ok rpfs prune "$V")" "dropped web/$B" "an expired lease does 
 assert_eq "$(ids)" "$C" "after the prune"
 export_check "$V" web disk0 "${SUM[$C]}"
 
+# --- leases are judged on the vault's clock, not the pruner's -------------------
+# A pruner whose clock runs 10 minutes ahead (faketime) does not expire the
+# mount's lease of 300 s early: expiries are written and compared on the
+# vault's clock (the Date of Azure's replies, a fresh file's mtime here).
+D=$(ago 5)
+rep "$D" d
+mount_fg "$V" "$M"
+assert_eq "$(sum "$M/web/points/$C/disk0.raw")" "${SUM[$C]}" "web/$C through the mount"
+wait_lease "$C" "after reading it"
+out=$(ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 faketime -f +10m "$RPFS" prune "$V" 2>&1) ||
+    fail "prune with a clock 10 minutes ahead: $out"
+assert_not_contains "$out" "dropped web/$C" "a pruner with a fast clock keeps a leased point"
+assert_eq "$(ids)" "$C $D" "both points after the skewed prune"
+unmount "$M"
+assert_contains "$(ok rpfs prune "$V")" "dropped web/$C" "unmounted, the point goes"
+
 # --- a failback drops its source point's lease at the end ----------------------
 cp "$T/$A.raw" "$T/target.raw"
 ok rpfs failback "$V" web --target "disk0=$T/target.raw" >/dev/null
-assert_file_sum "$T/target.raw" "${SUM[$C]}" "failback to the latest point"
-assert_eq "$(leases "$C")" "" "no lease left after the failback"
+assert_file_sum "$T/target.raw" "${SUM[$D]}" "failback to the latest point"
+assert_eq "$(leases "$D")" "" "no lease left after the failback"
 msg "ok"
