@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * rpfs check: is every point whole? Manifest chunks parse, every block a
- * manifest names is in the index, and with --read-data every block (or a
- * random share) reads back and matches its checksum.
+ * rpfs check: is every point whole? The vault's structure first (index
+ * segment checksums, every pack the index names there with a valid
+ * header, footer and table: store_verify_new), then per point: manifest
+ * chunks parse, every block a manifest names is in the index and not in
+ * a damaged object, and with --read-data every block (or a random share)
+ * reads back and matches its checksum. This file is the CLI's glue: the
+ * checks live in store/verify.c and the manifest reader in retention/.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,18 +18,24 @@
 static const char check_help[] =
         "Usage: rpfs check VAULT [VM ...] [--read-data[=PERCENT]] [--json]\n"
         "\n"
-        "Check the points of the VMs given, or of every VM: each disk's manifest chunks\n"
-        "exist and parse, and every block a manifest names is in the vault's index.\n"
-        "Damage is named by point, disk and block range. Exit status: 0 clean, 1 damage\n"
-        "found (or the vault unreachable), 2 usage error.\n"
+        "Check the vault's structure: every index segment's checksum holds, and every\n"
+        "pack the index names exists with a valid header, footer and table checksum.\n"
+        "Then the points of the VMs given, or of every VM: each disk's manifest chunks\n"
+        "exist and parse, and every block a manifest names is in the vault's index, in\n"
+        "a pack that is whole. Damaged objects are named, and the damage they do by\n"
+        "point, disk and block range. Exit status: 0 clean, 1 damage found (or the\n"
+        "vault unreachable), 2 usage error.\n"
         "\n"
         "  --read-data[=PERCENT]  also read, decompress and verify every block (or a\n"
         "                         random PERCENT of them, a different share each run)\n"
-        "  --json                 one JSON object: points checked, damage found\n"
+        "  --json                 one JSON object: points checked, damaged objects\n"
+        "                         (\"objects\") and damaged block ranges (\"damage\")\n"
         "  -h, --help             show this help\n";
 
 struct check {
         struct store *s;
+        struct store_verify *verify;
+        json_t *objects;  /* damaged segments and packs */
         struct store_codec *codec;
         void *buf;
         double percent;   /* < 0: no data reads */
@@ -52,7 +62,7 @@ static void flush_range(struct check *c) {
 
 /* Record block i as bad for reason what (static string). */
 static void bad(struct check *c, uint64_t first, uint64_t last, const char *what) {
-        if (c->what && c->what == what && c->b + 1 == first) {
+        if (c->what && strcmp(c->what, what) == 0 && c->b + 1 == first) {
                 c->b = last;
                 return;
         }
@@ -75,6 +85,7 @@ static bool sample(const struct check *c) {
 }
 
 static void check_block(struct check *c, uint64_t i, const struct hash128 *h) {
+        const char *what;
         size_t len;
         int r;
 
@@ -83,6 +94,11 @@ static void check_block(struct check *c, uint64_t i, const struct hash128 *h) {
         c->blocks++;
         if (store_has(c->s, h) < 0) {
                 bad(c, i, i, "block not in the index");
+                return;
+        }
+        what = store_verify_block(c->verify, h);
+        if (what) {
+                bad(c, i, i, what);
                 return;
         }
         if (!sample(c))
@@ -121,6 +137,14 @@ static int check_disk(struct check *c, const struct ret_point *p, const struct r
         flush_range(c);
         ret_manifest_free(m);
         return 0;
+}
+
+static void object_damaged(void *userdata, const char *object, const char *problem) {
+        struct check *c = userdata;
+
+        json_array_append_new(c->objects, json_pack("{s:s, s:s}", "object", object, "problem", problem));
+        if (!c->json)
+                printf("damaged: %s: %s\n", object, problem);
 }
 
 static bool selected(const char *vm, char **vms, int n) {
@@ -175,6 +199,7 @@ int cmd_check(struct cli *cli, int argc, char **argv) {
         struct check c = { .percent = -1 };
         struct ret_point **v = NULL;
         size_t n = 0, checked = 0, damaged = 0;
+        uint64_t segs = 0, packs = 0, bad_objects = 0;
         const char *url;
         int r;
 
@@ -185,7 +210,10 @@ int cmd_check(struct cli *cli, int argc, char **argv) {
         c.quiet = cli->quiet;
         if (cli_open_vault(cli, url, &c.s) < 0)
                 return 1;
-        r = ret_points_list(c.s, argc - optind == 2 ? argv[optind + 1] : NULL, &v, &n);
+        c.objects = json_array();
+        r = c.objects ? store_verify_new(c.s, object_damaged, &c, &c.verify) : -ENOMEM;
+        if (r >= 0)
+                r = ret_points_list(c.s, argc - optind == 2 ? argv[optind + 1] : NULL, &v, &n);
         if (r >= 0)
                 r = store_codec_new(c.s, &c.codec);
         c.buf = r >= 0 ? malloc(store_block_size(c.s)) : NULL;
@@ -214,28 +242,37 @@ int cmd_check(struct cli *cli, int argc, char **argv) {
                                 }
                 }
         }
+        if (c.verify)
+                store_verify_counts(c.verify, &segs, &packs, &bad_objects);
         if (r < 0)
                 log_error("%s: check failed: %s", url, cli_vault_strerror(url, r));
         else if (c.json)
-                cli_json_print(json_pack("{s:I, s:I, s:I, s:I, s:O}", "points", (json_int_t)checked,
+                cli_json_print(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:O, s:O}", "points", (json_int_t)checked,
                                          "damaged_points", (json_int_t)damaged, "blocks", (json_int_t)c.blocks,
-                                         "blocks_read", (json_int_t)c.read, "damage", c.damage),
+                                         "blocks_read", (json_int_t)c.read, "segments", (json_int_t)segs,
+                                         "packs", (json_int_t)packs, "objects", c.objects, "damage", c.damage),
                                JSON_INDENT(2));
-        else if (!c.quiet || damaged)
-                printf("%zu point(s) checked, %llu block(s), %llu read: %s\n", checked,
-                       (unsigned long long)c.blocks, (unsigned long long)c.read,
-                       damaged ? "damage found" : "clean");
+        else if (!c.quiet || damaged || bad_objects)
+                printf("%zu point(s) checked, %llu block(s), %llu read, %llu index segment(s), %llu pack(s): %s\n",
+                       checked, (unsigned long long)c.blocks, (unsigned long long)c.read, (unsigned long long)segs,
+                       (unsigned long long)packs, damaged || bad_objects ? "damage found" : "clean");
         /* For rpfs status: damage found, or a whole vault found clean. */
-        if (r >= 0 && (damaged || argc - optind == 1)) {
-                struct ret_note note = { .time = time(NULL), .damaged = damaged > 0 };
-                snprintf(note.summary, sizeof note.summary, "%zu point(s) checked, %zu damaged", checked, damaged);
+        if (r >= 0 && (damaged || bad_objects || argc - optind == 1)) {
+                struct ret_note note = { .time = time(NULL), .damaged = damaged > 0 || bad_objects > 0 };
+                int len = snprintf(note.summary, sizeof note.summary, "%zu point(s) checked, %zu damaged", checked,
+                                   damaged);
+                if (bad_objects && len > 0 && (size_t)len < sizeof note.summary)
+                        snprintf(note.summary + len, sizeof note.summary - len, ", %llu damaged object(s)",
+                                 (unsigned long long)bad_objects);
                 if (ret_note_set(c.s, "check", &note) < 0)
                         log_warn("%s: recording the check's result failed", url);
         }
         json_decref(c.damage);
+        json_decref(c.objects);
+        store_verify_free(c.verify);
         free(c.buf);
         store_codec_free(c.codec);
         ret_points_free(v, n);
         store_free(c.s);
-        return r < 0 || damaged ? 1 : 0;
+        return r < 0 || damaged || bad_objects ? 1 : 0;
 }

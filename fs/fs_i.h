@@ -97,6 +97,11 @@ struct fs {
 
         struct store_codec_pool *codecs; /* keeps CODEC_POOL idle */
 
+        /* Leases on the points whose files were opened: taken at the
+         * first open of a point's disk file, kept while mounted (a closed
+         * file may be opened again), dropped at unmount (fs_free). */
+        struct ret_keeper *leases;
+
         struct fs_seed *seeds;
         size_t n_seeds;
 

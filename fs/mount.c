@@ -67,6 +67,7 @@ void fs_free(struct fs *fs) {
                 fs_file_free(f);
         }
         fs_catalog_stop(fs);
+        ret_keeper_free(fs->leases);
         for (size_t i = 0; i < fs->n_seeds; i++)
                 sync_seed_free(fs->seeds[i].seed);
         free(fs->seeds);
@@ -106,6 +107,9 @@ int fs_setup(struct fs *fs, const struct fs_options *o) {
                 return r; /* the CLI explains vault errors */
         fs->bs = store_block_size(fs->s);
         r = store_codec_pool_new(fs->s, CODEC_POOL, &fs->codecs);
+        if (r < 0)
+                return r;
+        r = ret_keeper_new(fs->s, &fs->leases);
         if (r < 0)
                 return r;
 

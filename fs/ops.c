@@ -493,6 +493,10 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
                 }
                 f->pt = TAKE_PTR(n.pt);
                 f->disk_index = n.disk;
+                /* A point read through the mount is not pruned under it:
+                 * leased by the keeper's thread, in the background (an
+                 * open never waits on or fails because of the vault). */
+                (void)ret_keeper_add(fs->leases, f->pt->p->vm, f->pt->p->id);
                 f->d = &f->pt->p->disks[n.disk];
                 f->tgid = fs_caller_tgid();
                 if (f->kind == FK_VHD) {

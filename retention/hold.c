@@ -109,12 +109,29 @@ bool ret_hold_active(const struct ret_hold *h, time_t now) {
 
 /* ---- leases ---- */
 
+/* The time `local` (this host's clock) on the vault's clock: lease
+ * expiries are written and judged on the vault's clock (store_skew), so
+ * that a host whose clock is wrong neither writes a lease that is already
+ * over nor expires another host's lease early. */
+static int lease_clock(struct store *s, time_t local, time_t *ret) {
+        long skew;
+        int r = store_skew(s, &skew);
+        if (r < 0)
+                return r;
+        *ret = local - skew;
+        return 0;
+}
+
 static int lease_put(struct store *s, const char *vm, const char *id, const char *lease_id, uint32_t ttl,
                      bool exclusive) {
         char name[256], text[128];
+        time_t now;
+        int r = lease_clock(s, time(NULL), &now);
 
+        if (r < 0)
+                return r;
         snprintf(name, sizeof name, "leases/%s/%s/%s.json", vm, id, lease_id);
-        snprintf(text, sizeof text, "{\"format\":1,\"expires\":%lld}\n", (long long)time(NULL) + ttl);
+        snprintf(text, sizeof text, "{\"format\":1,\"expires\":%lld}\n", (long long)now + ttl);
         return store_put_object(s, name, text, strlen(text), exclusive);
 }
 
@@ -172,7 +189,7 @@ int ret_lease_take(struct store *s, const char *vm, const char *id, uint32_t ttl
 
 int ret_lease_renew(struct store *s, const char *vm, const char *id, const char *lease_id, uint32_t ttl) {
         char name[256];
-        time_t e;
+        time_t e, now;
         int r = point_names_ok(vm, id);
 
         if (r < 0)
@@ -181,7 +198,10 @@ int ret_lease_renew(struct store *s, const char *vm, const char *id, const char 
         r = lease_expiry(s, name, &e);
         if (r < 0)
                 return r;
-        if (e <= time(NULL))
+        r = lease_clock(s, time(NULL), &now);
+        if (r < 0)
+                return r;
+        if (e <= now)
                 return -ENOENT; /* expired: a prune may not have seen it */
         return lease_put(s, vm, id, lease_id, ttl, false);
 }
@@ -220,6 +240,9 @@ int ret_point_leased(struct store *s, const char *vm, const char *id, time_t now
         char prefix[256];
         int r = point_names_ok(vm, id);
 
+        if (r < 0)
+                return r;
+        r = lease_clock(s, now, &c.now);
         if (r < 0)
                 return r;
         snprintf(prefix, sizeof prefix, "leases/%s/%s/", vm, id);

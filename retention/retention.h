@@ -187,8 +187,11 @@ uint32_t ret_thin_bucket(uint32_t retention, int64_t age);
  * time: "holds/<vm>/<id>.json". A lease keeps a point while a reader (a
  * mount, a failback) uses it, and expires by itself when the holder stops
  * renewing it (a crashed holder pins nothing for longer than the ttl):
- * "leases/<vm>/<id>/<lease>.json". Times are the local clock's (UTC
- * seconds). See docs/FORMAT.md "Holds and leases". */
+ * "leases/<vm>/<id>/<lease>.json". Times are UTC seconds; a hold's are
+ * the local clock's, a lease's expiry is written and judged on the
+ * vault's clock (store_skew: the Date of Azure's replies, the mtime of a
+ * fresh file in a directory vault), so a host with a skewed clock does
+ * not expire another's lease early. See docs/FORMAT.md "Holds and leases". */
 struct ret_hold {
         time_t until;      /* 0: until released */
         time_t created;
@@ -216,9 +219,35 @@ int ret_lease_take(struct store *s, const char *vm, const char *id, uint32_t ttl
 int ret_lease_renew(struct store *s, const char *vm, const char *id, const char *lease_id, uint32_t ttl);
 /* Drop a lease (absent counts as dropped). */
 int ret_lease_drop(struct store *s, const char *vm, const char *id, const char *lease_id);
-/* Whether vm/id has a lease that has not expired at now: 1 yes, 0 no,
- * or a vault error. */
+/* Whether vm/id has a lease that has not expired at now (this host's
+ * clock, judged on the vault's: now - store_skew()): 1 yes, 0 no, or a
+ * vault error. */
 int ret_point_leased(struct store *s, const char *vm, const char *id, time_t now);
+
+/* ---- lease keeper (keeper.c) ----
+ * The leases one process holds. Every take, renew and drop runs on the
+ * keeper's own thread (renewals every ttl/3), never in the caller's: a
+ * caller does not wait on, or fail because of, the vault. A failed take
+ * or renew is logged and tried again (a take every 10 s at most). Lock
+ * order: the keeper's lock, then none (no vault I/O under it). */
+#define RET_LEASE_TTL 300 /* seconds */
+/* RET_LEASE_TTL, or RPFS_LEASE_TTL from the environment (seconds, 1 to
+ * 86400; for tests). */
+uint32_t ret_lease_ttl(void);
+struct ret_keeper;
+/* The thread starts with the first ret_keeper_add() (after a fork). */
+int ret_keeper_new(struct store *s, struct ret_keeper **ret);
+/* Hold a lease on vm/id from now on: the keeper's thread takes it as soon
+ * as it can (nothing when already held). Does no I/O: 0, -EINVAL (bad
+ * names), -ENOMEM, or the thread's creation error. A point found gone or
+ * being pruned is logged and let go. Any thread. */
+int ret_keeper_add(struct ret_keeper *k, const char *vm, const char *id);
+/* ret_keeper_add(), then wait for the first take: 0 taken, -ENOENT the
+ * point is gone or being pruned, or the take's error (the keeper keeps
+ * trying). For a caller that may wait on the vault (a failback run). */
+int ret_keeper_take(struct ret_keeper *k, const char *vm, const char *id);
+/* Stop renewing, drop every lease, free. */
+void ret_keeper_free(struct ret_keeper *k);
 
 /* ---- prune of points (prune.c) ----
  * Drop the points the policy lets go. Per VM: its policy (ret_policy_get),

@@ -797,8 +797,11 @@ int az_http_run(struct az_http *h, struct az_req *reqs, size_t n) {
                         reqs[i].state = REQ_DONE;
                         reqs[i].result = -EIO;
                 }
-                /* Any answer but a retryable failure shows the endpoint up. */
-                if (reqs[i].result == -EIO && reqs[i].attempts > 0)
+                /* Any answer but a retryable failure shows the endpoint up
+                 * (background work's answers are not counted). */
+                if (store_thread_background_get())
+                        ;
+                else if (reqs[i].result == -EIO && reqs[i].attempts > 0)
                         __atomic_store_n(&h->down, true, __ATOMIC_RELAXED);
                 else if (reqs[i].result != -EIO && reqs[i].status > 0)
                         __atomic_store_n(&h->down, false, __ATOMIC_RELAXED);

@@ -41,41 +41,73 @@ static int path_of(struct backend_dir *d, const char *name, char *buf, size_t le
         return 0;
 }
 
-static int parent_dir(const char *path, char *buf, size_t len) {
-        const char *slash = strrchr(path, '/');
-        size_t n = slash ? (size_t)(slash - path) : 0;
-        if (n + 1 > len)
+static int root_in_place(struct backend_dir *d);
+
+/* An -ENOENT met while writing into a vault directory that is no longer
+ * there is -EIO: the vault is unreachable, not an object missing. */
+static int put_error(struct backend_dir *d, int r) {
+        if (r == -ENOENT && root_in_place(d) < 0)
+                return -EIO;
+        return r;
+}
+
+/* Create the folders that name (relative to the vault) lies in, inside
+ * the vault directory and never the vault directory itself: a vault that
+ * is gone (moved away, an unmounted share) stays gone and its writers get
+ * -EIO, instead of an empty vault made in its place that shadows the real
+ * one when it comes back. Folders are made relative to the directory
+ * opened as the vault. */
+static int mkdir_in_root(struct backend_dir *d, const char *name) {
+        _cleanup_close_ int own = -1;
+        char buf[PATH_MAX];
+        size_t n = strlen(name);
+        int fd = d->root_fd;
+
+        if (n >= sizeof buf)
                 return -ENAMETOOLONG;
-        memcpy(buf, path, n);
-        buf[n] = 0;
+        if (root_in_place(d) < 0)
+                return -EIO;
+        if (fd < 0) {
+                own = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (own < 0)
+                        return errno == ENOENT || errno == ENOTDIR ? -EIO : -errno;
+                fd = own;
+        }
+        memcpy(buf, name, n + 1);
+        for (char *p = buf; *p; p++) {
+                if (*p != '/' || p == buf)
+                        continue;
+                *p = 0;
+                if (mkdirat(fd, buf, 0755) < 0 && errno != EEXIST)
+                        return errno == ENOENT ? -EIO : -errno;
+                *p = '/';
+        }
         return 0;
 }
 
 static int dir_put(struct backend *b, const char *name, const void *data, size_t len, unsigned flags) {
         struct backend_dir *d = DIR_B(b);
-        char path[PATH_MAX], dir[PATH_MAX];
+        char path[PATH_MAX];
         struct tmpfile t;
         int r;
 
         r = path_of(d, name, path, sizeof path);
         if (r < 0)
                 return r;
-        r = parent_dir(path, dir, sizeof dir);
-        if (r < 0)
-                return r;
-        r = mkdir_p(dir, 0755);
+        r = mkdir_in_root(d, name);
         if (r < 0)
                 return r;
         r = tmpfile_open(&t, path, 0444);
         if (r < 0)
-                return r;
+                return put_error(d, r);
         r = write_full(t.fd, data, len);
         if (r < 0) {
                 tmpfile_abort(&t);
                 return r;
         }
-        return tmpfile_commit(&t, (flags & BACKEND_PUT_EXCLUSIVE ? TMPFILE_EXCLUSIVE : 0) |
-                                          (flags & BACKEND_PUT_NOSYNC ? TMPFILE_NOSYNC : 0));
+        r = tmpfile_commit(&t, (flags & BACKEND_PUT_EXCLUSIVE ? TMPFILE_EXCLUSIVE : 0) |
+                                       (flags & BACKEND_PUT_NOSYNC ? TMPFILE_NOSYNC : 0));
+        return put_error(d, r);
 }
 
 static int dir_get(struct backend *b, const char *name, char **ret, size_t *ret_len) {
@@ -308,7 +340,7 @@ static int dir_clock(struct backend *b, time_t *ret) {
                 return r;
         r = tmpfile_open(&t, path, 0600);
         if (r < 0)
-                return r;
+                return put_error(d, r);
         r = fstat(t.fd, &st) < 0 ? -errno : 0;
         tmpfile_abort(&t);
         if (r == 0)

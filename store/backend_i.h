@@ -64,6 +64,9 @@ struct backend {
 
 /* The calling thread's deadline (store_thread_deadline), 0 for none. */
 double store_thread_deadline_get(void);
+/* Whether the calling thread's calls are background work
+ * (store_thread_background). */
+bool store_thread_background_get(void);
 
 /* v[0..n) through get_ranges, or one get_range after the other. */
 void backend_get_ranges(struct backend *b, struct backend_range *v, size_t n);

@@ -101,6 +101,13 @@ struct pack_table {
  * points into p. 0, or -EBADMSG for anything else (not a pack, another
  * version, damage). */
 int store_pack_table(const uint8_t *p, size_t len, struct pack_table *ret);
+/* The same checks without the blobs, for a pack of len bytes read in two
+ * pieces: hdr (its first PACK_HDR_SIZE bytes) and tail (its last tail_len
+ * bytes). With a tail of just the footer, only the footer is checked and
+ * *ret has no entries (NULL): read table_off.. len and call again. With
+ * the whole table in tail: its checksum and every entry's bounds. 0 or
+ * -EBADMSG. */
+int store_pack_tail(const uint8_t *hdr, const uint8_t *tail, size_t tail_len, uint64_t len, struct pack_table *ret);
 /* Entry i (< t->count) of a checked table; ret_loc's pack_id is 0. */
 void store_pack_entry(const struct pack_table *t, uint32_t i, struct hash128 *ret_h, struct blob_loc *ret_loc);
 

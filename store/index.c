@@ -131,6 +131,10 @@ static const uint8_t *segment_find(const struct segment *seg, const struct hash1
         return NULL;
 }
 
+const uint8_t *store_segment_find(const struct segment *seg, const struct hash128 *h) {
+        return segment_find(seg, h);
+}
+
 int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret) {
         int r = -ENOENT;
 

@@ -20,15 +20,15 @@ static bool entry_ok(const uint8_t *p, const uint8_t *e, uint64_t table_off) {
         return get_le32(p + off + 4) == ulen;
 }
 
-int store_pack_table(const uint8_t *p, size_t len, struct pack_table *ret) {
+int store_pack_tail(const uint8_t *hdr, const uint8_t *tail, size_t tail_len, uint64_t len, struct pack_table *ret) {
         const uint8_t *f;
         uint64_t table_off, tlen;
         uint32_t count;
 
-        if (len < PACK_HDR_SIZE + PACK_FOOTER_SIZE)
+        if (len < PACK_HDR_SIZE + PACK_FOOTER_SIZE || tail_len < PACK_FOOTER_SIZE || tail_len > len)
                 return -EBADMSG;
-        f = p + len - PACK_FOOTER_SIZE;
-        if (memcmp(p, PACK_MAGIC, 8) != 0 || get_le32(p + 8) != PACK_VERSION ||
+        f = tail + tail_len - PACK_FOOTER_SIZE;
+        if (memcmp(hdr, PACK_MAGIC, 8) != 0 || get_le32(hdr + 8) != PACK_VERSION ||
             memcmp(f + 24, PACK_END_MAGIC, 8) != 0)
                 return -EBADMSG;
         table_off = get_le64(f);
@@ -38,12 +38,31 @@ int store_pack_table(const uint8_t *p, size_t len, struct pack_table *ret) {
         if (table_off < PACK_HDR_SIZE || table_off > len - PACK_FOOTER_SIZE ||
             tlen != len - PACK_FOOTER_SIZE - table_off)
                 return -EBADMSG;
-        if (store_hash64(p + table_off, (size_t)tlen) != get_le64(f + 16))
+        *ret = (struct pack_table){ .count = count, .table_off = table_off };
+        if (tail_len < tlen + PACK_FOOTER_SIZE)
+                return 0; /* the caller reads the table next */
+        ret->entries = tail + tail_len - PACK_FOOTER_SIZE - tlen;
+        if (store_hash64(ret->entries, (size_t)tlen) != get_le64(f + 16))
                 return -EBADMSG;
-        for (uint32_t i = 0; i < count; i++)
-                if (!entry_ok(p, p + table_off + (size_t)i * PACK_ENTRY_SIZE, table_off))
+        for (uint32_t i = 0; i < count; i++) {
+                const uint8_t *e = ret->entries + (size_t)i * PACK_ENTRY_SIZE;
+                uint64_t off = get_le64(e + 16);
+                uint32_t l = get_le32(e + 24);
+
+                if (off < PACK_HDR_SIZE || off > table_off || l < BLOB_HDR_SIZE || l > table_off - off)
                         return -EBADMSG;
-        *ret = (struct pack_table){ .entries = p + table_off, .count = count, .table_off = table_off };
+        }
+        return 0;
+}
+
+int store_pack_table(const uint8_t *p, size_t len, struct pack_table *ret) {
+        int r = store_pack_tail(p, p, len, len, ret);
+
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; i < ret->count; i++)
+                if (!entry_ok(p, ret->entries + (size_t)i * PACK_ENTRY_SIZE, ret->table_off))
+                        return -EBADMSG;
         return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <zstd.h>
 
 #include "common.h"
@@ -47,6 +48,18 @@ double store_thread_deadline(double deadline) {
 
 double store_thread_deadline_get(void) {
         return thread_deadline;
+}
+
+static _Thread_local bool thread_background;
+
+bool store_thread_background(bool on) {
+        bool prev = thread_background;
+        thread_background = on;
+        return prev;
+}
+
+bool store_thread_background_get(void) {
+        return thread_background;
 }
 
 int store_init(const char *url, uint32_t block_size, int level) {
@@ -152,6 +165,7 @@ int store_open_with(const char *url, const struct store_options *o, struct store
                 return -ENOMEM;
         pthread_rwlock_init(&s->idx_lock, NULL);
         pthread_mutex_init(&s->buf_lock, NULL);
+        pthread_mutex_init(&s->clock_lock, NULL);
         pthread_cond_init(&s->buf_cond, NULL);
         s->url = strdup(url);
         if (!s->url) {
@@ -204,6 +218,7 @@ void store_free(struct store *s) {
         for (size_t i = 0; i < s->n_free; i++)
                 free(s->bufs[i]);
         pthread_mutex_destroy(&s->buf_lock);
+        pthread_mutex_destroy(&s->clock_lock);
         pthread_cond_destroy(&s->buf_cond);
         free(s->url);
         free(s);
@@ -251,6 +266,47 @@ int store_clock(struct store *s, time_t *ret) {
         if (!s->b->ops->clock)
                 return -EOPNOTSUPP;
         return s->b->ops->clock(s->b, ret);
+}
+
+static int64_t mono_seconds(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec + 1; /* never 0 */
+}
+
+int store_skew(struct store *s, long *ret) {
+        int64_t now = mono_seconds();
+        time_t t, local;
+        int r;
+
+        pthread_mutex_lock(&s->clock_lock);
+        if (s->skew_at && now - s->skew_at < STORE_SKEW_AGE) {
+                *ret = s->skew;
+                pthread_mutex_unlock(&s->clock_lock);
+                return 0;
+        }
+        pthread_mutex_unlock(&s->clock_lock);
+        /* Measured without the lock (a request); two threads measuring at
+         * once both store a fresh answer. */
+        r = store_clock(s, &t);
+        if (r < 0)
+                return r;
+        local = time(NULL);
+        pthread_mutex_lock(&s->clock_lock);
+        s->skew = (long)(local - t);
+        s->skew_at = now;
+        *ret = s->skew;
+        pthread_mutex_unlock(&s->clock_lock);
+        return 0;
+}
+
+int store_now(struct store *s, time_t *ret) {
+        long skew;
+        int r = store_skew(s, &skew);
+        if (r < 0)
+                return r;
+        *ret = time(NULL) - skew;
+        return 0;
 }
 
 int store_delete_object(struct store *s, const char *name) {

@@ -107,6 +107,12 @@ struct store_options {
  * comes first) with -EIO, whatever the remote does. Returns the previous
  * deadline, for the caller to restore. Per thread; no locking. */
 double store_thread_deadline(double deadline);
+/* Mark the calling thread's calls as background work (a lease keeper's):
+ * their outcome does not change whether a remote store counts as up or
+ * down for everyone else's calls (a keeper's small request that succeeds
+ * against a failing remote must not make the mount's reads wait out their
+ * retries again). Returns the previous setting. Per thread. */
+bool store_thread_background(bool on);
 
 /* Create a new vault at url (a directory that does not exist or is empty).
  * block_size: power of two in [STORE_MIN_BLOCK_SIZE, STORE_MAX_BLOCK_SIZE];
@@ -172,6 +178,40 @@ void store_index_totals(struct store *s, struct store_index_totals *ret);
  * a reply (Azure), the mtime of a temporary object created and removed at
  * once (directory). 0, -EOPNOTSUPP, or the backend's error. */
 int store_clock(struct store *s, time_t *ret);
+/* This host's clock minus the vault's (store_clock), in seconds, into
+ * *ret: measured at the first call and again once the last measure is
+ * STORE_SKEW_AGE seconds old (one request then). What a time judged
+ * against the vault's clock (ages, lease expiries) is corrected with, so
+ * that a host with a wrong clock does not misjudge it. 0, or
+ * store_clock's error. Internally locked; any thread. */
+#define STORE_SKEW_AGE 60
+int store_skew(struct store *s, long *ret);
+/* The vault's clock now: this host's corrected by store_skew(). 0 or
+ * store_skew's error. Any thread. */
+int store_now(struct store *s, time_t *ret);
+
+/* ---- the vault's structure checked (verify.c) ----
+ * For rpfs check: every index segment maps and its checksum holds, every
+ * pack an index entry names exists with a valid header, footer and table
+ * (checksum and entry bounds). Reads headers, footers and tables only (a
+ * pack: three ranged reads), never the blobs. One thread. */
+struct store_verify;
+/* A damaged object (an "index/..." or "packs/..." name) and what is wrong
+ * (a static string). */
+typedef void (*store_damage_cb)(void *userdata, const char *object, const char *problem);
+/* Check the vault's segments and packs, calling cb (may be NULL) for each
+ * damaged one. 0 (damage or not), or a vault error (-ENOMEM, the
+ * backend's). Free *ret with store_verify_free(). */
+int store_verify_new(struct store *s, store_damage_cb cb, void *userdata, struct store_verify **ret);
+/* What the damage found does to block h (a static string: its index entry
+ * is in a damaged segment, its pack is missing or damaged, its entry lies
+ * outside its pack), or NULL when nothing found touches it. A block
+ * outside the index is NULL here (store_has() tells). */
+const char *store_verify_block(const struct store_verify *v, const struct hash128 *h);
+/* Segments listed, packs named by the index, damaged objects. */
+void store_verify_counts(const struct store_verify *v, uint64_t *ret_segments, uint64_t *ret_packs,
+                         uint64_t *ret_damaged);
+void store_verify_free(struct store_verify *v);
 
 /* ---- codec: per-thread compression contexts ---- */
 int store_codec_new(const struct store *s, struct store_codec **ret);

@@ -35,6 +35,11 @@ struct store {
         pthread_cond_t buf_cond;
         uint8_t *bufs[8];
         size_t n_free, n_made, buf_size;
+        /* The vault clock's skew (store_skew). clock_lock protects skew,
+         * skew_at (CLOCK_MONOTONIC seconds, 0: never measured). */
+        pthread_mutex_t clock_lock;
+        long skew;
+        int64_t skew_at;
 };
 
 /* One copy of XXH3 built for one instruction set (store/hash.c). */
@@ -51,6 +56,8 @@ size_t store_hash_variants(const struct store_hash_variant **ret, size_t n);
 /* ---- the index (index.c) ---- */
 /* Look h up in the mapped segments. 0 found, -ENOENT. */
 int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret);
+/* h's entry in one mapped segment, or NULL. */
+const uint8_t *store_segment_find(const struct segment *seg, const struct hash128 *h);
 /* Map segment `name` and add it to the store (no-op if present). */
 int store_add_segment(struct store *s, const char *name);
 /* Unmap every segment (store_free). */

@@ -53,6 +53,12 @@ int fb_resolve_point(struct ctx *c) {
                           c->p->id, c->p->block_size, c->bs);
                 return fb_fault(c, SYNC_FB_CORRUPT, -EBADMSG);
         }
+        /* Leased for the run, so that a prune does not take it away. */
+        if (!c->lease && ret_keeper_new(c->s, &c->lease) == 0 &&
+            ret_keeper_take(c->lease, c->o->vm, c->p->id) == -ENOENT) {
+                log_error("%s: point %s/%s is being pruned", c->o->vault, c->o->vm, c->p->id);
+                return fb_fault(c, SYNC_FB_NOT_FOUND, -ENOENT);
+        }
         snprintf(c->res->point, sizeof c->res->point, "%s", c->p->id);
         return 0;
 }

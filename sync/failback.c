@@ -517,6 +517,7 @@ int sync_failback(struct store *s, const struct sync_failback_opts *o, struct sy
         res->fault = r < 0 ? c.fault : SYNC_FB_OK;
         close_targets(&c);
         store_cache_close(c.cache);
+        ret_keeper_free(c.lease);
         ret_point_free(c.p);
         return r;
 }

@@ -218,6 +218,7 @@ struct ctx {
         struct fb_target *t;
         bool *finished;
         struct ret_point *p;    /* the point asked for */
+        struct ret_keeper *lease; /* a lease on p while the run lasts */
         struct store_cache *cache;
         uint32_t bs;
         enum sync_fb_fault fault;

@@ -198,8 +198,8 @@ static int pack_cb(void *userdata, const char *name, uint64_t size) {
 }
 
 static void clock_read(struct store *s, struct sync_status *st) {
-        time_t t;
-        int r = store_clock(s, &t);
+        long skew;
+        int r = store_skew(s, &skew);
 
         st->now = time(NULL);
         if (r < 0) {
@@ -207,8 +207,8 @@ static void clock_read(struct store *s, struct sync_status *st) {
                 return;
         }
         st->have_clock = true;
-        st->skew = (long)(st->now - t);
-        st->now = t;
+        st->skew = skew;
+        st->now -= skew;
 }
 
 /* The VMs to report: those asked for, else every VM with a point. */

@@ -8,6 +8,7 @@ and for what az does slowly:
     azure_helper.py list CONTAINER [PREFIX]         print blob names
     azure_helper.py ls CONTAINER [PREFIX]           print "SIZE ETAG NAME" per blob
     azure_helper.py get CONTAINER BLOB              write the blob to stdout
+    azure_helper.py delete CONTAINER BLOB           delete one blob
     azure_helper.py delete-container CONTAINER
 
 The account, key and endpoint come from RPFS_AZURITE_CONNECTION_STRING.
@@ -96,6 +97,8 @@ def main():
             marker = m.group(1)
     elif cmd == "get":
         sys.stdout.buffer.write(request("GET", sys.argv[2], sys.argv[3]))
+    elif cmd == "delete":
+        request("DELETE", sys.argv[2], sys.argv[3])
     elif cmd == "delete-container":
         request("DELETE", sys.argv[2], query={"restype": "container"})
     else:

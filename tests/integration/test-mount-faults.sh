@@ -99,6 +99,12 @@ mount_fg "$V" "$M" --cache "$C" --timeout 3
 "${MH[@]}" slowread "$M/c/latest/disk0.raw" "$T/c.raw" 0.01 >"$T/reader2.out" 2>&1 &
 READER=$!
 track_pid $READER
+# Unmount only once the reader has the file open (python may take longer
+# than any fixed sleep to start on a loaded machine).
+for (( i = 0; i < 200; i++ )); do
+    ls -l /proc/$READER/fd 2>/dev/null | grep -qF "$M/c/" && break
+    sleep 0.1
+done
 sleep 0.5
 _alive $READER || fail "the streaming reader ended too early: $(cat "$T/reader2.out")"
 fusermount3 -u "$M" 2>/dev/null || fusermount3 -uz "$M" || fail "fusermount3 -uz $M"

@@ -201,6 +201,20 @@ static uint32_t check_pack_table(struct store *s, const char *vault, int id) {
         CHECK(store_pack_table(p, PACK_HDR_SIZE, &t) == -EBADMSG);
         p[t.table_off + 20] ^= 1;
         CHECK(store_pack_table(p, len, &t) == 0);
+        /* the tail alone (rpfs check): the footer, then the whole table */
+        {
+                struct pack_table u;
+                size_t tl = len - (size_t)t.table_off;
+
+                CHECK(store_pack_tail(p, p + len - PACK_FOOTER_SIZE, PACK_FOOTER_SIZE, len, &u) == 0);
+                CHECK(u.entries == NULL && u.count == t.count && u.table_off == t.table_off);
+                CHECK(store_pack_tail(p, p + t.table_off, tl, len, &u) == 0);
+                CHECK(u.entries == p + t.table_off);
+                p[len - PACK_FOOTER_SIZE - 1] ^= 1; /* the table's last byte */
+                CHECK(store_pack_tail(p, p + t.table_off, tl, len, &u) == -EBADMSG);
+                p[len - PACK_FOOTER_SIZE - 1] ^= 1;
+                CHECK(store_pack_tail(p, p + len - PACK_FOOTER_SIZE, PACK_FOOTER_SIZE, len + 1, &u) == -EBADMSG);
+        }
         /* entries that pass the checksum but not the bounds */
         check_entry_refused(p, len, &t, 16, PACK_HDR_SIZE - 1);     /* offset inside the header */
         check_entry_refused(p, len, &t, 16, t.table_off);           /* offset at the table */

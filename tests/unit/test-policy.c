@@ -3,8 +3,10 @@
  * errors; thinning on synthetic timelines with a fake clock: the site-
  * recovery table row by row, app points thinned separately, the keep
  * rules, what is always kept, a point in the future. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common.h"
 #include "retention.h"
@@ -278,6 +280,56 @@ static void test_prune_lease(struct store *s) {
         CHECK(ret_point_load(s, "db01", pt.id, &gone) == -ENOENT);
 }
 
+static int count_leases_cb(void *userdata, const char *name, uint64_t size) {
+        (void)name;
+        (void)size;
+        ++*(int *)userdata;
+        return 0;
+}
+
+static int leases_of(struct store *s, const char *prefix) {
+        int n = 0;
+        CHECK(store_list(s, prefix, count_leases_cb, &n) >= 0);
+        return n;
+}
+
+/* The keeper: ret_keeper_add does no I/O and the thread takes the lease;
+ * ret_keeper_take waits for it (-ENOENT for a point that is not there);
+ * freeing drops them. A directory vault moved away: adding still returns
+ * at once, puts fail with -EIO and the vault directory is not made again
+ * (what made test mount-vanish fail: an empty vault shadowed the real one
+ * when it came back). */
+static void test_keeper(struct store *s, const char *vault) {
+        struct ret_point pt = { .vm = "web02", .id = "20261207T100000Z", .block_size = 65536 };
+        char away[160], lease[RET_LEASE_ID_LEN + 1];
+        struct ret_keeper *k;
+        struct stat st;
+
+        CHECK(point_id_parse(pt.id, &pt.time) == 0);
+        CHECK(ret_point_commit(s, &pt) == 0);
+        CHECK(ret_keeper_new(s, &k) == 0);
+        CHECK(ret_keeper_take(k, "web02", "20261207T110000Z") == -ENOENT);
+        CHECK(ret_keeper_add(k, "web02", pt.id) == 0);
+        CHECK(ret_keeper_take(k, "web02", pt.id) == 0);
+        CHECK(leases_of(s, "leases/web02/20261207T100000Z/") == 1);
+        CHECK(leases_of(s, "leases/web02/20261207T110000Z/") == 0);
+        ret_keeper_free(k);
+        CHECK(leases_of(s, "leases/web02/") == 0);
+
+        snprintf(away, sizeof away, "%s.away", vault);
+        CHECK(rename(vault, away) == 0);
+        CHECK(store_put_object(s, "leases/web02/x/y.json", "{}", 2, false) == -EIO);
+        CHECK(ret_lease_take(s, "web02", pt.id, 60, lease) == -EIO);
+        CHECK(ret_keeper_new(s, &k) == 0);
+        CHECK(ret_keeper_add(k, "web02", pt.id) == 0); /* at once, whatever the vault */
+        CHECK(ret_keeper_take(k, "web02", pt.id) == -EIO);
+        CHECK(stat(vault, &st) == -1 && errno == ENOENT); /* not made again */
+        ret_keeper_free(k);
+        CHECK(rename(away, vault) == 0);
+        CHECK(ret_lease_take(s, "web02", pt.id, 60, lease) == 0);
+        CHECK(ret_lease_drop(s, "web02", pt.id, lease) == 0);
+}
+
 static void test_store(void) {
         const char *dir = unit_tmpdir("policy");
         char vault[128];
@@ -308,6 +360,7 @@ static void test_store(void) {
         CHECK(ret_policy_get(s, "new", &q) == -EPROTONOSUPPORT);
         test_holds(s);
         test_prune_lease(s);
+        test_keeper(s, vault);
         text = ret_policy_format(&p);
         CHECK(text && ret_policy_parse(text, &q) == 0 && q.keep_daily == 7 && q.retention == 48 * 3600);
         store_free(s);
