@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * rpfs check: is every point whole? Manifest chunks parse, every block a
+ * rpfs check: is every point whole? Manifest tree nodes (format 2: every
+ * node is read, checksum verified, on the way to its chunks; a missing or
+ * damaged node reports its chunks' blocks) and chunks parse, every block a
  * manifest names is in the index, and with --read-data every block (or a
  * random share) reads back and matches its checksum.
  */
@@ -14,8 +16,9 @@
 static const char check_help[] =
         "Usage: rpfs check VAULT [VM ...] [--read-data[=PERCENT]] [--json]\n"
         "\n"
-        "Check the points of the VMs given, or of every VM: each disk's manifest chunks\n"
-        "exist and parse, and every block a manifest names is in the vault's index.\n"
+        "Check the points of the VMs given, or of every VM: each disk's manifest tree\n"
+        "nodes and chunks exist and parse, and every block a manifest names is in the\n"
+        "vault's index.\n"
         "Damage is named by point, disk and block range. Exit status: 0 clean, 1 damage\n"
         "found (or the vault unreachable), 2 usage error.\n"
         "\n"
