@@ -8,6 +8,7 @@
  * for a 1 TiB disk (32,768 chunks, 2 levels of 256) a few KiB, not the
  * 512 KiB of a flat list.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "common.h"
@@ -25,6 +26,35 @@ unsigned ret_tree_levels(size_t n, unsigned fanout) {
                 levels++;
         }
         return MAX(levels, 1u);
+}
+
+/* Reading a point's tree must not cost a codec (zstd contexts, ~0.1 ms to
+ * make) per point: a mount loads thousands. Each thread keeps one for
+ * decoding tree nodes (decoding depends on no vault setting), freed when
+ * the thread ends. */
+static pthread_key_t codec_key;
+static pthread_once_t codec_once = PTHREAD_ONCE_INIT;
+
+static void codec_key_free(void *c) { store_codec_free(c); }
+static void codec_key_init(void) { (void)pthread_key_create(&codec_key, codec_key_free); }
+
+static int thread_codec(struct store *s, struct store_codec **ret) {
+        struct store_codec *c;
+        int r;
+
+        pthread_once(&codec_once, codec_key_init);
+        c = pthread_getspecific(codec_key);
+        if (!c) {
+                r = store_codec_new(s, &c);
+                if (r < 0)
+                        return r;
+                if (pthread_setspecific(codec_key, c) != 0) {
+                        store_codec_free(c);
+                        return -ENOMEM;
+                }
+        }
+        *ret = c;
+        return 0;
 }
 
 /* Nodes (or chunks, level 0) on level l of a tree over n chunks. */
@@ -107,7 +137,7 @@ int ret_tree_load(struct store *s, const struct ret_disk *d, struct hash128 **re
         if (!cur)
                 return -ENOMEM;
         cur[0] = d->tree;
-        r = store_codec_new(s, &c);
+        r = thread_codec(s, &c);
         if (r < 0)
                 return r;
         for (unsigned l = d->tree_levels; l >= 1 && r >= 0; l--) {
@@ -123,7 +153,6 @@ int ret_tree_load(struct store *s, const struct ret_disk *d, struct hash128 **re
                 cur = next;
                 cnt = below;
         }
-        store_codec_free(c);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(cur);
@@ -168,11 +197,10 @@ int ret_tree_get(struct store *s, const struct ret_disk *d, size_t ci, struct ha
         node = malloc((size_t)MAX(d->tree_fanout, 1u) * sizeof *node);
         if (!node)
                 return -ENOMEM;
-        r = store_codec_new(s, &c);
+        r = thread_codec(s, &c);
         if (r < 0)
                 return r;
         r = ret_tree_leaf(s, c, d, ci, node, &n);
-        store_codec_free(c);
         if (r >= 0)
                 *ret = node[ci % d->tree_fanout];
         return r;
