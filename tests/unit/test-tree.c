@@ -182,6 +182,15 @@ static void check_summaries(struct store *s) {
                 struct ret_disk la = da, lb = db;
                 la.tree_levels = lb.tree_levels = 0; /* as version-1 disks */
                 CHECK(ret_disk_diff(s, &la, &lb, BS, collect, &full) == 0);
+                /* A version-1 disk's walk: its chunk list, runs of one chunk once. */
+                struct walked wk = { .root = &la.chunks[0] };
+                size_t distinct = 1;
+                for (size_t i = 1; i < la.n_chunks; i++)
+                        distinct += memcmp(&la.chunks[i], &la.chunks[i - 1], sizeof la.chunks[i]) != 0;
+                CHECK(ret_disk_meta_walk(s, &la, walk_cb, &wk) == 0 && wk.n == distinct && wk.saw_root_first);
+                /* The fanout-2 tree: 12 chunks, 6 + 3 + 2 + 1 nodes. */
+                wk = (struct walked){ .root = &sa.tree };
+                CHECK(ret_disk_meta_walk(s, &sa, walk_cb, &wk) == 0 && wk.n == 12 + 12 && wk.saw_root_first);
         }
         CHECK(summ.n == 3 && summ.n == full.n && memcmp(summ.v, full.v, summ.n * sizeof summ.v[0]) == 0);
         CHECK(summ.v[0][0] == 5 * BS && summ.v[0][1] == BS);
