@@ -258,11 +258,13 @@ int ret_point_load(struct store *s, const char *vm, const char *id, struct ret_p
                 struct ret_disk *d = &p->disks[i];
                 if (d->chunks || d->n_chunks == 0)
                         continue;
-                r = ret_tree_load(s, d, &d->chunks);
+                /* A missing node leaves its chunks unreadable (-ENOENT when
+                 * read), not the point: it is shown, and what reads it
+                 * names the missing range. */
+                r = ret_tree_load_marked(s, d, true, &d->chunks);
                 if (r < 0) {
                         ret_point_free(p);
-                        /* A missing node is a damaged point, not a vanished one. */
-                        return r == -ENOENT ? -EBADMSG : r;
+                        return r;
                 }
         }
         *ret = p;

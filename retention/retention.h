@@ -66,7 +66,9 @@ int ret_point_commit(struct store *s, const struct ret_point *p);
  * -EPROTONOSUPPORT a newer point format. */
 int ret_point_parse(const char *text, struct ret_point **ret);
 /* Load one point, its disks' chunk lists read (from their trees) into
- * chunks. -ENOENT if absent, -EBADMSG (also a damaged tree node).
+ * chunks. A tree node missing from the vault does not fail the load: the
+ * chunks under it read as missing (-ENOENT from ret_manifest_get), as a
+ * missing chunk does. -ENOENT if absent, -EBADMSG (also a damaged node).
  * *ret owned by the caller. */
 int ret_point_load(struct store *s, const char *vm, const char *id, struct ret_point **ret);
 /* All points (of vm, or of every VM when vm is NULL), sorted by VM then

@@ -124,7 +124,18 @@ static bool shape_ok(const struct ret_disk *d) {
                d->tree_levels == ret_tree_levels(d->n_chunks, d->tree_fanout);
 }
 
-int ret_tree_load(struct store *s, const struct ret_disk *d, struct hash128 **ret) {
+/* What ret_point_load puts for the chunks under a node missing from the
+ * vault: a checksum no blob has (derived from the node's, never stored),
+ * so reading such a chunk fails with -ENOENT as a missing chunk does, and
+ * the point still loads (the mount shows it, check and failback name the
+ * missing range) as a version-1 point with a missing chunk did. */
+static void missing_mark(const struct hash128 *node, struct hash128 *ret) {
+        uint8_t v[32] = "rpfs: under a missing tree node";
+        memcpy(v + 16, node->b, 16);
+        store_hash(v, sizeof v, ret);
+}
+
+int ret_tree_load_marked(struct store *s, const struct ret_disk *d, bool mark_missing, struct hash128 **ret) {
         unsigned f = d->tree_fanout;
         _cleanup_free_ struct hash128 *cur = NULL;
         struct store_codec *c = NULL;
@@ -147,8 +158,17 @@ int ret_tree_load(struct store *s, const struct ret_disk *d, struct hash128 **re
                         r = -ENOMEM;
                         break;
                 }
-                for (uint64_t j = 0; j < cnt && r >= 0; j++)
-                        r = read_node(s, c, &cur[j], (size_t)MIN((uint64_t)f, below - j * f), next + j * f);
+                for (uint64_t j = 0; j < cnt && r >= 0; j++) {
+                        size_t k = (size_t)MIN((uint64_t)f, below - j * f);
+                        r = read_node(s, c, &cur[j], k, next + j * f);
+                        if (r == -ENOENT && mark_missing) {
+                                struct hash128 m;
+                                missing_mark(&cur[j], &m);
+                                for (size_t i = 0; i < k; i++)
+                                        next[j * f + i] = m;
+                                r = 0;
+                        }
+                }
                 free(cur);
                 cur = next;
                 cnt = below;
@@ -157,6 +177,10 @@ int ret_tree_load(struct store *s, const struct ret_disk *d, struct hash128 **re
                 return r;
         *ret = TAKE_PTR(cur);
         return 0;
+}
+
+int ret_tree_load(struct store *s, const struct ret_disk *d, struct hash128 **ret) {
+        return ret_tree_load_marked(s, d, false, ret);
 }
 
 int ret_tree_leaf(struct store *s, struct store_codec *c, const struct ret_disk *d, size_t ci,
