@@ -3,8 +3,10 @@
  * rpfs check: is every point whole? The vault's structure first (index
  * segment checksums, every pack the index names there with a valid
  * header, footer and table: store_verify_new), then per point: manifest
- * chunks parse, every block a manifest names is in the index and not in
- * a damaged object, and with --read-data every block (or a random share)
+ * tree nodes (format 2: every node is read, checksum verified, on the way
+ * to its chunks; a missing or damaged node reports its chunks' blocks) and
+ * chunks parse, every block a manifest names is in the index and not in a
+ * damaged object, and with --read-data every block (or a random share)
  * reads back and matches its checksum. This file is the CLI's glue: the
  * checks live in store/verify.c and the manifest reader in retention/.
  */
@@ -20,11 +22,11 @@ static const char check_help[] =
         "\n"
         "Check the vault's structure: every index segment's checksum holds, and every\n"
         "pack the index names exists with a valid header, footer and table checksum.\n"
-        "Then the points of the VMs given, or of every VM: each disk's manifest chunks\n"
-        "exist and parse, and every block a manifest names is in the vault's index, in\n"
-        "a pack that is whole. Damaged objects are named, and the damage they do by\n"
-        "point, disk and block range. Exit status: 0 clean, 1 damage found (or the\n"
-        "vault unreachable), 2 usage error.\n"
+        "Then the points of the VMs given, or of every VM: each disk's manifest tree\n"
+        "nodes and chunks exist and parse, and every block a manifest names is in the\n"
+        "vault's index, in a pack that is whole. Damaged objects are named, and the\n"
+        "damage they do by point, disk and block range. Exit status: 0 clean, 1 damage\n"
+        "found (or the vault unreachable), 2 usage error.\n"
         "\n"
         "  --read-data[=PERCENT]  also read, decompress and verify every block (or a\n"
         "                         random PERCENT of them, a different share each run)\n"

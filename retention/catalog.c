@@ -7,7 +7,9 @@
 #include "retention.h"
 #include "retention_i.h"
 
-#define POINT_FORMAT 1
+/* Point objects: format 1 lists each disk's chunk checksums ("chunks");
+ * format 2 names the root of its chunk tree ("tree", tree.c) instead. */
+#define POINT_FORMAT 2
 
 void ret_point_free(struct ret_point *p) {
         if (!p)
@@ -33,10 +35,19 @@ const struct ret_disk *ret_point_disk(const struct ret_point *p, const char *nam
         return NULL;
 }
 
-static json_t *disk_to_json(const struct ret_disk *d) {
-        json_t *chunks = json_array(), *o;
+static json_t *disk_to_json(const struct ret_disk *d, bool v1) {
         char hex[2 * STORE_HASH_SIZE + 1];
+        json_t *chunks;
 
+        if (!v1) {
+                hash_to_hex(&d->tree, hex);
+                return json_pack("{s:s, s:I, s:s, s:I, s:I, s:i, s:s?, s:i, s:i}", "name", d->name, "size",
+                                 (json_int_t)d->size, "format", d->format, "blocks", (json_int_t)d->n_blocks,
+                                 "data_blocks", (json_int_t)d->data_blocks, "chunk_entries", RET_CHUNK_ENTRIES,
+                                 "tree", d->tree_levels ? hex : NULL, "tree_levels", (int)d->tree_levels,
+                                 "tree_fanout", (int)d->tree_fanout);
+        }
+        chunks = json_array();
         if (!chunks)
                 return NULL;
         for (size_t i = 0; i < d->n_chunks; i++) {
@@ -46,31 +57,47 @@ static json_t *disk_to_json(const struct ret_disk *d) {
                         return NULL;
                 }
         }
-        o = json_pack("{s:s, s:I, s:s, s:I, s:I, s:i, s:o}", "name", d->name, "size", (json_int_t)d->size,
-                      "format", d->format, "blocks", (json_int_t)d->n_blocks, "data_blocks",
-                      (json_int_t)d->data_blocks, "chunk_entries", RET_CHUNK_ENTRIES, "chunks", chunks);
-        return o;
+        return json_pack("{s:s, s:I, s:s, s:I, s:I, s:i, s:o}", "name", d->name, "size", (json_int_t)d->size,
+                         "format", d->format, "blocks", (json_int_t)d->n_blocks, "data_blocks",
+                         (json_int_t)d->data_blocks, "chunk_entries", RET_CHUNK_ENTRIES, "chunks", chunks);
+}
+
+/* A point whose disks all have trees (or no chunks) is written as format
+ * 2; one built without a tree (never by ret_manifest_writer) as format 1. */
+static bool point_needs_v1(const struct ret_point *p) {
+        for (size_t i = 0; i < p->n_disks; i++)
+                if (p->disks[i].n_chunks > 0 && p->disks[i].tree_levels == 0)
+                        return true;
+        return false;
 }
 
 int ret_point_commit(struct store *s, const struct ret_point *p) {
         char name[256], when[21], created[21];
         json_t *o, *disks;
 
+        bool v1 = point_needs_v1(p);
+        int r;
+
         if (!name_is_valid(p->vm))
                 return -EINVAL;
+        /* The first format-2 point raises a version-1 vault to version 2,
+         * before the point exists: a version-1 reader then refuses the
+         * vault as newer rather than skipping points it cannot read. */
+        if (!v1 && store_format_version(s) < 2 && (r = store_raise_version(s, 2)) < 0)
+                return r;
         time_format_iso(p->time, when);
         time_format_iso(time(NULL), created);
         disks = json_array();
         if (!disks)
                 return -ENOMEM;
         for (size_t i = 0; i < p->n_disks; i++) {
-                json_t *d = disk_to_json(&p->disks[i]);
+                json_t *d = disk_to_json(&p->disks[i], v1);
                 if (!d || json_array_append_new(disks, d) < 0) {
                         json_decref(disks);
                         return -ENOMEM;
                 }
         }
-        o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:I, s:s, s:o}", "format", POINT_FORMAT, "vm", p->vm,
+        o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s?, s:I, s:s, s:o}", "format", v1 ? 1 : POINT_FORMAT, "vm", p->vm,
                       "id", p->id, "time", when, "type", p->app ? "app" : "crash", "group", p->group,
                       "block_size", (json_int_t)p->block_size, "created", created, "disks", disks);
         /* Optional lineage (reprotect): only written when set. */
@@ -95,26 +122,47 @@ int ret_put_json(struct store *s, const char *name, json_t *o, bool exclusive) {
         return store_put_object(s, name, text, strlen(text), exclusive);
 }
 
-static int disk_from_json(json_t *o, struct ret_disk *d) {
+/* A format-2 disk's tree fields into d (chunks stay NULL). */
+static int tree_from_json(json_t *o, struct ret_disk *d) {
+        json_t *tree = NULL;
+        json_int_t levels, fanout;
+
+        if (json_unpack(o, "{s:o, s:I, s:I}", "tree", &tree, "tree_levels", &levels, "tree_fanout", &fanout) < 0 ||
+            fanout < 2 || fanout > RET_TREE_FANOUT_MAX || levels < 0 ||
+            (unsigned)levels != ret_tree_levels(d->n_chunks, (unsigned)fanout))
+                return -EBADMSG;
+        d->tree_levels = (unsigned)levels;
+        d->tree_fanout = (unsigned)fanout;
+        if (levels == 0)
+                return json_is_null(tree) ? 0 : -EBADMSG;
+        if (!json_is_string(tree) || strlen(json_string_value(tree)) != 2 * STORE_HASH_SIZE ||
+            hex_decode(json_string_value(tree), d->tree.b, STORE_HASH_SIZE) < 0)
+                return -EBADMSG;
+        return 0;
+}
+
+static int disk_from_json(json_t *o, struct ret_disk *d, int fmt) {
         const char *name, *format = "raw";
         json_int_t size, blocks, data_blocks = 0, entries;
-        json_t *chunks, *c;
+        json_t *chunks = NULL, *c;
         size_t i;
 
-        if (json_unpack(o, "{s:s, s:I, s?s, s:I, s?I, s:I, s:o}", "name", &name, "size", &size, "format", &format,
+        if (json_unpack(o, "{s:s, s:I, s?s, s:I, s?I, s:I, s?o}", "name", &name, "size", &size, "format", &format,
                         "blocks", &blocks, "data_blocks", &data_blocks, "chunk_entries", &entries, "chunks",
                         &chunks) < 0)
                 return -EBADMSG;
-        if (!name_is_valid(name) || size < 0 || blocks < 0 || entries != RET_CHUNK_ENTRIES ||
-            !json_is_array(chunks) ||
-            json_array_size(chunks) != (size_t)DIV_ROUND_UP((uint64_t)blocks, RET_CHUNK_ENTRIES))
+        if (!name_is_valid(name) || size < 0 || blocks < 0 || entries != RET_CHUNK_ENTRIES)
                 return -EBADMSG;
         snprintf(d->name, sizeof d->name, "%s", name);
         snprintf(d->format, sizeof d->format, "%s", format);
         d->size = (uint64_t)size;
         d->n_blocks = (uint64_t)blocks;
         d->data_blocks = (uint64_t)data_blocks;
-        d->n_chunks = json_array_size(chunks);
+        d->n_chunks = (size_t)DIV_ROUND_UP((uint64_t)blocks, RET_CHUNK_ENTRIES);
+        if (fmt >= 2)
+                return chunks ? -EBADMSG : tree_from_json(o, d);
+        if (!json_is_array(chunks) || json_array_size(chunks) != d->n_chunks)
+                return -EBADMSG;
         d->chunks = calloc(MAX(d->n_chunks, 1), sizeof *d->chunks);
         if (!d->chunks)
                 return -ENOMEM;
@@ -153,6 +201,8 @@ int ret_point_parse(const char *text, struct ret_point **ret) {
         if (json_unpack(o, "{s:I, s:s, s:s, s:s, s?o, s:I, s:o}", "format", &fmt, "vm", &vm, "id", &id, "type",
                         &type, "group", &jgroup, "block_size", &bs, "disks", &disks) < 0)
                 goto out;
+        if (fmt < 1)
+                goto out;
         if (fmt > POINT_FORMAT) {
                 r = -EPROTONOSUPPORT;
                 goto out;
@@ -189,7 +239,7 @@ int ret_point_parse(const char *text, struct ret_point **ret) {
                 goto out;
         }
         json_array_foreach(disks, i, d) {
-                r = disk_from_json(d, &p->disks[i]);
+                r = disk_from_json(d, &p->disks[i], (int)fmt);
                 p->n_disks = i + 1;
                 if (r < 0)
                         goto out;
@@ -202,7 +252,8 @@ out:
         return r;
 }
 
-int ret_point_load(struct store *s, const char *vm, const char *id, struct ret_point **ret) {
+/* Point vm/id as stored: a summary (format-2 disks without chunks). */
+static int point_load_summary(struct store *s, const char *vm, const char *id, struct ret_point **ret) {
         _cleanup_free_ char *text = NULL;
         char name[256];
         int r;
@@ -219,6 +270,29 @@ int ret_point_load(struct store *s, const char *vm, const char *id, struct ret_p
                 return -EBADMSG;
         }
         return r;
+}
+
+int ret_point_load(struct store *s, const char *vm, const char *id, struct ret_point **ret) {
+        struct ret_point *p;
+        int r = point_load_summary(s, vm, id, &p);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p->n_disks; i++) {
+                struct ret_disk *d = &p->disks[i];
+                if (d->chunks || d->n_chunks == 0)
+                        continue;
+                /* A missing node leaves its chunks unreadable (-ENOENT when
+                 * read), not the point: it is shown, and what reads it
+                 * names the missing range. */
+                r = ret_tree_load_marked(s, d, true, &d->chunks);
+                if (r < 0) {
+                        ret_point_free(p);
+                        return r;
+                }
+        }
+        *ret = p;
+        return 0;
 }
 
 struct list_ctx {
@@ -243,7 +317,7 @@ static int list_cb(void *userdata, const char *name, uint64_t size) {
         vm[slash - p] = 0;
         memcpy(id, slash + 1, POINT_ID_LEN);
         id[POINT_ID_LEN] = 0;
-        r = ret_point_load(c->s, vm, id, &pt);
+        r = point_load_summary(c->s, vm, id, &pt);
         if (r == -ENOENT)
                 return 0; /* removed since the listing */
         if (r < 0) {
@@ -310,9 +384,7 @@ int ret_point_resolve(struct store *s, const char *vm, const char *spec, struct 
         r = -ENOENT;
         for (size_t i = n; i-- > 0;)
                 if (!app || v[i]->app) {
-                        *ret = v[i];
-                        v[i] = NULL;
-                        r = 0;
+                        r = ret_point_load(s, v[i]->vm, v[i]->id, ret); /* with its chunk lists */
                         break;
                 }
         ret_points_free(v, n);

@@ -3,11 +3,15 @@
  * Manifest chunks: RET_CHUNK_ENTRIES block checksums (16 bytes each),
  * stored as blobs of kind STORE_KIND_MANIFEST, named by their own XXH3-128.
  * Chunk i covers blocks [i * RET_CHUNK_ENTRIES, (i + 1) * RET_CHUNK_ENTRIES).
+ * The writer also stores the tree over the chunk list (tree.c); a reader
+ * of a disk without its chunk list (a point summary) finds chunks through
+ * the tree, one level-1 node at a time.
  */
 #include <string.h>
 
 #include "common.h"
 #include "retention.h"
+#include "retention_i.h"
 
 struct ret_manifest_writer {
         struct store_writer *w;
@@ -85,6 +89,10 @@ int ret_manifest_writer_finish(struct ret_manifest_writer *m, struct ret_disk *d
                 if (r < 0)
                         return r;
         }
+        r = ret_tree_store(m->w, m->c, m->chunks, m->n_chunks, RET_TREE_FANOUT, &d->tree, &d->tree_levels);
+        if (r < 0)
+                return r;
+        d->tree_fanout = RET_TREE_FANOUT;
         d->chunks = TAKE_PTR(m->chunks);
         d->n_chunks = m->n_chunks;
         m->n_chunks = m->cap = 0;
@@ -98,6 +106,8 @@ struct ret_manifest {
         size_t loaded;                 /* chunk index in cur, or SIZE_MAX */
         struct hash128 cur[RET_CHUNK_ENTRIES];
         size_t n_cur;
+        struct hash128 *leaf;          /* without d->chunks: a level-1 tree node */
+        size_t leaf_first, leaf_n;     /* the chunks it lists; leaf_n 0: none */
 };
 
 int ret_manifest_open(struct store *s, const struct ret_disk *d, struct ret_manifest **ret) {
@@ -110,6 +120,11 @@ int ret_manifest_open(struct store *s, const struct ret_disk *d, struct ret_mani
                 free(m);
                 return r;
         }
+        if (!d->chunks && d->n_chunks > 0 &&
+            !(m->leaf = malloc((size_t)MAX(d->tree_fanout, 1u) * sizeof *m->leaf))) {
+                ret_manifest_free(m);
+                return -ENOMEM;
+        }
         m->s = s;
         m->d = d;
         m->loaded = SIZE_MAX;
@@ -121,10 +136,32 @@ void ret_manifest_free(struct ret_manifest *m) {
         if (!m)
                 return;
         store_codec_free(m->c);
+        free(m->leaf);
         free(m);
 }
 
+/* The checksum of chunk ci: from the chunk list, or through the tree. */
+static int chunk_hash(struct ret_manifest *m, size_t ci, const struct hash128 **ret) {
+        const struct ret_disk *d = m->d;
+        int r;
+
+        if (d->chunks) {
+                *ret = &d->chunks[ci];
+                return 0;
+        }
+        if (m->leaf_n == 0 || ci < m->leaf_first || ci >= m->leaf_first + m->leaf_n) {
+                m->leaf_n = 0;
+                r = ret_tree_leaf(m->s, m->c, d, ci, m->leaf, &m->leaf_n);
+                if (r < 0)
+                        return r;
+                m->leaf_first = ci - ci % d->tree_fanout;
+        }
+        *ret = &m->leaf[ci - m->leaf_first];
+        return 0;
+}
+
 int ret_manifest_get(struct ret_manifest *m, uint64_t i, struct hash128 *ret) {
+        const struct hash128 *ch;
         size_t ci, expect, len;
         int r;
 
@@ -133,7 +170,10 @@ int ret_manifest_get(struct ret_manifest *m, uint64_t i, struct hash128 *ret) {
         ci = (size_t)(i / RET_CHUNK_ENTRIES);
         if (ci != m->loaded) {
                 expect = (size_t)MIN((uint64_t)RET_CHUNK_ENTRIES, m->d->n_blocks - (uint64_t)ci * RET_CHUNK_ENTRIES);
-                r = store_read_blob(m->s, m->c, &m->d->chunks[ci], m->cur, sizeof m->cur, &len);
+                r = chunk_hash(m, ci, &ch);
+                if (r < 0)
+                        return r;
+                r = store_read_blob(m->s, m->c, ch, m->cur, sizeof m->cur, &len);
                 if (r < 0)
                         return r == -ENOBUFS ? -EBADMSG : r;
                 if (len != expect * sizeof(struct hash128))

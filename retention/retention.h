@@ -5,7 +5,10 @@
  * visible exactly when that object exists and two writers can never
  * replace each other's point. Each disk's manifest (its block checksums
  * in order) is stored as content-addressed manifest chunks in packs, so
- * consecutive points share the chunks that did not change.
+ * consecutive points share the chunks that did not change. From format
+ * version 2 the chunk list itself is a tree of content-addressed nodes
+ * (tree.c) and a point names only its root, so a point object stays small
+ * and a new point stores only the nodes on the paths to changed chunks.
  *
  * Thread rule: struct ret_point is plain data; struct ret_manifest_writer
  * and struct ret_manifest are one per thread.
@@ -22,6 +25,8 @@
 #include "store.h"
 
 #define RET_CHUNK_ENTRIES 512 /* block checksums per manifest chunk */
+#define RET_TREE_FANOUT 256   /* child checksums per manifest tree node, as written */
+#define RET_TREE_FANOUT_MAX 4096 /* the most a reader accepts */
 
 struct ret_disk {
         char name[65];
@@ -30,7 +35,15 @@ struct ret_disk {
         uint64_t n_blocks;
         uint64_t data_blocks;     /* non-zero blocks */
         size_t n_chunks;
-        struct hash128 *chunks;   /* manifest chunk checksums, in order */
+        /* Manifest chunk checksums, in order. NULL in a point summary (out
+         * of ret_points_list() for a version-2 point): ret_manifest_*,
+         * ret_disk_diff and ret_disk_meta_walk read the tree then. */
+        struct hash128 *chunks;
+        /* The chunk tree (version-2 points): levels 0 when there is none
+         * (a version-1 point, or a disk without blocks). */
+        struct hash128 tree;      /* root node's checksum */
+        unsigned tree_levels;     /* 1: the root lists the chunks */
+        unsigned tree_fanout;     /* children per node (the last of a level may have fewer) */
 };
 
 struct ret_point {
@@ -53,10 +66,16 @@ int ret_point_commit(struct store *s, const struct ret_point *p);
 /* Parse a point object's text. -EBADMSG when it is not a valid point,
  * -EPROTONOSUPPORT a newer point format. */
 int ret_point_parse(const char *text, struct ret_point **ret);
-/* Load one point. -ENOENT if absent. *ret owned by the caller. */
+/* Load one point, its disks' chunk lists read (from their trees) into
+ * chunks. A tree node missing from the vault does not fail the load: the
+ * chunks under it read as missing (-ENOENT from ret_manifest_get), as a
+ * missing chunk does. -ENOENT if absent, -EBADMSG (also a damaged node).
+ * *ret owned by the caller. */
 int ret_point_load(struct store *s, const char *vm, const char *id, struct ret_point **ret);
 /* All points (of vm, or of every VM when vm is NULL), sorted by VM then
- * ID. *ret is an array of *ret_n pointers; free with ret_points_free(). */
+ * ID, as summaries: one read per point object, no tree read, so a
+ * version-2 point's disks have chunks NULL (see struct ret_disk). *ret is
+ * an array of *ret_n pointers; free with ret_points_free(). */
 int ret_points_list(struct store *s, const char *vm, struct ret_point ***ret, size_t *ret_n);
 void ret_points_free(struct ret_point **v, size_t n);
 /* Resolve "latest", "latest-app" or an ID for vm. -ENOENT with nothing
@@ -72,20 +91,25 @@ struct store_codec;
 /* Collects block checksums in order and stores full chunks through w. */
 int ret_manifest_writer_new(struct store_writer *w, struct store_codec *c, struct ret_manifest_writer **ret);
 int ret_manifest_writer_add(struct ret_manifest_writer *m, const struct hash128 *h);
-/* Store the last chunk; move the chunk list into d (n_chunks, chunks). */
+/* Store the last chunk and the chunk tree's nodes; move the chunk list
+ * into d (n_chunks, chunks) and set its tree (tree, tree_levels,
+ * tree_fanout). */
 int ret_manifest_writer_finish(struct ret_manifest_writer *m, struct ret_disk *d);
 void ret_manifest_writer_free(struct ret_manifest_writer *m);
 
-/* Reads a disk's manifest chunk by chunk (only one chunk in memory). */
+/* Reads a disk's manifest chunk by chunk (only one chunk, and for a disk
+ * without its chunk list one tree node per level, in memory). */
 struct ret_manifest;
 int ret_manifest_open(struct store *s, const struct ret_disk *d, struct ret_manifest **ret);
 /* Checksum of block i (zero hash for an all-zero block). -ENOENT past
- * the end, -EBADMSG damaged chunk. */
+ * the end or a missing chunk or tree node, -EBADMSG damaged chunk or
+ * node. */
 int ret_manifest_get(struct ret_manifest *m, uint64_t i, struct hash128 *ret);
 void ret_manifest_free(struct ret_manifest *m);
 
 /* ---- comparisons (diff.c) ---- */
-/* Whether manifest chunk ci of d holds only zero blocks (true past the end). */
+/* Whether manifest chunk ci of d holds only zero blocks (true past the
+ * end; false when d is a summary without its chunk list). */
 bool ret_chunk_is_zero(const struct ret_disk *d, size_t ci);
 /* Called with each extent, in bytes, in order; non-zero stops the walk
  * and is returned. */
@@ -94,9 +118,38 @@ typedef int (*ret_extent_fn)(void *userdata, uint64_t start, uint64_t length);
  * (block_size bytes; the last one clipped to b's size), merged, in order.
  * a NULL (no earlier disk): b's non-zero blocks. Blocks past the end of a
  * disk count as zeros. Chunks with equal checksums are skipped without
- * being read. 0, -errno of reading a manifest chunk, or cb's value. */
+ * being read, and so are equal tree subtrees (two version-2 disks of one
+ * shape): a diff reads only the nodes and chunks on changed paths. 0,
+ * -errno of reading a manifest chunk or tree node, or cb's value. */
 int ret_disk_diff(struct store *s, const struct ret_disk *a, const struct ret_disk *b, uint32_t block_size,
                   ret_extent_fn cb, void *userdata);
+/* ---- manifest trees (tree.c) ----
+ * Level 1 nodes list the chunk checksums, node j covering chunks
+ * [j * fanout, (j + 1) * fanout); a level L + 1 node lists level L node
+ * checksums the same way; the top level is one node, the root. Nodes are
+ * blobs of kind STORE_KIND_TREE. */
+/* Levels of a tree over n chunks (0 for n 0). */
+unsigned ret_tree_levels(size_t n, unsigned fanout);
+/* Store the tree over chunks[0..n) through w (nodes the vault has are
+ * not stored again); root and levels out. 0 or -errno. */
+int ret_tree_store(struct store_writer *w, struct store_codec *c, const struct hash128 *chunks, size_t n,
+                   unsigned fanout, struct hash128 *ret_root, unsigned *ret_levels);
+/* Read d's whole chunk list from its tree: *ret malloc'd, d->n_chunks
+ * entries. -ENOENT missing node, -EBADMSG damaged or misshapen node. */
+int ret_tree_load(struct store *s, const struct ret_disk *d, struct hash128 **ret);
+/* The checksum of chunk ci of d, read through the tree (tree_levels
+ * node reads). -ENOENT past the end or a missing node, -EBADMSG. */
+int ret_tree_get(struct store *s, const struct ret_disk *d, size_t ci, struct hash128 *ret);
+
+/* ---- metadata walk (walk.c) ----
+ * Call fn with the checksum of every metadata blob d needs: its tree
+ * nodes (each before its children) and its manifest chunks, in order; a
+ * node equal to the one before it on its level is yielded without its
+ * children again. Not data blocks, not the zero hash. 0, -errno of
+ * reading a node, or fn's non-zero value (which stops the walk). */
+int ret_disk_meta_walk(struct store *s, const struct ret_disk *d, int (*fn)(void *ud, const struct hash128 *h),
+                       void *ud);
+
 /* ---- policy (policy.c) ----
  * How long points are kept and how they are thinned. Stored in the vault
  * as versioned objects: "policy/default.json" (the vault's default) and

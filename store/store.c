@@ -32,6 +32,7 @@ void hash_to_hex(const struct hash128 *h, char out[static 2 * STORE_HASH_SIZE + 
 }
 
 uint32_t store_block_size(const struct store *s) { return s->block_size; }
+uint32_t store_format_version(const struct store *s) { return s->version; }
 int store_level(const struct store *s) { return s->level; }
 const char *store_url(const struct store *s) { return s->url; }
 bool store_remote(const struct store *s) { return s->b->ops->remote; }
@@ -144,6 +145,7 @@ static int parse_config(struct store *s, const char *text) {
         if (level < 0 || level > 19)
                 goto out;
         s->block_size = (uint32_t)bs;
+        s->version = (uint32_t)version;
         s->level = (int)level;
         r = 0;
 out:
@@ -199,6 +201,32 @@ int store_open_with(const char *url, const struct store_options *o, struct store
         return 0;
 fail:
         store_free(s);
+        return r;
+}
+
+int store_raise_version(struct store *s, uint32_t version) {
+        _cleanup_free_ char *text = NULL, *out = NULL;
+        json_error_t err;
+        json_t *cfg;
+        int r;
+
+        if (version <= s->version || version > STORE_FORMAT_VERSION)
+                return -EINVAL;
+        r = s->b->ops->get(s->b, CONFIG_NAME, &text, NULL);
+        if (r < 0)
+                return r;
+        cfg = json_loads(text, 0, &err);
+        if (!cfg || json_object_set_new(cfg, "version", json_integer(version)) < 0) {
+                json_decref(cfg);
+                return cfg ? -ENOMEM : -EMEDIUMTYPE;
+        }
+        out = json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(cfg);
+        if (!out)
+                return -ENOMEM;
+        r = s->b->ops->put(s->b, CONFIG_NAME, out, strlen(out), 0);
+        if (r >= 0)
+                s->version = version;
         return r;
 }
 

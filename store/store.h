@@ -29,7 +29,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#define STORE_FORMAT_VERSION 1
+/* Version 2: manifest chunk lists stored as trees (docs/FORMAT.md "Manifest
+ * trees"); version-1 vaults are read and raised to 2 by their first new point. */
+#define STORE_FORMAT_VERSION 2
 #define STORE_HASH_SIZE 16
 #define STORE_MIN_BLOCK_SIZE 4096u
 #define STORE_MAX_BLOCK_SIZE (4u << 20)
@@ -45,6 +47,7 @@ struct hash128 {
 enum store_kind {
         STORE_KIND_DATA = 0,     /* a disk block */
         STORE_KIND_MANIFEST = 1, /* a manifest chunk */
+        STORE_KIND_TREE = 2,     /* a manifest tree node (format version 2) */
 };
 
 struct store;
@@ -132,6 +135,12 @@ int store_open_with(const char *url, const struct store_options *o, struct store
 const char *store_error_hint(const char *url, int r);
 void store_free(struct store *s);
 uint32_t store_block_size(const struct store *s);
+/* The vault's format version (config.json "version") as opened. */
+uint32_t store_format_version(const struct store *s);
+/* Raise config.json's "version" to version (> the current one, at most
+ * STORE_FORMAT_VERSION); every other field is kept. A plain put: two
+ * writers raising it at once write the same thing. 0 or -errno. */
+int store_raise_version(struct store *s, uint32_t version);
 int store_level(const struct store *s);
 const char *store_url(const struct store *s);
 /* Whether reads wait on a network (then more in flight than cores pay). */

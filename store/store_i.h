@@ -22,6 +22,7 @@ struct store {
         struct backend *b;
         char *url;
         uint32_t block_size;
+        uint32_t version;      /* config.json "version" */
         int level;
         pthread_rwlock_t idx_lock; /* protects segs, n_segs */
         struct segment *segs;

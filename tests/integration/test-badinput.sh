@@ -110,8 +110,8 @@ notvault "a directory with a foreign config.json" "$T/otherjson"
 
 # --- a vault of a newer format version ---------------------------------------------
 vault_cat "$V" config.json >"$T/config.json" || fail "the vault has no config.json"
-python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["version"] == 1, c' "$T/config.json" ||
-    fail "config.json has no top-level \"version\": 1: $(cat "$T/config.json")"
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["version"] == 2, c' "$T/config.json" ||
+    fail "config.json has no top-level \"version\": 2: $(cat "$T/config.json")"
 python3 - "$T/config.json" <<'EOF'
 import json, sys
 p = sys.argv[1]

@@ -72,11 +72,11 @@ int main(void) {
         CHECK(store_open(vault, &s) == 0);
 
         CHECK(make_point(s, "web01", "20261122T101500Z", false, 3000, 0, &blobs1) == 0);
-        CHECK(blobs1 == 6); /* ceil(3000/512) chunks */
+        CHECK(blobs1 == 7); /* ceil(3000/512) chunks and their tree (one root node) */
         CHECK(make_point(s, "web01", "20261122T101500Z", false, 10, 0, NULL) == -EEXIST);
-        /* One changed block: only its chunk is new. */
+        /* One changed block: only its chunk and the root node are new. */
         CHECK(make_point(s, "web01", "20261122T103000Z", true, 3000, 1, &blobs2) == 0);
-        CHECK(blobs2 == 1);
+        CHECK(blobs2 == 2);
         CHECK(make_point(s, "web01", "20261122T104500Z", false, 3000, 2, NULL) == 0);
         CHECK(make_point(s, "db01", "20261122T090000Z", false, 10, 0, NULL) == 0);
 

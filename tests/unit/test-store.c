@@ -144,7 +144,7 @@ int main(void) {
 
         /* Newer format version refused; garbage config refused. */
         store_free(s);
-        snprintf(cmd, sizeof cmd, "sed -i 's/\"version\": 1/\"version\": 99/' %s/config.json", vault);
+        snprintf(cmd, sizeof cmd, "sed -i 's/\"version\": [0-9]*/\"version\": 99/' %s/config.json", vault);
         CHECK(system(cmd) == 0);
         CHECK(store_open(vault, &s) == -EPROTONOSUPPORT);
         snprintf(cmd, sizeof cmd, "echo garbage > %s/config.json", vault);
