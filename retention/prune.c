@@ -36,7 +36,7 @@ static int drop_point(struct store *s, const struct ret_point *p, time_t now) {
 
 /* One VM's points v[0..n) (sorted oldest first). */
 static int prune_vm(struct store *s, struct ret_point **v, size_t n, time_t now, bool dry_run, ret_prune_cb cb,
-                    void *userdata, size_t *dropped) {
+                    void *userdata, size_t *dropped, bool *gone) {
         _cleanup_free_ struct ret_thin_point *t = calloc(MAX(n, 1), sizeof *t);
         struct ret_policy pol;
         int r;
@@ -72,6 +72,7 @@ static int prune_vm(struct store *s, struct ret_point **v, size_t n, time_t now,
                         if (r < 0)
                                 return r;
                         it.dropped = r > 0;
+                        gone[i] = it.dropped;
                         if (r == 0)
                                 it.keep = RET_KEEP_PINNED;
                         *dropped += it.dropped;
@@ -91,8 +92,10 @@ static bool vm_selected(const char *vm, const char *const *vms, size_t n_vms) {
         return false;
 }
 
-int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
-                     ret_prune_cb cb, void *userdata, size_t *ret_dropped) {
+static int prune_all(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
+                     ret_prune_cb cb, void *userdata, size_t *ret_dropped, const struct store_gc_options *gc,
+                     struct store_gc_report *gc_rep) {
+        _cleanup_free_ bool *gone = NULL;
         struct ret_point **v = NULL;
         size_t n = 0, dropped = 0;
         int r;
@@ -100,16 +103,43 @@ int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time
         r = ret_points_list(s, n_vms == 1 ? vms[0] : NULL, &v, &n);
         if (r < 0)
                 return r;
+        if (!(gone = calloc(MAX(n, 1), sizeof *gone))) {
+                ret_points_free(v, n);
+                return -ENOMEM;
+        }
         for (size_t a = 0; a < n && r >= 0;) {
                 size_t b = a + 1;
                 while (b < n && strcmp(v[b]->vm, v[a]->vm) == 0)
                         b++;
                 if (vm_selected(v[a]->vm, vms, n_vms))
-                        r = prune_vm(s, v + a, b - a, now, dry_run, cb, userdata, &dropped);
+                        r = prune_vm(s, v + a, b - a, now, dry_run, cb, userdata, &dropped, gone + a);
                 a = b;
         }
-        ret_points_free(v, n);
         if (ret_dropped)
                 *ret_dropped = dropped;
+        if (r >= 0 && gc) {
+                /* a dry run's points are still there: the mark skips the
+                 * ones that would go */
+                _cleanup_free_ const struct ret_point **skip = calloc(MAX(n, 1), sizeof *skip);
+                size_t n_skip = 0;
+                if (!skip)
+                        r = -ENOMEM;
+                for (size_t i = 0; r >= 0 && dry_run && i < n; i++)
+                        if (gone[i])
+                                skip[n_skip++] = v[i];
+                if (r >= 0)
+                        r = ret_gc(s, gc, skip, n_skip, gc_rep);
+        }
+        ret_points_free(v, n);
         return r < 0 ? r : 0;
+}
+
+int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
+                     ret_prune_cb cb, void *userdata, size_t *ret_dropped) {
+        return prune_all(s, vms, n_vms, now, dry_run, cb, userdata, ret_dropped, NULL, NULL);
+}
+
+int ret_prune(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run, ret_prune_cb cb,
+              void *userdata, size_t *ret_dropped, const struct store_gc_options *gc, struct store_gc_report *gc_rep) {
+        return prune_all(s, vms, n_vms, now, dry_run, cb, userdata, ret_dropped, gc, gc_rep);
 }

@@ -236,3 +236,22 @@ typedef int (*ret_prune_cb)(void *userdata, const struct ret_prune_item *it);
  * the first vault error (points already removed stay removed). */
 int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
                      ret_prune_cb cb, void *userdata, size_t *ret_dropped);
+/* The same, then (gc not NULL) garbage collection of the whole vault
+ * (ret_gc; a dry run's mark leaves out the points that would go) into
+ * *gc_rep. */
+int ret_prune(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run, ret_prune_cb cb,
+              void *userdata, size_t *ret_dropped, const struct store_gc_options *gc, struct store_gc_report *gc_rep);
+
+/* ---- garbage collection (walk.c) ---- */
+/* Call fn with the checksum of every metadata blob of disk d (in format
+ * 1, its manifest chunks), in order; a negative return stops the walk
+ * and is returned. The one way to enumerate them: a garbage collector
+ * marks through this, never through the chunk list itself. */
+int ret_disk_meta_walk(struct store *s, const struct ret_disk *d, int (*fn)(void *ud, const struct hash128 *h),
+                       void *ud);
+/* Collect the vault's garbage (store_gc): live are the metadata blobs and
+ * non-zero blocks of every point of every VM, except the points skip[0..
+ * n_skip) (a dry run's points that would go). A damaged manifest fails
+ * the collection (nothing is deleted on doubt). 0 or -errno. */
+int ret_gc(struct store *s, const struct store_gc_options *o, const struct ret_point *const *skip, size_t n_skip,
+           struct store_gc_report *ret);

@@ -388,6 +388,11 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
                 goto out;
         }
         store_writer_stats(w, &res->stored_bytes, NULL);
+        r = store_writer_check(w);
+        if (r < 0) {
+                vault_error(s, r, "the writer session lapsed (a garbage collection may have ended it); not committing");
+                goto out;
+        }
         r = ret_point_commit(s, &pt);
         if (r == -EEXIST)
                 goto out;
