@@ -136,6 +136,9 @@ static int count_cb(void *ud, const struct hash128 *h, const struct blob_loc *lo
         const struct blob_loc *c = gc_choose(locs, n);
         struct gc_pack *pk;
 
+        for (size_t i = 0; i < n; i++)
+                if ((pk = gc_packs_find(&p->packs, locs[i].pack_id)))
+                        pk->blob_bytes += locs[i].len;
         if (!is_live(p, h)) {
                 p->rep->dead_blobs += n;
                 for (size_t i = 0; i < n; i++)
@@ -159,7 +162,13 @@ static int count_cb(void *ud, const struct hash128 *h, const struct blob_loc *lo
 static void decide(struct plan *p) {
         for (size_t i = 0; i < p->packs.n; i++) {
                 struct gc_pack *pk = &p->packs.v[i];
-                double dead = pk->size ? (double)(pk->size - MIN(pk->live_bytes, pk->size)) / (double)pk->size : 0;
+                /* the dead share of its blobs (the table and header are
+                 * overhead, not garbage) */
+                double dead = pk->blob_bytes ? (double)(pk->blob_bytes - MIN(pk->live_bytes, pk->blob_bytes)) /
+                                                       (double)pk->blob_bytes
+                                             : 0;
+                uint64_t rewritten = PACK_HDR_SIZE + PACK_FOOTER_SIZE + pk->live_bytes +
+                                     (uint64_t)PACK_ENTRY_SIZE * pk->live_blobs;
 
                 p->rep->packs++;
                 p->rep->pack_bytes += pk->size;
@@ -177,7 +186,7 @@ static void decide(struct plan *p) {
                 } else if (pk->fate == GC_REWRITE) {
                         p->rep->packs_rewritten++;
                         p->rep->bytes_copied += pk->live_bytes;
-                        p->rep->freed_bytes += pk->size - MIN(pk->live_bytes, pk->size);
+                        p->rep->freed_bytes += pk->size - MIN(rewritten, pk->size);
                 } else
                         p->kept_entries += pk->live_blobs;
         }

@@ -91,6 +91,7 @@ int store_gc_state_load(struct store *s);
 enum { GC_KEEP = 0, GC_DELETE = 1, GC_REWRITE = 2 };
 struct gc_pack {
         uint64_t id, size, live_bytes, live_blobs;
+        uint64_t blob_bytes; /* of every blob the index places in it */
         int fate;
         bool indexed;  /* named by a segment (sweep) */
 };
