@@ -384,7 +384,8 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         r = store_writer_flush(w);
         log_debug("replicate: vault flushed after %.2fs", now_monotonic() - t0);
         if (r < 0) {
-                vault_error(s, r, "writing to the vault failed");
+                vault_error(s, r, r == -ESTALE ? "the writer session lapsed (a garbage collection may have ended it); not committing"
+                                               : "writing to the vault failed");
                 goto out;
         }
         store_writer_stats(w, &res->stored_bytes, NULL);
