@@ -167,8 +167,32 @@ static void test_sweep(const char *vault) {
         CHECK(count(s, "gc/") == 0);
 
         o.dry_run = false;
+        struct store *old, *old2;
+        struct store_codec *oc;
+        CHECK(store_open(vault, &old) == 0); /* readers opened before the GC */
+        CHECK(store_open(vault, &old2) == 0);
+        CHECK(store_codec_new(old, &oc) == 0);
         CHECK(store_gc(s, &o, mark_live, &l, &rep) == 0);
         CHECK(!rep.deferred && !rep.busy);
+        /* its index names packs that are gone: it reloads and reads on */
+        for (uint64_t i = 0; i < 10; i++)
+                CHECK(reads(old, oc, i));
+        {
+                static uint8_t p[4096];
+                struct store_fetch f[20];
+                for (int i = 0; i < 20; i++) {
+                        blob(i < 10 ? (uint64_t)i : 290 - (uint64_t)i, p, &f[i].h);
+                        f[i].buf = malloc(4096);
+                }
+                CHECK(store_fetch_blocks(old2, oc, f, 20) == 0);
+                for (int i = 0; i < 20; i++) {
+                        CHECK(f[i].result == 0);
+                        free(f[i].buf);
+                }
+        }
+        store_codec_free(oc);
+        store_free(old);
+        store_free(old2);
         CHECK(count(s, "packs/") == 2); /* C and the rewrite of A */
         CHECK(count(s, "index/") == 2); /* merged + the rewrite's */
         CHECK(count(s, "gc/") == 0);
