@@ -35,7 +35,13 @@ struct store_gc_mark {
         uint8_t *map;
         uint64_t count;
         bool finished, in_memory;
+        struct store *lock_store; /* renew its GC lock while marking */
+        uint64_t adds;
 };
+
+void store_gc_mark_renew_lock(struct store_gc_mark *m, struct store *s) {
+        m->lock_store = s;
+}
 
 void store_blob_name(const struct store *s, const struct hash128 *plain, struct hash128 *name) {
         (void)s; /* plain vaults: a blob is filed under its checksum */
@@ -272,6 +278,8 @@ int store_gc_mark_add(struct store_gc_mark *m, const struct hash128 *plain) {
         if (hash_is_zero(plain))
                 return 0;
         store_blob_name(m->s, plain, &name);
+        if (m->lock_store && (++m->adds & 0xffff) == 0)
+                gc_lock_renew_due(m->lock_store);
         memcpy(m->buf + m->n * 16, name.b, 16);
         if (++m->n < MARK_BUF)
                 return 0;

@@ -180,7 +180,7 @@ int gc_holder_put(struct store *s, const char *name, uint32_t ttl, bool exclusiv
         return store_put_object(s, name, text, strlen(text), exclusive);
 }
 
-int gc_holder_alive(struct store *s, const char *name, time_t now) {
+int gc_holder_alive(struct store *s, const char *name, time_t now, bool pid_keeps) {
         _cleanup_free_ char *text = NULL;
         json_int_t expires = 0, pid = 0;
         const char *host = NULL;
@@ -204,9 +204,12 @@ int gc_holder_alive(struct store *s, const char *name, time_t now) {
         for (char *p = me; *p; p++)
                 if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
                         *p = '_';
-        /* A holder of this host whose process is gone has ended. */
-        if (alive && host && pid > 0 && strcmp(host, me) == 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-                alive = 0;
+        /* A holder of this host whose process is gone has ended (and, with
+         * pid_keeps, one whose process runs has not). */
+        if (host && pid > 0 && strcmp(host, me) == 0) {
+                bool runs = !(kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+                alive = runs && (alive || pid_keeps);
+        }
         json_decref(o);
         return alive;
 }

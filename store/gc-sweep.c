@@ -63,7 +63,7 @@ static int sessions_ended(struct store *s, struct gc_record *rec) {
                         return r;
         }
         for (size_t i = 0; i < rec->n_sessions; i++) {
-                r = gc_holder_alive(s, rec->sessions[i], now);
+                r = gc_holder_alive(s, rec->sessions[i], now, false);
                 if (r < 0)
                         return r;
                 if (r > 0) {
@@ -218,7 +218,7 @@ int gc_sweep(struct store *s, struct gc_record *rec, store_gc_mark_fn mark, void
         if (r <= 0)
                 return r;
         gc_stage(s, "sessions");
-        r = gc_run_mark(s, mark, ud, &live);
+        r = gc_run_mark(s, mark, ud, true, &live);
         if (r < 0)
                 return r;
         w.live = gc_mark_names(live, &w.n_live);

@@ -88,12 +88,14 @@ int gc_snapshot(struct store *s, bool retired, struct segment **ret, size_t *ret
         return 0;
 }
 
-int gc_run_mark(struct store *s, store_gc_mark_fn mark, void *ud, struct store_gc_mark **ret) {
+int gc_run_mark(struct store *s, store_gc_mark_fn mark, void *ud, bool lock_held, struct store_gc_mark **ret) {
         struct store_gc_mark *m;
         int r = store_gc_mark_new(s, &m);
 
         if (r < 0)
                 return r;
+        if (lock_held)
+                store_gc_mark_renew_lock(m, s);
         r = mark(ud, m);
         if (r >= 0)
                 r = store_gc_mark_finish(m);
@@ -105,9 +107,19 @@ int gc_run_mark(struct store *s, store_gc_mark_fn mark, void *ud, struct store_g
         return 0;
 }
 
+static _Thread_local double lock_renewed;
+
 void gc_stage(struct store *s, const char *stage) {
         gc_crash_point(stage);
         (void)gc_holder_put(s, GC_LOCK_NAME, gc_session_ttl(), false, NULL);
+        lock_renewed = now_monotonic();
+}
+
+void gc_lock_renew_due(struct store *s) {
+        if (now_monotonic() - lock_renewed < gc_session_ttl() / 3.0)
+                return;
+        (void)gc_holder_put(s, GC_LOCK_NAME, gc_session_ttl(), false, NULL);
+        lock_renewed = now_monotonic();
 }
 
 /* ---- the plan ---- */
@@ -299,7 +311,7 @@ static int plan_run(struct plan *p, store_gc_mark_fn mark, void *ud) {
         uint64_t estimate;
         int r;
 
-        r = gc_run_mark(p->s, mark, ud, &p->live);
+        r = gc_run_mark(p->s, mark, ud, !p->o->dry_run, &p->live);
         if (r < 0)
                 return r;
         if (!p->o->dry_run)
@@ -364,7 +376,7 @@ static int lock_take(struct store *s) {
         int r = gc_holder_put(s, GC_LOCK_NAME, gc_session_ttl(), true, NULL);
 
         if (r == -EEXIST) {
-                int alive = gc_holder_alive(s, GC_LOCK_NAME, time(NULL));
+                int alive = gc_holder_alive(s, GC_LOCK_NAME, time(NULL), true);
                 if (alive < 0)
                         return alive;
                 if (alive)

@@ -15,6 +15,8 @@
 void gc_sort16(uint8_t *v, size_t n);
 /* Drop repeats from sorted v[0..n); the new count. */
 size_t gc_unique16(uint8_t *v, size_t n);
+/* Renew s's GC lock (gc_lock_renew_due) as names are added. */
+void store_gc_mark_renew_lock(struct store_gc_mark *m, struct store *s);
 /* The sorted, unique names of a finished mark (m->map), and how many. */
 const uint8_t *gc_mark_names(const struct store_gc_mark *m, uint64_t *ret_n);
 
@@ -76,8 +78,12 @@ bool gc_u64_in(const uint64_t *v, size_t n, uint64_t x);
 int gc_holder_put(struct store *s, const char *name, uint32_t ttl, bool exclusive, int64_t *ret_expires);
 /* Whether the holder stored at name still counts at now: 1 yes, 0 no
  * (absent, expired by more than the grace, or a dead process of this
- * host), or -errno. */
-int gc_holder_alive(struct store *s, const char *name, time_t now);
+ * host), or -errno. pid_keeps: a running process of this host counts
+ * whatever its expiry (the lock: a long mark is not taken over). */
+int gc_holder_alive(struct store *s, const char *name, time_t now, bool pid_keeps);
+/* Renew the GC lock when a third of its time has passed since the last
+ * renewal (from long loops: the mark). */
+void gc_lock_renew_due(struct store *s);
 /* Seconds a session or lock lives without renewal (RPFS_GC_SESSION_TTL). */
 uint32_t gc_session_ttl(void);
 /* RPFS_GC_CRASH_AT=stage: kill the process with SIGKILL at that stage. */
@@ -105,8 +111,8 @@ struct gc_pack *gc_packs_find(const struct gc_packs *p, uint64_t id);
 /* Copies of the mapped segments whose retired flag is `retired` (valid
  * until the next reload), their total size. free() *ret. */
 int gc_snapshot(struct store *s, bool retired, struct segment **ret, size_t *ret_n, uint64_t *ret_bytes);
-/* A fresh live set through mark. */
-int gc_run_mark(struct store *s, store_gc_mark_fn mark, void *ud, struct store_gc_mark **ret);
+/* A fresh live set through mark (lock_held: renewing the GC lock). */
+int gc_run_mark(struct store *s, store_gc_mark_fn mark, void *ud, bool lock_held, struct store_gc_mark **ret);
 /* A named stage: the crash hook, and the GC lock renewed. */
 void gc_stage(struct store *s, const char *stage);
 /* Finish the pending collection rec: 1 done, 0 deferred (a writer

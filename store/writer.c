@@ -52,10 +52,14 @@ struct store_writer {
         size_t n_unpublished, cap_unpublished;
         uint64_t bytes, blobs;
 
+        /* The session: renewed by whichever thread finds it due (from
+         * store_writer_known too: a run that stores nothing still works
+         * for its point). */
         char session[64];       /* gc/sessions/<id>.json */
-        int64_t expires;        /* of the session, this host's clock */
-        double renewed;         /* now_monotonic() of the last renewal */
-        bool lost;              /* the session lapsed or was removed */
+        _Atomic int64_t expires;    /* of the session, this host's clock */
+        _Atomic int64_t renewed_ms; /* now_monotonic() of the last renewal, ms */
+        atomic_bool lost;       /* the session lapsed or was removed */
+        atomic_bool renewing;   /* a thread is renewing it */
 };
 
 static size_t slot_of(const struct hash128 *h, size_t cap) {
@@ -82,12 +86,15 @@ static int session_open(struct store_writer *w) {
         if (getrandom(&id, sizeof id, 0) != sizeof id)
                 return -errno;
         snprintf(w->session, sizeof w->session, GC_SESSION_DIR "%016llx.json", (unsigned long long)id);
-        r = gc_holder_put(w->s, w->session, gc_session_ttl(), true, &w->expires);
+        int64_t expires;
+
+        r = gc_holder_put(w->s, w->session, gc_session_ttl(), true, &expires);
         if (r < 0) {
                 w->session[0] = 0;
                 return r;
         }
-        w->renewed = now_monotonic();
+        atomic_store(&w->expires, expires);
+        atomic_store(&w->renewed_ms, (int64_t)(now_monotonic() * 1000));
         return store_gc_state_load(w->s);
 }
 
@@ -96,18 +103,23 @@ static int session_open(struct store_writer *w) {
 static void session_renew(struct store_writer *w, bool force) {
         uint32_t ttl = gc_session_ttl();
         _cleanup_free_ char *text = NULL;
+        int64_t expires;
         int r;
 
-        if (w->lost || !w->session[0] || (!force && now_monotonic() - w->renewed < ttl / 3.0))
+        if (atomic_load(&w->lost) || !w->session[0] ||
+            (!force && now_monotonic() * 1000 - (double)atomic_load(&w->renewed_ms) < ttl * 1000 / 3.0))
                 return;
+        if (atomic_exchange(&w->renewing, true))
+                return; /* another thread is at it */
         r = store_get_object(w->s, w->session, &text, NULL);
-        if (r == -ENOENT || (int64_t)time(NULL) >= w->expires) {
+        if (r == -ENOENT || (int64_t)time(NULL) >= atomic_load(&w->expires)) {
                 log_warn("writer session %s lapsed", w->session);
-                w->lost = true;
-                return;
+                atomic_store(&w->lost, true);
+        } else if (r == 0 && gc_holder_put(w->s, w->session, ttl, false, &expires) == 0) {
+                atomic_store(&w->expires, expires);
+                atomic_store(&w->renewed_ms, (int64_t)(now_monotonic() * 1000));
         }
-        if (r == 0 && gc_holder_put(w->s, w->session, ttl, false, &w->expires) == 0)
-                w->renewed = now_monotonic();
+        atomic_store(&w->renewing, false);
 }
 
 int store_writer_check(struct store_writer *w) {
@@ -118,7 +130,7 @@ int store_writer_check(struct store_writer *w) {
                 _cleanup_free_ char *text = NULL;
                 int r = store_get_object(w->s, w->session, &text, NULL);
                 if (r == -ENOENT)
-                        w->lost = true;
+                        atomic_store(&w->lost, true);
                 else if (r < 0)
                         return r;
         }
@@ -180,6 +192,7 @@ void store_writer_free(struct store_writer *w) {
 bool store_writer_known(struct store_writer *w, const struct hash128 *h) {
         bool found;
 
+        session_renew(w, false);
         if (hash_is_zero(h) || store_lookup_live(w->s, h, NULL) == 0)
                 return true;
         pthread_mutex_lock(&w->lock);
