@@ -450,6 +450,8 @@ int store_gc(struct store *s, const struct store_gc_options *o, store_gc_mark_fn
                         r = finish_pending(s, mark, userdata, &sw);
                         ret->deferred = r == 0;
                         ret->refused += sw.refused;
+                        if (r > 0)
+                                ret->segments_after = sw.segments_after;
                 }
         }
         plan_free(&p);

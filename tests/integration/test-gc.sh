@@ -9,37 +9,11 @@
 # 2. kill -9 at each named stage of a GC (RPFS_GC_CRASH_AT), with new
 #    garbage each time: check --read-data clean, every point exact, and the
 #    next prune finishes the job (no record left).
-# 3. kill -9 at 10 random moments of a prune: the same.
+# (kill -9 at random moments: test-gc-kill.sh)
 . "$(dirname "$0")/lib.sh"
 need python3
 
-MB=$(( 1024 * 1024 ))
-V=$(vault_path vault)
-ok rpfs init "$V"
-make_random "$T/disk.raw" $(( 4 * MB )) base
-declare -A SUM=()
-N=0
-new_point() {  # a new point: blocks 8..15 rewritten
-    N=$(( N + 1 ))
-    overwrite_blocks "$T/disk.raw" 65536 "p$N" 8 9 10 11 12 13 14 15
-    local id; id=$(date -u -d "2026-01-01 + $N min" +%Y%m%dT%H%M%SZ)
-    SUM[$id]=$(sum "$T/disk.raw")
-    ok rpfs replicate "$V" web --disk "$T/disk.raw" --time "$id" -q
-}
-check_all() {  # WHAT: check --read-data clean and every point exact
-    local out id
-    out=$(ok rpfs check "$V" --read-data) || fail "$1: check failed"
-    assert_contains "$out" "clean" "$1: check --read-data"
-    for id in $(point_ids "$V" web); do
-        [[ -n ${SUM[$id]:-} ]] || fail "$1: unknown point $id"
-        export_check "$V" web disk0 "${SUM[$id]}" --point "$id"
-    done
-}
-data_bytes() { vault_files "$V" | awk '$2 ~ /^(packs|index)\// {s += $1} END {printf "%.0f\n", s}'; }
-max_pack() { vault_files "$V" | awk '$2 ~ /^packs\// && $1 > m {m = $1} END {printf "%.0f\n", m}'; }
-segments() { vault_files "$V" | grep -c ' index/' || true; }
-has_record() { vault_files "$V" | grep -c ' gc/record.json' || true; }
-gc_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)["gc"][sys.argv[1]])' "$1"; }
+. "$(dirname "$0")/lib-gc.sh"
 
 for _ in 1 2 3 4 5 6 7 8; do new_point; done
 ok rpfs policy "$V" --keep-last 3 >/dev/null
@@ -82,21 +56,8 @@ for stage in marked rewritten merged condemned sessions carried segments-deleted
     check_all "killed at $stage"
     ok rpfs prune "$V" -q
     assert_eq "$(has_record)" 0 "after $stage, the next prune finished the job"
-    check_all "rerun after $stage"
 done
 
-# 3. kill -9 at random moments
-for i in $(seq 10); do
-    new_point
-    "$RPFS" prune "$V" -q >"$T/kill.out" 2>&1 &
-    pid=$!
-    sleep "$(python3 -c "import random; print(random.Random($i).uniform(0.01, 0.4))")"
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    check_all "random kill $i"
-    ok rpfs prune "$V" -q
-    assert_eq "$(has_record)" 0 "after random kill $i, the next prune finished"
-done
 check_all "end"
 assert_le "$(segments)" 3 "a handful of index segments at the end"
 expect_fail 2 rpfs prune "$V" --max-unused abc
