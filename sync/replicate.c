@@ -349,8 +349,10 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         }
 
         r = store_writer_new(s, &w);
-        if (r < 0)
+        if (r < 0) {
+                vault_error(s, r, "starting a writer session failed");
                 goto out;
+        }
         r = store_codec_new(s, &mc);
         if (r < 0)
                 goto out;
