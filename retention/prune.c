@@ -71,7 +71,7 @@ static int decide_vm(struct store *s, struct ret_point *const *v, size_t n, time
 
 /* One VM's points v[0..n), keep decided. */
 static int prune_vm(struct store *s, struct ret_point **v, size_t n, const unsigned *keep, time_t now, bool dry_run,
-                    ret_prune_cb cb, void *userdata, size_t *dropped) {
+                    ret_prune_cb cb, void *userdata, size_t *dropped, bool *gone) {
         int r;
 
         for (size_t i = 0; i < n; i++) {
@@ -84,6 +84,7 @@ static int prune_vm(struct store *s, struct ret_point **v, size_t n, const unsig
                         it.dropped = r > 0;
                         if (r == 0)
                                 it.keep = RET_KEEP_PINNED;
+                        gone[i] = it.dropped;
                         *dropped += it.dropped;
                 }
                 if (cb && (r = cb(userdata, &it)) < 0)
@@ -194,9 +195,11 @@ static int sel_group_keep(struct prune_sel *sel, size_t a, size_t b) {
         return 0;
 }
 
-int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
-                     ret_prune_cb cb, void *userdata, size_t *ret_dropped) {
+static int prune_all(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
+                     ret_prune_cb cb, void *userdata, size_t *ret_dropped, const struct store_gc_options *gc,
+                     struct store_gc_report *gc_rep) {
         struct prune_sel sel = { .s = s, .now = now };
+        _cleanup_free_ bool *gone = NULL;
         size_t dropped = 0;
         int r;
 
@@ -206,7 +209,8 @@ int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time
                 return r;
         sel.keep = calloc(MAX(sel.n, 1), sizeof *sel.keep);
         sel.decided = calloc(MAX(sel.n, 1), sizeof *sel.decided);
-        r = !sel.keep || !sel.decided ? -ENOMEM : sel_groups(&sel);
+        gone = calloc(MAX(sel.n, 1), sizeof *gone);
+        r = !sel.keep || !sel.decided || !gone ? -ENOMEM : sel_groups(&sel);
         for (size_t a = 0; a < sel.n && r >= 0;) {
                 size_t b = a + 1;
                 while (b < sel.n && strcmp(sel.v[b]->vm, sel.v[a]->vm) == 0)
@@ -216,15 +220,39 @@ int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time
                         if (r >= 0)
                                 r = sel_group_keep(&sel, a, b);
                         if (r >= 0)
-                                r = prune_vm(s, sel.v + a, b - a, sel.keep + a, now, dry_run, cb, userdata, &dropped);
+                                r = prune_vm(s, sel.v + a, b - a, sel.keep + a, now, dry_run, cb, userdata, &dropped,
+                                             gone + a);
                 }
                 a = b;
+        }
+        if (ret_dropped)
+                *ret_dropped = dropped;
+        if (r >= 0 && gc) {
+                /* a dry run's points are still there: the mark skips the
+                 * ones that would go */
+                _cleanup_free_ const struct ret_point **skip = calloc(MAX(sel.n, 1), sizeof *skip);
+                size_t n_skip = 0;
+                if (!skip)
+                        r = -ENOMEM;
+                for (size_t i = 0; r >= 0 && dry_run && i < sel.n; i++)
+                        if (gone[i])
+                                skip[n_skip++] = sel.v[i];
+                if (r >= 0)
+                        r = ret_gc(s, gc, skip, n_skip, gc_rep);
         }
         ret_points_free(sel.v, sel.n);
         ret_group_points_free(sel.gp, sel.n_gp);
         free(sel.keep);
         free(sel.decided);
-        if (ret_dropped)
-                *ret_dropped = dropped;
         return r < 0 ? r : 0;
+}
+
+int ret_prune_points(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run,
+                     ret_prune_cb cb, void *userdata, size_t *ret_dropped) {
+        return prune_all(s, vms, n_vms, now, dry_run, cb, userdata, ret_dropped, NULL, NULL);
+}
+
+int ret_prune(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run, ret_prune_cb cb,
+              void *userdata, size_t *ret_dropped, const struct store_gc_options *gc, struct store_gc_report *gc_rep) {
+        return prune_all(s, vms, n_vms, now, dry_run, cb, userdata, ret_dropped, gc, gc_rep);
 }

@@ -376,3 +376,18 @@ struct ret_note {
 int ret_note_set(struct store *s, const char *what, const struct ret_note *n);
 /* -ENOENT never recorded, -EBADMSG, -EPROTONOSUPPORT. */
 int ret_note_get(struct store *s, const char *what, struct ret_note *ret);
+/* The same, then (gc not NULL) garbage collection of the whole vault
+ * (ret_gc; a dry run's mark leaves out the points that would go) into
+ * *gc_rep. */
+int ret_prune(struct store *s, const char *const *vms, size_t n_vms, time_t now, bool dry_run, ret_prune_cb cb,
+              void *userdata, size_t *ret_dropped, const struct store_gc_options *gc, struct store_gc_report *gc_rep);
+
+/* ---- garbage collection (walk.c) ----
+ * A garbage collector marks metadata through ret_disk_meta_walk (above),
+ * never through a disk's chunk list itself. */
+/* Collect the vault's garbage (store_gc): live are the metadata blobs and
+ * non-zero blocks of every point of every VM, except the points skip[0..
+ * n_skip) (a dry run's points that would go). A damaged manifest fails
+ * the collection (nothing is deleted on doubt). 0 or -errno. */
+int ret_gc(struct store *s, const struct store_gc_options *o, const struct ret_point *const *skip, size_t n_skip,
+           struct store_gc_report *ret);

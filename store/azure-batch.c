@@ -88,6 +88,7 @@ void az_batch_results(const char *resp, size_t n, int *res) {
                 if (idx < n)
                         res[idx] = status == 202 || status == 404 ? 0
                                    : status == 401 || status == 403 ? -EACCES
+                                   : status == 409                  ? -EEXIST /* lease, immutability, legal hold */
                                                                     : -EIO;
                 k++;
                 p += 9;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "store_i.h"
+#include "gc_i.h"
 
 static int add_segment_cb(void *userdata, const char *name, uint64_t size) {
         struct store *s = userdata;
@@ -101,6 +101,10 @@ int store_add_segment(struct store *s, const char *name) {
                 return -ENOMEM;
         }
         s->segs = n;
+        seg.retired = false;
+        for (size_t k = 0; k < s->n_gc_retired; k++)
+                if (strcmp(s->gc_retired[k], seg.name) == 0)
+                        seg.retired = true;
         s->segs[s->n_segs++] = seg;
         pthread_rwlock_unlock(&s->idx_lock);
         return 0;
@@ -118,7 +122,7 @@ uint64_t store_hash_lower_bound(const void *base, size_t stride, uint64_t lo, ui
         return lo;
 }
 
-static const uint8_t *segment_find(const struct segment *seg, const struct hash128 *h) {
+const uint8_t *store_segment_find(const struct segment *seg, const struct hash128 *h) {
         uint8_t first = h->b[0];
         uint64_t lo = first ? get_le32(seg->fanout + 4 * (first - 1)) : 0;
         uint64_t hi = get_le32(seg->fanout + 4 * first), k;
@@ -131,25 +135,135 @@ static const uint8_t *segment_find(const struct segment *seg, const struct hash1
         return NULL;
 }
 
-const uint8_t *store_segment_find(const struct segment *seg, const struct hash128 *h) {
-        return segment_find(seg, h);
-}
-
+/* Newest segment first; segments a pending GC retired only after all
+ * others (they may name packs about to go). */
 int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret) {
         int r = -ENOENT;
 
         pthread_rwlock_rdlock(&s->idx_lock);
-        for (size_t i = s->n_segs; i-- > 0;) {
-                const uint8_t *e = segment_find(&s->segs[i], h);
-                if (e) {
-                        if (ret)
-                                idx_entry_decode(e, ret);
-                        r = 0;
-                        break;
+        for (int pass = 0; pass < 2 && r < 0; pass++)
+                for (size_t i = s->n_segs; i-- > 0;) {
+                        const uint8_t *e;
+                        if (s->segs[i].retired != (pass == 1))
+                                continue;
+                        e = store_segment_find(&s->segs[i], h);
+                        if (e) {
+                                if (ret)
+                                        idx_entry_decode(e, ret);
+                                r = 0;
+                                break;
+                        }
                 }
+        pthread_rwlock_unlock(&s->idx_lock);
+        return r;
+}
+
+static bool pack_condemned(const struct store *s, uint64_t id) {
+        size_t lo = 0, hi = s->n_gc_condemned;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (s->gc_condemned[mid] < id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < s->n_gc_condemned && s->gc_condemned[lo] == id;
+}
+
+int store_lookup_live(struct store *s, const struct hash128 *h, struct blob_loc *ret) {
+        int r = -ENOENT;
+
+        pthread_rwlock_rdlock(&s->idx_lock);
+        for (size_t i = s->n_segs; i-- > 0 && r < 0;) {
+                const uint8_t *e = s->segs[i].retired ? NULL : store_segment_find(&s->segs[i], h);
+                struct blob_loc loc;
+                if (!e)
+                        continue;
+                idx_entry_decode(e, &loc);
+                if (pack_condemned(s, loc.pack_id))
+                        continue;
+                if (ret)
+                        *ret = loc;
+                r = 0;
         }
         pthread_rwlock_unlock(&s->idx_lock);
         return r;
+}
+
+struct names {
+        char **v;
+        size_t n, cap;
+};
+
+static int collect_cb(void *userdata, const char *name, uint64_t size) {
+        struct names *l = userdata;
+        size_t n = strlen(name);
+
+        if (n < 4 || strcmp(name + n - 4, ".idx") != 0)
+                return 0;
+        if (l->n == l->cap) {
+                size_t ncap = l->cap ? 2 * l->cap : 64;
+                char **nv = realloc(l->v, ncap * sizeof *nv);
+                if (!nv)
+                        return -ENOMEM;
+                l->v = nv;
+                l->cap = ncap;
+        }
+        if (!(l->v[l->n] = strdup(name)))
+                return -ENOMEM;
+        l->n++;
+        return 0;
+}
+
+static bool names_has(const struct names *l, const char *name) {
+        for (size_t i = 0; i < l->n; i++)
+                if (strcmp(l->v[i], name) == 0)
+                        return true;
+        return false;
+}
+
+/* Unmap the segments the listing l does not name. */
+static void drop_gone(struct store *s, const struct names *l) {
+        size_t k = 0;
+
+        pthread_rwlock_wrlock(&s->idx_lock);
+        for (size_t i = 0; i < s->n_segs; i++) {
+                if (names_has(l, s->segs[i].name)) {
+                        s->segs[k++] = s->segs[i];
+                        continue;
+                }
+                munmap(s->segs[i].map, s->segs[i].map_len);
+                free(s->segs[i].name);
+        }
+        s->n_segs = k;
+        pthread_rwlock_unlock(&s->idx_lock);
+}
+
+int store_reload_index(struct store *s, uint64_t gen) {
+        struct names l = { 0 };
+        int r;
+
+        pthread_mutex_lock(&s->reload_lock);
+        if (atomic_load(&s->reload_gen) != gen) {
+                pthread_mutex_unlock(&s->reload_lock);
+                return 0;
+        }
+        r = s->b->ops->list(s->b, "index/", collect_cb, &l);
+        if (r >= 0) {
+                drop_gone(s, &l);
+                for (size_t i = 0; i < l.n; i++) {
+                        int k = store_add_segment(s, l.v[i]);
+                        if (k < 0 && k != -ENOENT)
+                                log_warn_errno(k, "skipping unreadable index segment %s", l.v[i]);
+                }
+                r = store_gc_state_load(s);
+                atomic_fetch_add(&s->reload_gen, 1);
+        }
+        pthread_mutex_unlock(&s->reload_lock);
+        for (size_t i = 0; i < l.n; i++)
+                free(l.v[i]);
+        free(l.v);
+        return r < 0 ? r : 0;
 }
 
 int store_blob_stored_size(struct store *s, const struct hash128 *h, uint32_t *ret) {
@@ -179,6 +293,13 @@ void store_index_free(struct store *s) {
         free(s->segs);
         s->segs = NULL;
         s->n_segs = 0;
+        for (size_t i = 0; i < s->n_gc_retired; i++)
+                free(s->gc_retired[i]);
+        free(s->gc_retired);
+        free(s->gc_condemned);
+        s->gc_retired = NULL;
+        s->gc_condemned = NULL;
+        s->n_gc_retired = s->n_gc_condemned = 0;
 }
 
 void store_index_totals(struct store *s, struct store_index_totals *ret) {

@@ -169,6 +169,7 @@ int store_open_with(const char *url, const struct store_options *o, struct store
         pthread_mutex_init(&s->buf_lock, NULL);
         pthread_mutex_init(&s->clock_lock, NULL);
         pthread_cond_init(&s->buf_cond, NULL);
+        pthread_mutex_init(&s->reload_lock, NULL);
         s->url = strdup(url);
         if (!s->url) {
                 r = -ENOMEM;
@@ -248,6 +249,7 @@ void store_free(struct store *s) {
         pthread_mutex_destroy(&s->buf_lock);
         pthread_mutex_destroy(&s->clock_lock);
         pthread_cond_destroy(&s->buf_cond);
+        pthread_mutex_destroy(&s->reload_lock);
         free(s->url);
         free(s);
 }
@@ -455,8 +457,8 @@ static bool blob_loc_sane(const struct blob_loc *l) {
                l->len <= BLOB_HDR_SIZE + ZSTD_compressBound(l->ulen);
 }
 
-int store_read_blob(struct store *s, struct store_codec *c, const struct hash128 *h,
-                    void *buf, size_t cap, size_t *ret_len) {
+static int read_blob_once(struct store *s, struct store_codec *c, const struct hash128 *h,
+                          void *buf, size_t cap, size_t *ret_len) {
         struct blob_loc loc;
         char name[64];
         int r;
@@ -479,6 +481,19 @@ int store_read_blob(struct store *s, struct store_codec *c, const struct hash128
                 return r;
         count_read(s, loc.len);
         return store_decode(c, h, c->scratch, loc.len, buf, cap, ret_len);
+}
+
+/* A blob that is not where the index said (its pack or segment removed
+ * by a garbage collection) is looked for again after one reload of the
+ * index: readers that opened the vault before a GC read on. */
+int store_read_blob(struct store *s, struct store_codec *c, const struct hash128 *h,
+                    void *buf, size_t cap, size_t *ret_len) {
+        uint64_t gen = atomic_load(&s->reload_gen);
+        int r = read_blob_once(s, c, h, buf, cap, ret_len);
+
+        if (r == -ENOENT && !hash_is_zero(h) && store_reload_index(s, gen) == 0)
+                r = read_blob_once(s, c, h, buf, cap, ret_len);
+        return r;
 }
 
 /* ---- batched fetches ---- */
@@ -580,10 +595,12 @@ static int scratch_reserve(struct store_codec *c, size_t len) {
  * that cannot be read (unknown, an impossible index entry, no memory for
  * the codec's block) gets its result now, the others -EIO until read. */
 static size_t fetch_lookup(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n,
-                           struct fetch_ref *refs) {
+                           struct fetch_ref *refs, const bool *only) {
         size_t m = 0;
 
         for (size_t i = 0; i < n; i++) {
+                if (only && !only[i])
+                        continue;
                 v[i].stored = 0;
                 v[i].pack_id = 0;
                 v[i].result = store_lookup(s, &v[i].h, &refs[m].loc);
@@ -700,17 +717,14 @@ static int fetch_round(struct store *s, struct store_codec *c, const struct fetc
         return 0;
 }
 
-int store_fetch_blocks_sink(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n,
-                            store_fetch_sink sink, void *userdata) {
-        _cleanup_free_ struct fetch_ref *refs = calloc(MAX(n, 1), sizeof *refs);
-        _cleanup_free_ struct fetch_run *runs = calloc(MAX(n, 1), sizeof *runs);
+static int fetch_once(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n,
+                      store_fetch_sink sink, void *userdata, struct fetch_ref *refs, struct fetch_run *runs,
+                      const bool *only) {
         struct fetch_plan p = { .v = v, .refs = refs, .runs = runs, .sink = sink, .userdata = userdata,
                                 .span = s->buf_size };
         int err = 0;
 
-        if (!refs || !runs)
-                return -ENOMEM;
-        p.m = fetch_lookup(s, c, v, n, refs);
+        p.m = fetch_lookup(s, c, v, n, refs, only);
         qsort(refs, p.m, sizeof *refs, cmp_fetch_ref);
         fetch_coalesce(&p);
         for (size_t r0 = 0; r0 < p.nr && err == 0;) {
@@ -719,6 +733,33 @@ int store_fetch_blocks_sink(struct store *s, struct store_codec *c, struct store
                 err = fetch_round(s, c, &p, r0, r1, bytes);
                 r0 = r1;
         }
+        return err;
+}
+
+/* Entries whose block was not found (not in the index, or its pack gone
+ * after a garbage collection) are tried once more after one reload of
+ * the index. */
+int store_fetch_blocks_sink(struct store *s, struct store_codec *c, struct store_fetch *v, size_t n,
+                            store_fetch_sink sink, void *userdata) {
+        _cleanup_free_ struct fetch_ref *refs = calloc(MAX(n, 1), sizeof *refs);
+        _cleanup_free_ struct fetch_run *runs = calloc(MAX(n, 1), sizeof *runs);
+        _cleanup_free_ bool *again = NULL;
+        uint64_t gen = atomic_load(&s->reload_gen);
+        size_t n_again = 0;
+        int err;
+
+        if (!refs || !runs)
+                return -ENOMEM;
+        err = fetch_once(s, c, v, n, sink, userdata, refs, runs, NULL);
+        for (size_t i = 0; err == 0 && i < n; i++)
+                if (v[i].result == -ENOENT && !hash_is_zero(&v[i].h)) {
+                        if (!again && !(again = calloc(n, sizeof *again)))
+                                break;
+                        again[i] = true;
+                        n_again++;
+                }
+        if (n_again && store_reload_index(s, gen) == 0)
+                err = fetch_once(s, c, v, n, sink, userdata, refs, runs, again);
         if (c->scratch_cap > SCRATCH_KEEP) {
                 free(c->scratch);
                 c->scratch = NULL;

@@ -269,6 +269,60 @@ int store_writer_flush(struct store_writer *w);
 void store_writer_stats(const struct store_writer *w, uint64_t *ret_bytes, uint64_t *ret_blobs);
 /* Frees; blobs not flushed are abandoned (garbage for a later GC). */
 void store_writer_free(struct store_writer *w);
+/* Whether the writer's session (docs/FORMAT.md "Garbage collection") is
+ * still valid for long enough to commit a point naming its blobs: call it
+ * after store_writer_flush() and right before the commit. 0, -ESTALE the
+ * session lapsed or a GC ended it (do not commit: the blobs deduplicated
+ * may be gone), or a vault error. */
+int store_writer_check(struct store_writer *w);
+
+/* ---- garbage collection (gc.c, gc-sweep.c, gc-mark.c) ----
+ * Deletes packs no point needs, rewrites packs mostly dead, merges the
+ * index segments, without blocking writers: docs/FORMAT.md "Garbage
+ * collection" (condemn, wait for writer sessions, re-mark, delete).
+ * The caller says what is live through a mark function. */
+/* The name the vault files a blob of checksum plain under (a copy in
+ * plain vaults). Never fails. */
+void store_blob_name(const struct store *s, const struct hash128 *plain, struct hash128 *name);
+/* The live set: names added in any order and any number of times, kept
+ * sorted and de-duplicated on disk (16 bytes per distinct name, plus a
+ * 16 MiB buffer). One per thread. */
+struct store_gc_mark;
+int store_gc_mark_new(const struct store *s, struct store_gc_mark **ret);
+/* Add the blob of checksum plain (the zero hash is ignored). */
+int store_gc_mark_add(struct store_gc_mark *m, const struct hash128 *plain);
+/* No more adds: sort and merge. */
+int store_gc_mark_finish(struct store_gc_mark *m);
+/* After finish: distinct names, and whether a (stored) name is in. */
+uint64_t store_gc_mark_count(const struct store_gc_mark *m);
+bool store_gc_mark_contains(const struct store_gc_mark *m, const struct hash128 *name);
+void store_gc_mark_free(struct store_gc_mark *m);
+/* Adds every live blob of the vault to m (retention's walk). */
+typedef int (*store_gc_mark_fn)(void *userdata, struct store_gc_mark *m);
+
+struct store_gc_options {
+        double max_unused; /* a pack whose dead share exceeds this (0..1) is rewritten */
+        bool dry_run;      /* plan and report, change nothing */
+};
+struct store_gc_report {
+        uint64_t packs, pack_bytes;         /* before */
+        uint64_t segments, segment_bytes;   /* before */
+        uint64_t live_blobs, live_bytes, dead_blobs, dead_bytes;
+        uint64_t packs_deleted, packs_rewritten, bytes_copied; /* (would be) */
+        uint64_t segments_after;
+        uint64_t freed_bytes;  /* removed minus written, or what would be */
+        uint64_t refused;      /* deletes the store refused (immutability, legal hold): retried next time */
+        bool deferred;         /* deletions wait for writer sessions: the next run finishes */
+        bool busy;             /* another GC holds the vault's GC lock: nothing done */
+};
+/* Collect garbage: finish a pending collection whose writer sessions
+ * have all ended, then (when none is left pending) plan a new one,
+ * rewrite, write merged segments, condemn, and finish it at once when no
+ * writer session is open. mark is called once or twice (each time a
+ * fresh live set). Crash-safe at every step (a later run finishes).
+ * 0 (see *ret for what happened), or -errno. */
+int store_gc(struct store *s, const struct store_gc_options *o, store_gc_mark_fn mark, void *userdata,
+             struct store_gc_report *ret);
 
 /* ---- block cache ---- */
 /*

@@ -16,6 +16,7 @@ struct segment {
         uint64_t count;
         const uint8_t *fanout;  /* 256 x u32: entries whose first byte <= i */
         const uint8_t *entries; /* count x IDX_ENTRY_SIZE, sorted by hash */
+        bool retired;           /* merged by a pending GC (gc-state.c) */
 };
 
 struct store {
@@ -41,6 +42,15 @@ struct store {
         pthread_mutex_t clock_lock;
         long skew;
         int64_t skew_at;
+        /* What a pending GC retired and condemned (gc-state.c): writers
+         * do not deduplicate against them. Under idx_lock. */
+        char **gc_retired;
+        size_t n_gc_retired;
+        uint64_t *gc_condemned; /* sorted */
+        size_t n_gc_condemned;
+        /* Index reloads after a missing pack (store_reload_index). */
+        pthread_mutex_t reload_lock;
+        atomic_uint_fast64_t reload_gen;
 };
 
 /* One copy of XXH3 built for one instruction set (store/hash.c). */
@@ -59,6 +69,14 @@ size_t store_hash_variants(const struct store_hash_variant **ret, size_t n);
 int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret);
 /* h's entry in one mapped segment, or NULL. */
 const uint8_t *store_segment_find(const struct segment *seg, const struct hash128 *h);
+/* The same, for a writer's deduplication: only segments no pending GC
+ * retired, and only blobs in packs it did not condemn. */
+int store_lookup_live(struct store *s, const struct hash128 *h, struct blob_loc *ret);
+/* Bring the mapped segments in line with the vault: unmap those gone,
+ * map new ones, load the GC state. gen is s->reload_gen as the caller
+ * saw it before its failed read: when another thread reloaded since,
+ * nothing is done. 0 or -errno. */
+int store_reload_index(struct store *s, uint64_t gen);
 /* Map segment `name` and add it to the store (no-op if present). */
 int store_add_segment(struct store *s, const char *name);
 /* Unmap every segment (store_free). */

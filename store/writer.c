@@ -11,13 +11,18 @@
  * Blobs added since the last segment are kept in an open-addressing hash
  * table (at most PENDING_MAX entries, then a segment is written), so the
  * writer's memory does not grow with the disk.
+ *
+ * Each writer holds a session (gc/sessions/<id>.json, docs/FORMAT.md
+ * "Garbage collection"), renewed as it works; a GC deletes no pack a
+ * live session could have deduplicated against, and a writer whose
+ * session lapsed refuses to commit (store_writer_check).
  */
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "common.h"
-#include "store_i.h"
+#include "gc_i.h"
 
 #define PENDING_MAX (1u << 18)
 #define TAB_MIN 4096
@@ -46,6 +51,15 @@ struct store_writer {
         uint64_t *unpublished;  /* sealed packs no segment names yet */
         size_t n_unpublished, cap_unpublished;
         uint64_t bytes, blobs;
+
+        /* The session: renewed by whichever thread finds it due (from
+         * store_writer_known too: a run that stores nothing still works
+         * for its point). */
+        char session[64];       /* gc/sessions/<id>.json */
+        _Atomic int64_t expires;    /* of the session, this host's clock */
+        _Atomic int64_t renewed_ms; /* now_monotonic() of the last renewal, ms */
+        atomic_bool lost;       /* the session lapsed or was removed */
+        atomic_bool renewing;   /* a thread is renewing it */
 };
 
 static size_t slot_of(const struct hash128 *h, size_t cap) {
@@ -62,8 +76,73 @@ static struct pending *tab_find(struct store_writer *w, const struct hash128 *h)
         }
 }
 
+/* Open the session, then read what a pending GC condemned: a GC that
+ * condemned before it listed sessions is seen here, one that listed them
+ * first waits for this session (docs/FORMAT.md). */
+static int session_open(struct store_writer *w) {
+        uint64_t id;
+        int r;
+
+        if (getrandom(&id, sizeof id, 0) != sizeof id)
+                return -errno;
+        snprintf(w->session, sizeof w->session, GC_SESSION_DIR "%016llx.json", (unsigned long long)id);
+        int64_t expires;
+
+        r = gc_holder_put(w->s, w->session, gc_session_ttl(), true, &expires);
+        if (r < 0) {
+                w->session[0] = 0;
+                return r;
+        }
+        atomic_store(&w->expires, expires);
+        atomic_store(&w->renewed_ms, (int64_t)(now_monotonic() * 1000));
+        return store_gc_state_load(w->s);
+}
+
+/* Renew the session when a third of its time is gone: only while it is
+ * still there and not expired by this host's clock. */
+static void session_renew(struct store_writer *w, bool force) {
+        uint32_t ttl = gc_session_ttl();
+        _cleanup_free_ char *text = NULL;
+        int64_t expires;
+        int r;
+
+        if (atomic_load(&w->lost) || !w->session[0] ||
+            (!force && now_monotonic() * 1000 - (double)atomic_load(&w->renewed_ms) < ttl * 1000 / 3.0))
+                return;
+        if (atomic_exchange(&w->renewing, true))
+                return; /* another thread is at it */
+        r = store_get_object(w->s, w->session, &text, NULL);
+        if (r == -ENOENT || (int64_t)time(NULL) >= atomic_load(&w->expires)) {
+                log_warn("writer session %s lapsed", w->session);
+                atomic_store(&w->lost, true);
+        } else if (r == 0 && gc_holder_put(w->s, w->session, ttl, false, &expires) == 0) {
+                atomic_store(&w->expires, expires);
+                atomic_store(&w->renewed_ms, (int64_t)(now_monotonic() * 1000));
+        }
+        atomic_store(&w->renewing, false);
+}
+
+int store_writer_check(struct store_writer *w) {
+        uint32_t margin = MIN(gc_session_ttl() / 4, 30u);
+
+        session_renew(w, false);
+        if (!w->lost && w->session[0]) {
+                _cleanup_free_ char *text = NULL;
+                int r = store_get_object(w->s, w->session, &text, NULL);
+                if (r == -ENOENT)
+                        atomic_store(&w->lost, true);
+                else if (r < 0)
+                        return r;
+        }
+        if (w->lost || (int64_t)time(NULL) + margin > w->expires)
+                return -ESTALE;
+        return 0;
+}
+
 int store_writer_new(struct store *s, struct store_writer **ret) {
         struct store_writer *w = calloc(1, sizeof *w);
+        int r;
+
         if (!w)
                 return -ENOMEM;
         w->s = s;
@@ -73,6 +152,11 @@ int store_writer_new(struct store *s, struct store_writer **ret) {
         if (!w->tab) {
                 free(w);
                 return -ENOMEM;
+        }
+        r = session_open(w);
+        if (r < 0) {
+                store_writer_free(w);
+                return r;
         }
         *ret = w;
         return 0;
@@ -96,6 +180,8 @@ void store_writer_free(struct store_writer *w) {
                 at += m;
         }
         free(w->unpublished);
+        if (w->session[0])
+                (void)store_delete_object(w->s, w->session);
         pthread_mutex_destroy(&w->lock);
         free(w->tab);
         free(w->pack);
@@ -106,7 +192,8 @@ void store_writer_free(struct store_writer *w) {
 bool store_writer_known(struct store_writer *w, const struct hash128 *h) {
         bool found;
 
-        if (store_has(w->s, h) == 0)
+        session_renew(w, false);
+        if (hash_is_zero(h) || store_lookup_live(w->s, h, NULL) == 0)
                 return true;
         pthread_mutex_lock(&w->lock);
         found = tab_find(w, h)->used;
@@ -244,6 +331,7 @@ int store_writer_add(struct store_writer *w, const struct hash128 *h, const void
         w->blobs++;
 
         if (w->pack_len >= PACK_TARGET_SIZE) {
+                session_renew(w, false);
                 r = pack_seal(w);
                 if (r < 0)
                         return r;
@@ -335,6 +423,9 @@ static int write_segment(struct store_writer *w) {
 int store_writer_flush(struct store_writer *w) {
         int r;
 
+        session_renew(w, false);
+        if (w->lost)
+                return -ESTALE;
         r = pack_seal(w);
         if (r < 0)
                 return r;

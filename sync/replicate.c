@@ -350,8 +350,10 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         }
 
         r = store_writer_new(s, &w);
-        if (r < 0)
+        if (r < 0) {
+                vault_error(s, r, "starting a writer session failed");
                 goto out;
+        }
         r = store_codec_new(s, &mc);
         if (r < 0)
                 goto out;
@@ -385,10 +387,16 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         r = store_writer_flush(w);
         log_debug("replicate: vault flushed after %.2fs", now_monotonic() - t0);
         if (r < 0) {
-                vault_error(s, r, "writing to the vault failed");
+                vault_error(s, r, r == -ESTALE ? "the writer session lapsed (a garbage collection may have ended it); not committing"
+                                               : "writing to the vault failed");
                 goto out;
         }
         store_writer_stats(w, &res->stored_bytes, NULL);
+        r = store_writer_check(w);
+        if (r < 0) {
+                vault_error(s, r, "the writer session lapsed (a garbage collection may have ended it); not committing");
+                goto out;
+        }
         r = ret_point_commit(s, &pt);
         if (r == -EEXIST)
                 goto out;

@@ -5,7 +5,7 @@
 # points of the last 2 hours stay; every kept point exports byte-identical
 # to its source (sha256); a VM not named is untouched; released, the held
 # point goes on the next prune; --json; usage errors.
-# Garbage collection (space reclaimed) is not part of prune yet.
+# Garbage collection is test-gc.sh.
 . "$(dirname "$0")/lib.sh"
 need python3
 
@@ -43,7 +43,7 @@ assert_contains "$out" "would drop 3 point(s)" "dry-run count"
 assert_eq "$(ids web)" "$before" "a dry run removes nothing"
 
 out=$(ok rpfs prune "$V" web --json)
-assert_eq "$(python3 -c 'import json,sys; print(sorted(p["id"] for p in json.load(sys.stdin) if p["dropped"]))' <<<"$out")" \
+assert_eq "$(python3 -c 'import json,sys; print(sorted(p["id"] for p in json.load(sys.stdin)["points"] if p["dropped"]))' <<<"$out")" \
     "$(python3 -c 'import sys; print(sorted(sys.argv[1:]))' "$A30" "$A28" "$A26")" "--json: the dropped points"
 assert_contains "$out" '"kept": "pinned"' "--json says why the held point stays"
 assert_eq "$(ids web)" "$A25 $A50 $A10" "kept: the held point and the last 2 hours"
@@ -63,6 +63,7 @@ assert_contains "$(ok rpfs prune "$V")" "dropped 0 point(s)" "a second run has n
 
 expect_fail 2 rpfs prune
 expect_fail 2 rpfs prune "$V" ../x
-expect_fail 2 rpfs prune "$V" --max-unused 5%
+expect_fail 2 rpfs prune "$V" --max-unused 5x
+expect_fail 2 rpfs prune "$V" --max-unused 101
 expect_fail 1 rpfs prune "$T/nothing"
 msg "ok"
