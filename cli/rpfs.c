@@ -21,7 +21,7 @@ static const struct command {
         const char *synopsis; /* the main help's line: synopsis ... summary */
         const char *summary;  /* a '\n' continues it on the next line, in its column */
 } commands[] = {
-        { "init", cmd_init, "init VAULT [--block-size 64K] [--compression zstd:1]", "create a vault" },
+        { "init", cmd_init, "init VAULT [--block-size 64K] [--compression zstd:1] [--encrypt]", "create a vault" },
         { "replicate", cmd_replicate, "replicate VAULT VM --disk [NAME=]PATH ...", "store a new recovery point" },
         { "points", cmd_points, "points VAULT [VM] [--json]", "list recovery points" },
         { "export", cmd_export, "export VAULT VM DISK [--point P] -o OUT", "write a point's disk as a raw image" },
@@ -37,6 +37,7 @@ static const struct command {
         { "release", cmd_release, "release VAULT VM POINT", "remove a hold" },
         { "prune", cmd_prune, "prune VAULT [VM ...] [--dry-run] [--json]", "drop the points the policy lets go" },
         { "check", cmd_check, "check VAULT [VM ...] [--read-data[=PERCENT]] [--json]", "verify that every point is whole" },
+        { "key", cmd_key, "key VAULT list | add [--key-file F] | remove ID", "key slots of an encrypted vault" },
 };
 
 static const char main_help_head[] =

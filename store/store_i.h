@@ -35,6 +35,9 @@ struct store {
         pthread_cond_t buf_cond;
         uint8_t *bufs[8];
         size_t n_free, n_made, buf_size;
+        /* Encrypted vaults (crypt_i.h): the unlocked keys, or NULL. */
+        struct store_crypt *crypt;
+        char id[33]; /* the vault's ID, from config.json */
 };
 
 /* One copy of XXH3 built for one instruction set (store/hash.c). */
@@ -49,7 +52,8 @@ struct store_hash_variant {
 size_t store_hash_variants(const struct store_hash_variant **ret, size_t n);
 
 /* ---- the index (index.c) ---- */
-/* Look h up in the mapped segments. 0 found, -ENOENT. */
+/* Look stored name h (store_blob_name() of a plain hash) up in the
+ * mapped segments. 0 found, -ENOENT. */
 int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret);
 /* Map segment `name` and add it to the store (no-op if present). */
 int store_add_segment(struct store *s, const char *name);

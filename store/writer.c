@@ -106,10 +106,13 @@ void store_writer_free(struct store_writer *w) {
 bool store_writer_known(struct store_writer *w, const struct hash128 *h) {
         bool found;
 
+        struct hash128 name;
+
         if (store_has(w->s, h) == 0)
                 return true;
+        store_blob_name(w->s, h, &name);
         pthread_mutex_lock(&w->lock);
-        found = tab_find(w, h)->used;
+        found = tab_find(w, &name)->used;
         pthread_mutex_unlock(&w->lock);
         return found;
 }
@@ -198,11 +201,13 @@ static int tab_grow(struct store_writer *w) {
         return 0;
 }
 
-int store_writer_add(struct store_writer *w, const struct hash128 *h, const void *enc, size_t len) {
+int store_writer_add(struct store_writer *w, const struct hash128 *plain, const void *enc, size_t len) {
+        struct hash128 name, *h = &name; /* what pack tables and the index list */
         struct pending *p;
         uint8_t *e;
         int r;
 
+        store_blob_name(w->s, plain, &name);
         if (len < BLOB_HDR_SIZE || len > UINT32_MAX)
                 return -EINVAL;
         pthread_mutex_lock(&w->lock);
