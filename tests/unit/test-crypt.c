@@ -126,7 +126,7 @@ static void test_blobs(const char *kf) {
         CHECK(store_writer_new(s, &w) == 0);
         for (int i = 0; i < 3; i++) {
                 for (size_t k = 0; k < sizeof blk[i]; k++)
-                        blk[i][k] = (uint8_t)(i == 2 ? rand() : (k * 7 + (size_t)i) >> 3);
+                        blk[i][k] = (uint8_t)(i == 2 ? (size_t)rand() : (k * 7 + (size_t)i) >> 3);
                 store_hash(blk[i], sizeof blk[i], &h[i]);
                 n = store_encode(c, STORE_KIND_DATA, blk[i], sizeof blk[i], enc, sizeof enc);
                 CHECK(n > 0 && store_writer_add(w, &h[i], enc, (size_t)n) == 1);
