@@ -122,6 +122,12 @@ cp "$T/d1.raw" "$T/target.raw"
 ok rpfs failback "$V" vm --target disk0="$T/target.raw" --point $P2 >/dev/null
 assert_eq "$(sum "$T/target.raw")" "$SUM2" "delta failback to P2"
 msg "mount reads and delta failback give the source's bytes"
+printf '#!/bin/bash\nenv >>"%s"\nexit 0\n' "$T/hook.env" >"$T/hook"
+chmod +x "$T/hook"
+ok rpfs replicate "$V" vm --disk "$T/d2.raw" --time 20261122T120000Z --hook "$T/hook" -q
+[[ -s $T/hook.env ]] || fail "the hook did not run"
+if grep -qF -- "$PASS" "$T/hook.env"; then fail "the passphrase reached a hook's environment"; fi
+msg "the passphrase is in no log, daemon command line or hook environment"
 mkdir -p "$T/mnt-nokey"
 env -u RPFS_PASSPHRASE "$RPFS" mount "$V" "$T/mnt-nokey" -f --cache "$T/cache-x" </dev/null >"$T/nokey.log" 2>&1 &&
     fail "mount without a key succeeded"
