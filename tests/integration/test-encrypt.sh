@@ -122,6 +122,25 @@ cp "$T/d1.raw" "$T/target.raw"
 ok rpfs failback "$V" vm --target disk0="$T/target.raw" --point $P2 >/dev/null
 assert_eq "$(sum "$T/target.raw")" "$SUM2" "delta failback to P2"
 msg "mount reads and delta failback give the source's bytes"
+# the NBD plugin unlocks it the same way
+PLUGIN=${RPFS_NBDKIT_PLUGIN:-}
+if [[ -n $PLUGIN && -f $PLUGIN ]] && command -v nbdkit >/dev/null && command -v qemu-img >/dev/null; then
+    rm -f "$T/nbd.sock"
+    nbdkit -f -U "$T/nbd.sock" "$PLUGIN" vault="$V" vm=vm point=$P1 disk=disk0 cache="$T/cache-nbd" \
+        >"$T/nbd.log" 2>&1 &
+    NBDPID=$!
+    track_pid "$NBDPID"
+    for _ in $(seq 200); do [[ -S $T/nbd.sock ]] && break; sleep 0.05; done
+    [[ -S $T/nbd.sock ]] || { cat "$T/nbd.log" >&2; fail "nbdkit did not start on the encrypted vault"; }
+    qemu-img convert -f raw -O raw "nbd+unix:///?socket=$T/nbd.sock" "$T/nbd.raw" || fail "qemu-img convert over NBD"
+    assert_file_sum "$T/nbd.raw" "$SUM1" "P1 over NBD from the encrypted vault"
+    kill -TERM "$NBDPID"; wait "$NBDPID" 2>/dev/null || true
+    if grep -qF -- "$PASS" "$T/nbd.log"; then fail "passphrase in nbdkit's log"; fi
+    rm -f "$T/nbd.raw"
+    msg "the NBD plugin serves the encrypted vault's point byte-exact"
+else
+    skip_part "NBD: the nbdkit plugin, nbdkit or qemu-img is missing"
+fi
 printf '#!/bin/bash\nenv >>"%s"\nexit 0\n' "$T/hook.env" >"$T/hook"
 chmod +x "$T/hook"
 ok rpfs replicate "$V" vm --disk "$T/d2.raw" --time 20261122T120000Z --hook "$T/hook" -q
