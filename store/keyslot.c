@@ -87,8 +87,10 @@ static int secret_prompt(const char *prompt, uint8_t *buf, size_t *ret_len) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
         quiet.c_lflag |= ICANON;
-        (void)!write(fd, prompt, strlen(prompt));
+        /* Echo off (dropping typeahead) before the prompt shows, so that
+         * nothing typed after it is lost. */
         tcsetattr(fd, TCSAFLUSH, &quiet);
+        (void)!write(fd, prompt, strlen(prompt));
         for (;;) {
                 char ch;
                 ssize_t n = read(fd, &ch, 1);

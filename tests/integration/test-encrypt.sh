@@ -110,6 +110,39 @@ expect_err_contains "last"
 ok rpfs key "$V" add --key-file "$KF" >/dev/null
 msg "key add (passphrase, key file), remove, list; the last slot is kept"
 
+# ---- a prompt on the terminal (a pseudo-terminal here), echo off
+on_tty() {  # PASSPHRASE CMD...: CMD on a new pty, each prompt answered; prints the screen
+    python3 - "$@" <<'PY'
+import os, select, sys
+pw, cmd = sys.argv[1].encode(), sys.argv[2:]
+pid, fd = os.forkpty()
+if pid == 0:
+    os.execvp(cmd[0], cmd)
+out, answered = b"", 0
+while select.select([fd], [], [], 60)[0]:
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+    if out.count(b"assphrase: ") > answered:
+        answered += 1
+        os.write(fd, pw + b"\n")
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+PY
+}
+screen=$(on_tty "$PASS" env -u RPFS_PASSPHRASE "$RPFS" points "$V") ||
+    fail "points with the passphrase typed on a terminal: $screen"
+assert_contains "$screen" "Vault passphrase:" "the prompt"
+assert_contains "$screen" "$P2" "the points, unlocked from the terminal"
+assert_not_contains "$screen" "$PASS" "the passphrase is not echoed"
+screen=$(on_tty wrong-one env -u RPFS_PASSPHRASE "$RPFS" points "$V") && fail "a wrong typed passphrase opened the vault"
+assert_contains "$screen" "wrong passphrase or key file" "a wrong typed passphrase"
+msg "a passphrase typed on a terminal (echo off) opens the vault; a wrong one is refused"
+
 # ---- mount and failback, with the passphrase
 M=$T/mnt
 mount_fg "$V" "$M" --cache "$T/cache1" --log "$T/mount1.log"
