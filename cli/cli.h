@@ -99,6 +99,7 @@ int cli_json_print(json_t *o, size_t flags);
 /* The commands, one per cmd-<name>.c. argv[0] is the command's name; each
  * returns the exit status. */
 int cmd_init(struct cli *cli, int argc, char **argv);
+int cmd_key(struct cli *cli, int argc, char **argv);
 int cmd_replicate(struct cli *cli, int argc, char **argv);
 int cmd_points(struct cli *cli, int argc, char **argv);
 int cmd_export(struct cli *cli, int argc, char **argv);

@@ -21,7 +21,7 @@ static const struct command {
         const char *synopsis; /* the main help's line: synopsis ... summary */
         const char *summary;  /* a '\n' continues it on the next line, in its column */
 } commands[] = {
-        { "init", cmd_init, "init VAULT [--block-size 64K] [--compression zstd:1]", "create a vault" },
+        { "init", cmd_init, "init VAULT [--block-size 64K] [--compression zstd:1] [--encrypt]", "create a vault" },
         { "replicate", cmd_replicate, "replicate VAULT VM --disk [NAME=]PATH ...", "store a new recovery point" },
         { "points", cmd_points, "points VAULT [VM] [--json]", "list recovery points" },
         { "export", cmd_export, "export VAULT VM DISK [--point P] -o OUT", "write a point's disk as a raw image" },
@@ -40,6 +40,7 @@ static const struct command {
         { "group", cmd_group, "group VAULT create G VM... | list | show G", "replication groups" },
         { "reprotect", cmd_reprotect, "reprotect VAULT VM --disk [NAME=]PATH ...",
           "protect a failed-back VM again (changes since its point)" },
+        { "key", cmd_key, "key VAULT list | add [--key-file F] | remove ID", "key slots of an encrypted vault" },
 };
 
 static const char main_help_head[] =

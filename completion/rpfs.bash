@@ -18,7 +18,7 @@ _rpfs() {
     COMPREPLY=()
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="init replicate points export failback mount stats status group reprotect"
+    local commands="init replicate points export failback mount stats status group reprotect key"
     local global="--verbose --quiet --endpoint --help --version"
     for (( i = 1; i < COMP_CWORD; i++ )); do
         case ${COMP_WORDS[i]} in
@@ -36,7 +36,7 @@ _rpfs() {
         return
     fi
     case $prev in
-    --disk|--target|--seed|--hook|--cache|--log|--onprem|-o|--prometheus|--block-size|--changed)
+    --disk|--target|--seed|--hook|--cache|--log|--onprem|-o|--prometheus|--block-size|--changed|--key-file)
         COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --point)
         [[ -n $vault && -n $vm ]] && COMPREPLY=($(compgen -W "$(_rpfs_points "$vault" "$vm")" -- "$cur"))
@@ -50,7 +50,8 @@ _rpfs() {
     if [[ $cur == -* ]]; then
         local opts
         case $cmd in
-        init) opts="--block-size --compression" ;;
+        init) opts="--block-size --compression --encrypt --key-file" ;;
+        key) opts="--key-file --json" ;;
         replicate) opts="--disk --app-consistent --app-consistent=required --hook --group --vm --time --threads" ;;
         reprotect) opts="--disk --changed --verify-base --app-consistent --time --threads" ;;
         group) opts="--json" ;;
@@ -81,6 +82,7 @@ _rpfs() {
             COMPREPLY=($(compgen -W "disk0 disk1" -- "$cur"))
         fi ;;
     mount) COMPREPLY=($(compgen -d -- "$cur")) ;;
+    key) (( n == 2 )) && COMPREPLY=($(compgen -W "list add remove" -- "$cur")) ;;
     esac
 }
 complete -F _rpfs rpfs

@@ -43,11 +43,6 @@ void store_gc_mark_renew_lock(struct store_gc_mark *m, struct store *s) {
         m->lock_store = s;
 }
 
-void store_blob_name(const struct store *s, const struct hash128 *plain, struct hash128 *name) {
-        (void)s; /* plain vaults: a blob is filed under its checksum */
-        *name = *plain;
-}
-
 static inline uint64_t be64(const uint8_t *p) {
         uint64_t v;
         memcpy(&v, p, 8);

@@ -243,7 +243,7 @@ static int rewrite_pack(struct plan *p, struct store_writer *w, uint64_t id) {
                 store_pack_entry(&t, i, &h, &loc);
                 if (!is_live(p, &h) || !chosen_here(p, &h, id, loc.offset))
                         continue;
-                r = store_writer_add(w, &h, data + loc.offset, loc.len);
+                r = store_writer_add_stored(w, &h, data + loc.offset, loc.len);
                 if (r < 0)
                         return r;
         }

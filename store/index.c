@@ -267,12 +267,14 @@ int store_reload_index(struct store *s, uint64_t gen) {
 }
 
 int store_blob_stored_size(struct store *s, const struct hash128 *h, uint32_t *ret) {
+        struct hash128 name;
         struct blob_loc loc;
         int r;
 
         if (hash_is_zero(h))
                 return -ENOENT;
-        r = store_lookup(s, h, &loc);
+        store_blob_name(s, h, &name);
+        r = store_lookup(s, &name, &loc);
         if (r < 0)
                 return r;
         *ret = loc.len;
@@ -280,9 +282,12 @@ int store_blob_stored_size(struct store *s, const struct hash128 *h, uint32_t *r
 }
 
 int store_has(struct store *s, const struct hash128 *h) {
+        struct hash128 name;
+
         if (hash_is_zero(h))
                 return 0;
-        return store_lookup(s, h, NULL);
+        store_blob_name(s, h, &name);
+        return store_lookup(s, &name, NULL);
 }
 
 void store_index_free(struct store *s) {

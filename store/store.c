@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include "common.h"
+#include "crypt_i.h"
 #include "store_i.h"
 
 #define CONFIG_NAME "config.json"
@@ -76,6 +77,7 @@ int store_init_with(const char *url, const struct store_options *o, uint32_t blo
         json_t *cfg;
         int r;
 
+        crypt_hint_clear();
         if (!is_pow2(block_size) || block_size < STORE_MIN_BLOCK_SIZE || block_size > STORE_MAX_BLOCK_SIZE)
                 return -EINVAL;
         if (level < 0 || level > 19)
@@ -108,6 +110,10 @@ int store_init_with(const char *url, const struct store_options *o, uint32_t blo
                 r = -ENOMEM;
                 goto out;
         }
+        if (o && o->encrypt && (r = store_crypt_init(b, o->key_file, id, block_size, level, cfg)) < 0) {
+                json_decref(cfg);
+                goto out;
+        }
         text = json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(cfg);
         if (!text) {
@@ -121,10 +127,10 @@ out:
         return r;
 }
 
-static int parse_config(struct store *s, const char *text) {
+static int parse_config(struct store *s, const char *text, const struct store_options *o) {
         json_error_t err;
         json_t *cfg = json_loads(text, 0, &err);
-        const char *fmt = NULL, *algo = NULL;
+        const char *fmt = NULL, *algo = NULL, *id = "";
         json_int_t version = 0, bs = 0, level = 0;
         int r = -EMEDIUMTYPE;
 
@@ -137,8 +143,8 @@ static int parse_config(struct store *s, const char *text) {
                 r = -EPROTONOSUPPORT;
                 goto out;
         }
-        if (json_unpack(cfg, "{s:I, s:{s:s, s:I}}", "block_size", &bs, "compression",
-                        "algorithm", &algo, "level", &level) < 0)
+        if (json_unpack(cfg, "{s:I, s:{s:s, s:I}, s?s}", "block_size", &bs, "compression",
+                        "algorithm", &algo, "level", &level, "id", &id) < 0)
                 goto out;
         if (bs < STORE_MIN_BLOCK_SIZE || bs > STORE_MAX_BLOCK_SIZE || !is_pow2((uint32_t)bs))
                 goto out;
@@ -147,7 +153,8 @@ static int parse_config(struct store *s, const char *text) {
         s->block_size = (uint32_t)bs;
         s->version = (uint32_t)version;
         s->level = (int)level;
-        r = 0;
+        snprintf(s->id, sizeof s->id, "%s", id);
+        r = store_crypt_open(s, cfg, o ? o->key_file : NULL);
 out:
         json_decref(cfg);
         return r;
@@ -162,6 +169,7 @@ int store_open_with(const char *url, const struct store_options *o, struct store
         struct store *s;
         int r;
 
+        crypt_hint_clear();
         s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
@@ -191,7 +199,7 @@ int store_open_with(const char *url, const struct store_options *o, struct store
         }
         if (r < 0)
                 goto fail;
-        r = parse_config(s, text);
+        r = parse_config(s, text, o);
         if (r < 0)
                 goto fail;
         s->buf_size = s->b->ops->remote ? FETCH_BUF_REMOTE : FETCH_BUF_LOCAL;
@@ -232,6 +240,10 @@ int store_raise_version(struct store *s, uint32_t version) {
 }
 
 const char *store_error_hint(const char *url, int r) {
+        const char *hint = crypt_hint(r);
+
+        if (hint)
+                return hint;
         if (url && strncmp(url, "azure://", 8) == 0)
                 return backend_azure_explain(r);
         return NULL;
@@ -241,6 +253,7 @@ void store_free(struct store *s) {
         if (!s)
                 return;
         store_index_free(s);
+        crypt_free(s->crypt);
         if (s->b)
                 s->b->ops->free(s->b);
         pthread_rwlock_destroy(&s->idx_lock);
@@ -281,15 +294,39 @@ static bool object_name_ok(const char *name) {
 }
 
 int store_put_object(struct store *s, const char *name, const void *data, size_t len, bool exclusive) {
+        _cleanup_free_ uint8_t *sealed = NULL;
+        int r;
+
         if (!object_name_ok(name))
                 return -EINVAL;
+        if (s->crypt) {
+                r = crypt_object_seal(s->crypt, name, data, len, &sealed, &len);
+                if (r < 0)
+                        return r;
+                data = sealed;
+        }
         return s->b->ops->put(s->b, name, data, len, exclusive ? BACKEND_PUT_EXCLUSIVE : 0);
 }
 
 int store_get_object(struct store *s, const char *name, char **ret, size_t *ret_len) {
+        char *data = NULL;
+        size_t len = 0;
+        int r;
+
         if (!object_name_ok(name))
                 return -EINVAL;
-        return s->b->ops->get(s->b, name, ret, ret_len);
+        r = s->b->ops->get(s->b, name, s->crypt ? &data : ret, s->crypt ? &len : ret_len);
+        if (r < 0 || !s->crypt)
+                return r;
+        r = crypt_object_open(s->crypt, name, data, len, &len);
+        if (r < 0) {
+                free(data);
+                return r;
+        }
+        *ret = data;
+        if (ret_len)
+                *ret_len = len;
+        return 0;
 }
 
 int store_clock(struct store *s, time_t *ret) {
@@ -359,6 +396,9 @@ struct store_codec {
         size_t scratch_cap;
         uint8_t *block;        /* one decoded block, for store_fetch_blocks_sink() */
         uint32_t block_size;
+        const struct store_crypt *crypt; /* the vault's keys, NULL: plain */
+        uint8_t *plain;        /* an opened sealed payload, before zstd */
+        size_t plain_cap;
 };
 
 int store_codec_new(const struct store *s, struct store_codec **ret) {
@@ -367,6 +407,7 @@ int store_codec_new(const struct store *s, struct store_codec **ret) {
                 return -ENOMEM;
         c->level = s->level;
         c->block_size = s->block_size;
+        c->crypt = s->crypt;
         c->cctx = ZSTD_createCCtx();
         c->dctx = ZSTD_createDCtx();
         if (!c->cctx || !c->dctx) {
@@ -384,57 +425,111 @@ void store_codec_free(struct store_codec *c) {
         ZSTD_freeDCtx(c->dctx);
         free(c->scratch);
         free(c->block);
+        free(c->plain);
         free(c);
 }
 
 size_t store_encode_bound(size_t len) {
-        return BLOB_HDR_SIZE + ZSTD_compressBound(len);
+        return BLOB_HDR_SIZE + CRYPT_BLOB_OVERHEAD + ZSTD_compressBound(len);
 }
 
 long store_encode(struct store_codec *c, enum store_kind kind, const void *src, size_t len, void *out, size_t cap) {
-        uint8_t *o = out;
-        size_t n = 0;
+        size_t extra = c->crypt ? CRYPT_BLOB_OVERHEAD : 0, n = 0;
+        uint8_t *o = out, *payload = o + BLOB_HDR_SIZE + (c->crypt ? CRYPT_NONCE_SIZE : 0);
         uint8_t codec = BLOB_RAW;
 
-        if (cap < BLOB_HDR_SIZE + len || len > UINT32_MAX)
+        if (cap < BLOB_HDR_SIZE + extra + len || len > UINT32_MAX)
                 return -ENOBUFS;
         if (c->level > 0) {
-                n = ZSTD_compressCCtx(c->cctx, o + BLOB_HDR_SIZE, cap - BLOB_HDR_SIZE, src, len, c->level);
+                n = ZSTD_compressCCtx(c->cctx, payload, cap - BLOB_HDR_SIZE - extra, src, len, c->level);
                 if (ZSTD_isError(n))
                         n = 0;
                 else if (n < len)
                         codec = BLOB_ZSTD;
         }
         if (codec == BLOB_RAW) {
-                memcpy(o + BLOB_HDR_SIZE, src, len);
+                memcpy(payload, src, len);
                 n = len;
         }
         o[0] = codec;
         o[1] = (uint8_t)kind;
         put_le16(o + 2, 0);
         put_le32(o + 4, (uint32_t)len);
+        if (c->crypt) {
+                struct hash128 name;
+                store_hash(src, len, &name);
+                crypt_blob_name(c->crypt, &name, &name);
+                return (long)crypt_blob_seal(c->crypt, &name, o, n);
+        }
         return (long)(BLOB_HDR_SIZE + n);
+}
+
+/* Open a sealed blob enc[0..*len) named after h: *payload and *len become
+ * its plain payload (in out when stored as is, else the codec's plain
+ * buffer). */
+static int decode_open(struct store_codec *c, const struct hash128 *h, const uint8_t *enc, size_t *len,
+                       uint32_t ulen, void *out, const uint8_t **payload) {
+        struct hash128 name;
+        size_t n;
+        uint8_t *dst = out;
+
+        if (*len < BLOB_HDR_SIZE + CRYPT_BLOB_OVERHEAD)
+                return -EBADMSG;
+        n = *len - BLOB_HDR_SIZE - CRYPT_BLOB_OVERHEAD;
+        if ((enc[0] & ~BLOB_SEALED) == BLOB_RAW) {
+                if (n != ulen)
+                        return -EBADMSG;
+        } else {
+                if (c->plain_cap < n) {
+                        free(c->plain);
+                        c->plain = malloc(n);
+                        c->plain_cap = c->plain ? n : 0;
+                        if (!c->plain)
+                                return -ENOMEM;
+                }
+                dst = c->plain;
+        }
+        crypt_blob_name(c->crypt, h, &name);
+        if (crypt_blob_open(c->crypt, &name, enc, *len, dst) < 0)
+                return -EBADMSG;
+        *payload = dst;
+        *len = n;
+        return 0;
 }
 
 int store_decode(struct store_codec *c, const struct hash128 *h, const uint8_t *enc, size_t len,
                  void *out, size_t cap, size_t *ret_len) {
+        const uint8_t *payload = enc + BLOB_HDR_SIZE;
         struct hash128 got;
         uint32_t ulen;
         size_t n;
+        int r;
 
         if (len < BLOB_HDR_SIZE)
                 return -EBADMSG;
         ulen = get_le32(enc + 4);
         if (ulen > cap)
                 return -ENOBUFS;
-        switch (enc[0]) {
+        /* A sealed blob in a plain vault, or a plain one in an encrypted
+         * vault, is damage. */
+        if (!!(enc[0] & BLOB_SEALED) != !!c->crypt)
+                return -EBADMSG;
+        len -= BLOB_HDR_SIZE;
+        if (c->crypt) {
+                len += BLOB_HDR_SIZE;
+                r = decode_open(c, h, enc, &len, ulen, out, &payload);
+                if (r < 0)
+                        return r;
+        }
+        switch (enc[0] & ~BLOB_SEALED) {
         case BLOB_RAW:
-                if (len - BLOB_HDR_SIZE != ulen)
+                if (len != ulen)
                         return -EBADMSG;
-                memcpy(out, enc + BLOB_HDR_SIZE, ulen);
+                if (payload != out)
+                        memcpy(out, payload, ulen);
                 break;
         case BLOB_ZSTD:
-                n = ZSTD_decompressDCtx(c->dctx, out, ulen, enc + BLOB_HDR_SIZE, len - BLOB_HDR_SIZE);
+                n = ZSTD_decompressDCtx(c->dctx, out, ulen, payload, len);
                 if (ZSTD_isError(n) || n != ulen)
                         return -EBADMSG;
                 break;
@@ -454,16 +549,18 @@ int store_decode(struct store_codec *c, const struct hash128 *h, const uint8_t *
  * damaged entry must not make a reader allocate gigabytes). */
 static bool blob_loc_sane(const struct blob_loc *l) {
         return l->ulen <= STORE_MAX_BLOCK_SIZE && l->len >= BLOB_HDR_SIZE &&
-               l->len <= BLOB_HDR_SIZE + ZSTD_compressBound(l->ulen);
+               l->len <= store_encode_bound(l->ulen);
 }
 
 static int read_blob_once(struct store *s, struct store_codec *c, const struct hash128 *h,
                           void *buf, size_t cap, size_t *ret_len) {
+        struct hash128 stored;
         struct blob_loc loc;
         char name[64];
         int r;
 
-        r = store_lookup(s, h, &loc);
+        store_blob_name(s, h, &stored);
+        r = store_lookup(s, &stored, &loc);
         if (r < 0)
                 return r;
         if (!blob_loc_sane(&loc))
@@ -603,7 +700,10 @@ static size_t fetch_lookup(struct store *s, struct store_codec *c, struct store_
                         continue;
                 v[i].stored = 0;
                 v[i].pack_id = 0;
-                v[i].result = store_lookup(s, &v[i].h, &refs[m].loc);
+                struct hash128 name;
+
+                store_blob_name(s, &v[i].h, &name);
+                v[i].result = store_lookup(s, &name, &refs[m].loc);
                 if (v[i].result < 0)
                         continue;
                 if (!blob_loc_sane(&refs[m].loc)) {

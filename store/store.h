@@ -20,7 +20,10 @@
  * newer format version, -EEXIST an object that exists (exclusive put),
  * -EIO backend I/O failure (for Azure: unreachable or failing after
  * retries), -EACCES credentials refused, -EPROTO a misbehaving remote,
- * -ENOKEY unusable credentials in the environment, -ENOMEM.
+ * -ENOKEY unusable credentials in the environment (or, for an encrypted
+ * vault, no key given), -EKEYREJECTED no key slot opens with the key
+ * given, -EOPNOTSUPP a vault using a feature this build does not know,
+ * -ENOMEM.
  */
 #pragma once
 
@@ -101,6 +104,14 @@ struct store_options {
          * false: an attempt runs until it stalls for RPFS_AZURE_TIMEOUT
          * seconds (default 30) or its size-based time is up. */
         bool bounded;
+        /* store_init_with(): make an encrypted vault (docs/FORMAT.md
+         * "Encrypted vaults"), its first key slot from key_file or the
+         * key sources (see store_open_with). */
+        bool encrypt;
+        /* A key file that opens (or, for init, makes) a key slot; NULL:
+         * RPFS_KEY_FILE, else RPFS_PASSPHRASE, else a prompt on the
+         * controlling terminal. Ignored for a plain vault. */
+        const char *key_file;
 };
 #define STORE_OPTIONS_DEFAULT ((struct store_options){ .retry_seconds = -1 })
 
@@ -124,7 +135,12 @@ bool store_thread_background(bool on);
 int store_init(const char *url, uint32_t block_size, int level);
 int store_init_with(const char *url, const struct store_options *o, uint32_t block_size, int level);
 /* Open an existing vault. -ENOENT when the location itself (directory,
- * container) does not exist, -EMEDIUMTYPE when it holds no vault. */
+ * container) does not exist, -EMEDIUMTYPE when it holds no vault. An
+ * encrypted vault is unlocked here, with the key from o->key_file, the
+ * file RPFS_KEY_FILE names, the passphrase RPFS_PASSPHRASE holds, or a
+ * prompt on the terminal, in that order: -ENOKEY none gave a key,
+ * -EKEYREJECTED no slot opens with it, -EBADMSG its config's settings
+ * were changed. */
 int store_open(const char *url, struct store **ret);
 /* The same, reached as o says (NULL: defaults). */
 int store_open_with(const char *url, const struct store_options *o, struct store **ret);
@@ -146,8 +162,36 @@ const char *store_url(const struct store *s);
 /* Whether reads wait on a network (then more in flight than cores pay). */
 bool store_remote(const struct store *s);
 
+/* ---- encryption ---- */
+/* Whether the vault is encrypted. */
+bool store_encrypted(const struct store *s);
+/* The name under which blob plain (its XXH3-128) is stored in pack
+ * tables and the index: plain itself in a plain vault; in an encrypted
+ * one a keyed BLAKE2b-128 of it, so that names say nothing about content
+ * without the key. Any thread; plain and name may be the same. */
+void store_blob_name(const struct store *s, const struct hash128 *plain, struct hash128 *name);
+/* A key slot of an encrypted vault (rpfs key list). */
+struct store_key_slot {
+        char id[17];      /* 16 hex */
+        char type[16];    /* "passphrase" or "key-file" */
+        char created[21]; /* ISO 8601 */
+        uint64_t opslimit, memlimit; /* Argon2id's, 0 for a key file */
+        bool unlocked;    /* the slot this store was opened with */
+};
+/* Every slot, sorted by ID, into a malloc'd *ret. -EOPNOTSUPP plain vault. */
+int store_key_list(struct store *s, struct store_key_slot **ret, size_t *ret_n);
+/* Add a slot for the key in key_file, or else the passphrase in
+ * RPFS_NEW_PASSPHRASE, or else one asked twice on the terminal; its ID
+ * into ret_id. Rewrites nothing else. -ENOKEY no new key given,
+ * -EOPNOTSUPP plain vault. */
+int store_key_add(struct store *s, const char *key_file, char ret_id[17]);
+/* Remove slot id. -ENOENT no such slot, -EBUSY it is the last one. */
+int store_key_remove(struct store *s, const char *id);
+
 /* ---- objects (small named things: points, config) ---- */
 /* Names are relative '/'-separated paths of [A-Za-z0-9._-] components. */
+/* In an encrypted vault, objects are sealed (authenticated encryption
+ * bound to their name): a damaged or swapped one reads as -EBADMSG. */
 int store_put_object(struct store *s, const char *name, const void *data, size_t len, bool exclusive);
 /* *ret is malloc'd, NUL-terminated (for convenience), owned by the caller. */
 int store_get_object(struct store *s, const char *name, char **ret, size_t *ret_len);
@@ -261,6 +305,9 @@ bool store_writer_known(struct store_writer *w, const struct hash128 *h);
 /* Append an encoded blob (from store_encode). Duplicates of blobs added by
  * this writer are dropped (return 0); returns 1 when stored. */
 int store_writer_add(struct store_writer *w, const struct hash128 *h, const void *enc, size_t len);
+/* The same for a blob already stored under name h (store_blob_name() of
+ * its plain hash), copied as it is: a garbage collector's rewrite. */
+int store_writer_add_stored(struct store_writer *w, const struct hash128 *h, const void *enc, size_t len);
 /* Make everything added so far durable and findable (seal the open pack,
  * write the index segment). Must succeed before a point referencing these
  * blobs is committed. */
@@ -281,10 +328,7 @@ int store_writer_check(struct store_writer *w);
  * index segments, without blocking writers: docs/FORMAT.md "Garbage
  * collection" (condemn, wait for writer sessions, re-mark, delete).
  * The caller says what is live through a mark function. */
-/* The name the vault files a blob of checksum plain under (a copy in
- * plain vaults). Never fails. */
-void store_blob_name(const struct store *s, const struct hash128 *plain, struct hash128 *name);
-/* The live set: names added in any order and any number of times, kept
+/* The live set (of store_blob_name()s): names added in any order and any number of times, kept
  * sorted and de-duplicated on disk (16 bytes per distinct name, plus a
  * 16 MiB buffer). One per thread. */
 struct store_gc_mark;

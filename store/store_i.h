@@ -51,6 +51,9 @@ struct store {
         /* Index reloads after a missing pack (store_reload_index). */
         pthread_mutex_t reload_lock;
         atomic_uint_fast64_t reload_gen;
+        /* Encrypted vaults (crypt_i.h): the unlocked keys, or NULL. */
+        struct store_crypt *crypt;
+        char id[33]; /* the vault's ID, from config.json */
 };
 
 /* One copy of XXH3 built for one instruction set (store/hash.c). */
@@ -65,7 +68,8 @@ struct store_hash_variant {
 size_t store_hash_variants(const struct store_hash_variant **ret, size_t n);
 
 /* ---- the index (index.c) ---- */
-/* Look h up in the mapped segments. 0 found, -ENOENT. */
+/* Look stored name h (store_blob_name() of a plain hash) up in the
+ * mapped segments. 0 found, -ENOENT. */
 int store_lookup(struct store *s, const struct hash128 *h, struct blob_loc *ret);
 /* h's entry in one mapped segment, or NULL. */
 const uint8_t *store_segment_find(const struct segment *seg, const struct hash128 *h);

@@ -267,16 +267,18 @@ int store_verify_new(struct store *s, store_damage_cb cb, void *userdata, struct
 const char *store_verify_block(const struct store_verify *v, const struct hash128 *h) {
         struct store *s = v->s;
         const struct vpack *p;
+        struct hash128 name;
         struct blob_loc loc;
         bool in_bad = false;
 
+        store_blob_name(s, h, &name);
         pthread_rwlock_rdlock(&s->idx_lock);
         for (size_t k = 0; k < v->n_bad_segs; k++)
-                in_bad |= store_segment_find(&s->segs[v->bad_segs[k]], h) != NULL;
+                in_bad |= store_segment_find(&s->segs[v->bad_segs[k]], &name) != NULL;
         pthread_rwlock_unlock(&s->idx_lock);
         if (in_bad)
                 return "index entry in a damaged segment";
-        if (store_lookup(s, h, &loc) < 0)
+        if (store_lookup(s, &name, &loc) < 0)
                 return NULL; /* the caller reports blocks outside the index */
         p = pack_find(v, loc.pack_id);
         if (!p)

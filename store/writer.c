@@ -190,13 +190,17 @@ void store_writer_free(struct store_writer *w) {
 }
 
 bool store_writer_known(struct store_writer *w, const struct hash128 *h) {
+        struct hash128 name;
         bool found;
 
         session_renew(w, false);
-        if (hash_is_zero(h) || store_lookup_live(w->s, h, NULL) == 0)
+        if (hash_is_zero(h))
+                return true;
+        store_blob_name(w->s, h, &name);
+        if (store_lookup_live(w->s, &name, NULL) == 0)
                 return true;
         pthread_mutex_lock(&w->lock);
-        found = tab_find(w, h)->used;
+        found = tab_find(w, &name)->used;
         pthread_mutex_unlock(&w->lock);
         return found;
 }
@@ -285,7 +289,14 @@ static int tab_grow(struct store_writer *w) {
         return 0;
 }
 
-int store_writer_add(struct store_writer *w, const struct hash128 *h, const void *enc, size_t len) {
+int store_writer_add(struct store_writer *w, const struct hash128 *plain, const void *enc, size_t len) {
+        struct hash128 name; /* what pack tables and the index list */
+
+        store_blob_name(w->s, plain, &name);
+        return store_writer_add_stored(w, &name, enc, len);
+}
+
+int store_writer_add_stored(struct store_writer *w, const struct hash128 *h, const void *enc, size_t len) {
         struct pending *p;
         uint8_t *e;
         int r;

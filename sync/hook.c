@@ -33,6 +33,9 @@ static void hook_exec(const struct hook_run *k, const char *phase, int out_fd) {
         if (setenv("RPFS_VM", k->o->vm, 1) < 0 || setenv("RPFS_POINT", k->point, 1) < 0 ||
             setenv("RPFS_DISKS", k->disks, 1) < 0 || setenv("RPFS_PHASE", phase, 1) < 0)
                 _exit(127);
+        /* A vault's passphrases are the key: never handed to a hook. */
+        unsetenv("RPFS_PASSPHRASE");
+        unsetenv("RPFS_NEW_PASSPHRASE");
         execl(k->h->script, k->h->script, phase, (char *)NULL);
         fprintf(stderr, "rpfs: hook %s: %s\n", k->h->script, strerror(errno));
         _exit(127);

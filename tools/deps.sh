@@ -9,7 +9,7 @@
 BUILD_DEPS=(build-essential meson ninja-build pkg-config libfuse3-dev fuse3
             libqcow-dev libvhdi-dev libvmdk-dev libxxhash-dev libzstd-dev
             libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev libmount-dev
-            libblkid-dev
+            libblkid-dev libsodium-dev
             nbdkit-plugin-dev)  # the NBD export (nbd/)
 
 deps_install() {
