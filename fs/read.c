@@ -103,6 +103,10 @@ int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct ha
         }
         double prev_deadline = store_thread_deadline(deadline);
         for (unsigned attempt = 0;; attempt++) {
+                if (ret_chunk_unreadable(ch)) { /* under a damaged tree node: no retry brings it */
+                        r = -ENOENT;
+                        break;
+                }
                 r = store_read_blob(fs->s, c, ch, tmp, RET_CHUNK_ENTRIES * sizeof *tmp, &len);
                 if (r == -ENOENT && attempt == 0)
                         (void)store_refresh(fs->s);

@@ -67,11 +67,15 @@ int ret_point_commit(struct store *s, const struct ret_point *p);
  * -EPROTONOSUPPORT a newer point format. */
 int ret_point_parse(const char *text, struct ret_point **ret);
 /* Load one point, its disks' chunk lists read (from their trees) into
- * chunks. A tree node missing from the vault does not fail the load: the
- * chunks under it read as missing (-ENOENT from ret_manifest_get), as a
- * missing chunk does. -ENOENT if absent, -EBADMSG (also a damaged node).
+ * chunks. A tree node missing from the vault or damaged does not fail the
+ * load: the chunks under it read as missing (-ENOENT from
+ * ret_manifest_get), as a missing chunk does. -ENOENT if absent, -EBADMSG.
  * *ret owned by the caller. */
 int ret_point_load(struct store *s, const char *vm, const char *id, struct ret_point **ret);
+/* Whether chunk checksum ch is what ret_point_load put for chunks under a
+ * missing or damaged tree node: it will never be readable (a reader that
+ * retries a missing chunk need not). */
+bool ret_chunk_unreadable(const struct hash128 *ch);
 /* All points (of vm, or of every VM when vm is NULL), sorted by VM then
  * ID, as summaries: one read per point object, no tree read, so a
  * version-2 point's disks have chunks NULL (see struct ret_disk). *ret is

@@ -19,6 +19,6 @@ struct ret_disk;
 int ret_tree_leaf(struct store *s, struct store_codec *c, const struct ret_disk *d, size_t ci,
                   struct hash128 *node, size_t *ret_n);
 /* ret_tree_load; with mark_missing, the chunks under a node missing from
- * the vault get a checksum no blob has (reading them: -ENOENT) instead of
+ * the vault or damaged get a checksum no blob has (reading them: -ENOENT) instead of
  * failing the load. */
 int ret_tree_load_marked(struct store *s, const struct ret_disk *d, bool mark_missing, struct hash128 **ret);

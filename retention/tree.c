@@ -125,14 +125,20 @@ static bool shape_ok(const struct ret_disk *d) {
 }
 
 /* What ret_point_load puts for the chunks under a node missing from the
- * vault: a checksum no blob has (derived from the node's, never stored),
- * so reading such a chunk fails with -ENOENT as a missing chunk does, and
+ * vault or damaged (a bad checksum, an undecodable blob): a checksum no
+ * blob has (a fixed prefix, then the node's; never stored, and
+ * ret_chunk_unreadable() tells it), so reading such a chunk fails with -ENOENT as a missing chunk does, and
  * the point still loads (the mount shows it, check and failback name the
  * missing range) as a version-1 point with a missing chunk did. */
+static const uint8_t mark_prefix[8] = { 0xff, 'r', 'p', 'f', 's', 'm', 'k', 0xff };
+
 static void missing_mark(const struct hash128 *node, struct hash128 *ret) {
-        uint8_t v[32] = "rpfs: under a missing tree node";
-        memcpy(v + 16, node->b, 16);
-        store_hash(v, sizeof v, ret);
+        memcpy(ret->b, mark_prefix, sizeof mark_prefix);
+        memcpy(ret->b + sizeof mark_prefix, node->b, sizeof ret->b - sizeof mark_prefix);
+}
+
+bool ret_chunk_unreadable(const struct hash128 *ch) {
+        return memcmp(ch->b, mark_prefix, sizeof mark_prefix) == 0;
 }
 
 int ret_tree_load_marked(struct store *s, const struct ret_disk *d, bool mark_missing, struct hash128 **ret) {
@@ -161,7 +167,7 @@ int ret_tree_load_marked(struct store *s, const struct ret_disk *d, bool mark_mi
                 for (uint64_t j = 0; j < cnt && r >= 0; j++) {
                         size_t k = (size_t)MIN((uint64_t)f, below - j * f);
                         r = read_node(s, c, &cur[j], k, next + j * f);
-                        if (r == -ENOENT && mark_missing) {
+                        if ((r == -ENOENT || r == -EBADMSG) && mark_missing) {
                                 struct hash128 m;
                                 missing_mark(&cur[j], &m);
                                 for (size_t i = 0; i < k; i++)
