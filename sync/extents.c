@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "formats.h"
 #include "sync.h"
 
 static int ext_add(struct sync_extent **v, size_t *n, size_t *cap, uint64_t start, uint64_t len) {
@@ -165,6 +166,33 @@ int sync_extents_load(const char *path, uint64_t size, struct sync_extent **ret,
         if (r < 0) {
                 free(v);
                 return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int sync_extents_overlay(struct fmt_image *img, struct sync_extent **ret, size_t *ret_n) {
+        struct sync_extent *v = NULL;
+        size_t n = 0, cap = 0;
+        uint64_t off = 0, s, e;
+        int r;
+
+        for (;;) {
+                r = fmt_next_own(img, off, &s, &e);
+                if (r == -ENXIO)
+                        break;
+                if (r < 0 || e <= s || s < off) {
+                        free(v);
+                        return r < 0 ? r : -EIO;
+                }
+                if (n > 0 && v[n - 1].start + v[n - 1].length == s)
+                        v[n - 1].length += e - s;
+                else if (ext_add(&v, &n, &cap, s, e - s) < 0) {
+                        free(v);
+                        return -ENOMEM;
+                }
+                off = e;
         }
         *ret = v;
         *ret_n = n;

@@ -41,7 +41,9 @@ struct sync_replicate_opts {
          * read, the others' checksums come from point base (of this VM,
          * same disk name and size). verify_base: that many random blocks
          * outside the ranges are read and compared with the base. */
-        const char *base;    /* "latest", "latest-app" or an ID */
+        const char *base;    /* "latest", "latest-app" or an ID; without
+                              * changed, the disk is an overlay whose own
+                              * clusters are the changed ranges */
         const char *changed; /* extents file (sync_extents_load) */
         unsigned verify_base;
 };
@@ -68,6 +70,12 @@ struct sync_extent {
  * (with the line number). *ret malloc'd (NULL with none). */
 int sync_extents_load(const char *path, uint64_t size, struct sync_extent **ret, size_t *ret_n, char *why,
                       size_t why_len);
+
+struct fmt_image;
+/* The extents an overlay image defines itself (fmt_next_own: its own
+ * clusters, not its backing file's), merged. -errno as fmt_next_own
+ * (fmt_last_error(img) explains). *ret malloc'd (NULL with none). */
+int sync_extents_overlay(struct fmt_image *img, struct sync_extent **ret, size_t *ret_n);
 
 struct sync_export_result {
         uint64_t bytes;        /* disk size */

@@ -140,8 +140,8 @@ expect_fail 2 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --changed "$T/ext.
 expect_err_contains "--changed needs --base"
 expect_fail 2 rpfs replicate "$V" vm --disk "$T/v2.raw" --disk "$T/v1.raw" --base latest --changed "$T/ext.txt"
 expect_err_contains "exactly one --disk"
-expect_fail 2 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base latest
-expect_err_contains "need --changed"
+expect_fail 1 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base latest
+expect_err_contains "is not an overlay" "--changed"
 expect_fail 2 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base latest --changed "$T/ext.txt" --verify-base x
 expect_err_contains "invalid --verify-base"
 assert_eq "$(vault_state "$V")" "$BEFORE" "vault unchanged after refused input"
