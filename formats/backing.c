@@ -43,13 +43,17 @@ int fmt_backing_open(struct fmt_image *img, const char *name, int want, char *er
         if (r < 0 || (size_t)r >= sizeof path)
                 return fmt_err(err, errlen, -ENAMETOOLONG, "backing file name too long");
         r = fmt_open_as(path, want, img->depth + 1, &img->backing, why, sizeof why);
+        if (r < 0 && strncmp(why, "backing file ", 13) == 0)
+                return fmt_err(err, errlen, r, "%s", why); /* deeper in the chain: that one's name */
         if (r < 0)
                 return fmt_err(err, errlen, r, "backing file %s: %s", path, why);
         return 0;
 }
 
-/* One map() answer at off, clipped to the disk. */
+/* One map() answer at off, clipped to the disk. Past the end of the
+ * backing image the overlay's bytes are its own (zeros), as for qemu. */
 static int own_map(struct fmt_image *img, uint64_t off, struct fmt_map *m) {
+        uint64_t bsize = img->backing->size;
         int r;
 
         memset(m, 0, sizeof *m);
@@ -59,6 +63,10 @@ static int own_map(struct fmt_image *img, uint64_t off, struct fmt_map *m) {
         if (m->len == 0)
                 return fmt_err(img->err, sizeof(img->err), -EIO, "internal error: empty map");
         m->len = MIN(m->len, img->size - off);
+        if (m->kind == FMT_MAP_BACKING && off >= bsize)
+                m->kind = FMT_MAP_ZERO;
+        else if (m->kind == FMT_MAP_BACKING)
+                m->len = MIN(m->len, bsize - off);
         return 0;
 }
 

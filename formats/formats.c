@@ -312,6 +312,8 @@ static int read_backing(struct fmt_image *img, uint8_t *buf, size_t len, uint64_
                 return fmt_err(img->err, sizeof(img->err), -EIO, "internal error: no backing image");
         n = off >= b->size ? 0 : (size_t)MIN((uint64_t)len, b->size - off);
         memset(buf + n, 0, len - n);
+        if (n == 0)
+                return 0;
         r = fmt_read(b, buf, n, off);
         if (r < 0)
                 fmt_err(img->err, sizeof(img->err), r, "backing file %s: %s", b->path, b->err);

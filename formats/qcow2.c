@@ -35,6 +35,7 @@
 
 struct qcow2 {
         libqcow_file_t *file;
+        libqcow_file_t *self_parent; /* overlays: see lib_parent() */
         unsigned cluster_bits;
         unsigned l2_bits;  /* log2 of entries per L2 table */
         uint64_t *l1;      /* host byte order, l1_len entries */
@@ -71,6 +72,12 @@ static void qcow2_free(struct qcow2 *q) {
                 libqcow_file_close(q->file, &e);
                 qerr_freep(&e);
                 libqcow_file_free(&q->file, &e);
+                qerr_freep(&e);
+        }
+        if (q->self_parent) {
+                libqcow_file_close(q->self_parent, &e);
+                qerr_freep(&e);
+                libqcow_file_free(&q->self_parent, &e);
         }
         free(q->l1);
         free(q->l2);
@@ -370,6 +377,24 @@ static int load_tables(struct fmt_image *img, struct qcow2 *q, uint64_t l1_off, 
         return 0;
 }
 
+/* libqcow refuses every read of an image with a backing file until it is
+ * given a parent, and takes only a qcow2 one. It is asked for compressed
+ * clusters only (map() answers the rest, the backing image included), so
+ * it never reads from the parent: give it a second handle of the overlay
+ * itself, whatever the backing file's format. */
+static int lib_parent(struct fmt_image *img, struct qcow2 *q, char *err, size_t errlen) {
+        _cleanup_(qerr_freep) libqcow_error_t *e = NULL;
+        char msg[400];
+
+        if (libqcow_file_initialize(&q->self_parent, &e) != 1 ||
+            libqcow_file_open(q->self_parent, img->path, LIBQCOW_OPEN_READ, &e) != 1 ||
+            libqcow_file_set_parent_file(q->file, q->self_parent, &e) != 1) {
+                qerr_text(&e, img->path, msg, sizeof(msg));
+                return fmt_err(err, errlen, -EIO, "cannot open the qcow2 overlay with libqcow: %s", msg);
+        }
+        return 0;
+}
+
 int fmt_qcow2_open(struct fmt_image *img, char *err, size_t errlen) {
         _cleanup_(qerr_freep) libqcow_error_t *e = NULL;
         struct qcow2 *q;
@@ -415,6 +440,8 @@ int fmt_qcow2_open(struct fmt_image *img, char *err, size_t errlen) {
                 goto fail;
         if (q->has_backing) {
                 r = fmt_backing_open(img, q->backing, q->backing_kind, err, errlen);
+                if (r >= 0)
+                        r = lib_parent(img, q, err, errlen);
                 if (r < 0)
                         goto fail;
         }
