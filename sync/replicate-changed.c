@@ -162,7 +162,8 @@ static int load_extents(const struct sync_replicate_opts *o, struct fmt_image *i
         int r;
 
         if (o->changed) {
-                r = sync_extents_load(o->changed, fmt_size(img), &c->ext, &c->n_ext, why, sizeof why);
+                r = sync_extents_load_bs(o->changed, fmt_size(img), o->changed_block_size, &c->ext, &c->n_ext, why,
+                                         sizeof why);
                 if (r < 0)
                         log_error("--changed %s: %s", o->changed, *why ? why : strerror(-r));
                 return r;

@@ -46,6 +46,7 @@ struct sync_replicate_opts {
                               * clusters are the changed ranges */
         const char *changed; /* extents file (sync_extents_load) */
         unsigned verify_base;
+        uint64_t changed_block_size; /* thin_delta XML block size (bytes), 0: from the XML */
 };
 
 struct sync_replicate_result {
@@ -70,6 +71,12 @@ struct sync_extent {
  * (with the line number). *ret malloc'd (NULL with none). */
 int sync_extents_load(const char *path, uint64_t size, struct sync_extent **ret, size_t *ret_n, char *why,
                       size_t why_len);
+/* The same, also reading LVM thin's thin_delta XML (thin-delta.c):
+ * its different, left_only and right_only ranges. block_size: the pool's
+ * data block size in bytes, or 0 to take it from the XML's
+ * data_block_size; must be 0 for the other forms. */
+int sync_extents_load_bs(const char *path, uint64_t size, uint64_t block_size, struct sync_extent **ret,
+                         size_t *ret_n, char *why, size_t why_len);
 
 struct fmt_image;
 /* The extents an overlay image defines itself (fmt_next_own: its own
