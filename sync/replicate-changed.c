@@ -7,6 +7,8 @@
  * the new point's manifest is what a full replicate would give, provided
  * the tracker was right. --verify-base samples blocks outside the ranges
  * to catch a tracker that missed changes or a base it was not relative to.
+ * With --base and no --changed the disk is a qcow2 overlay and its own
+ * clusters (sync_extents_overlay) are the changed ranges: one mechanism.
  */
 #include <inttypes.h>
 #include <stdio.h>
