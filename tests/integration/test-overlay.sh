@@ -65,8 +65,11 @@ rep_v() {
 # read_bytes: what the last rep_v logged as read from the sources.
 read_bytes() { sed -n 's/.*replicate: read \([0-9]*\) bytes from the sources.*/\1/p' "$T/rep.log"; }
 
-point_disks() {  # VM ID: the disks of the point object (its manifest)
-    vault_cat "$V" "points/$1/$2.json" | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["disks"], sort_keys=True))'
+point_disks() {  # VM ID: the disks of the point object (its manifest), less their source format
+    vault_cat "$V" "points/$1/$2.json" | python3 -c 'import json, sys
+d = json.load(sys.stdin)["disks"]
+for x in d: x.pop("format", None)
+print(json.dumps(d, sort_keys=True))'
 }
 
 for fmt in raw qcow2; do
@@ -76,6 +79,7 @@ for fmt in raw qcow2; do
     write_overlay "$ov"
     ok qemu-img convert -O raw "$ov" "$T/ref.raw"
     REF=$(sum "$T/ref.raw")
+    ok rpfs replicate "$V" ref-$fmt --disk disk0="$T/ref.raw" --time 20261122T101500Z >/dev/null
     rm -f "$T/ref.raw"
     OWN=$(own_bytes "$ov")
 
@@ -93,6 +97,8 @@ for fmt in raw qcow2; do
     export_check "$V" $vm disk0 "$REF" --point 20261122T103000Z
     assert_eq "$(point_disks $vm 20261122T101500Z)" "$(point_disks $vm 20261122T103000Z)" \
         "$fmt: --base manifest = a full replicate's"
+    assert_eq "$(point_disks $vm 20261122T101500Z)" "$(point_disks ref-$fmt 20261122T101500Z)" \
+        "$fmt: --base manifest = a full replicate of qemu-img convert's raw"
     assert_ne "$(point_disks $vm $P1)" "$(point_disks $vm 20261122T103000Z)" "the base's manifest differs"
 
     # --verify-base on the right base: passes, reads the samples too
