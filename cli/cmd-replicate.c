@@ -33,11 +33,17 @@ static const char replicate_help[] =
         "                       (the first group replicate records the members; later ones give all)\n"
         "  --time ID            point time as UTC ISO 8601 basic, e.g. 20261122T101500Z (default: now)\n"
         "  --threads N          worker threads (default: one per CPU)\n"
-        "  --base latest|ID     with --changed: the point the change tracker's ranges are relative to\n"
-        "                       (same VM, same disk name and size)\n"
-        "  --changed EXTENTS    read only the byte ranges EXTENTS lists ('OFFSET LENGTH' lines or JSON\n"
-        "                       [{\"start\":N,\"length\":N}]); the other blocks come from --base (one --disk)\n"
-        "  --verify-base N      with --changed: read N random blocks outside the ranges and refuse if one\n"
+        "  --base latest|ID     the point the changes are relative to (same VM, same disk name and\n"
+        "                       size): with --changed, the tracker's base; without, the disk is a\n"
+        "                       qcow2 overlay whose backing file holds that point's state, and only\n"
+        "                       the overlay's own clusters are read\n"
+        "  --changed EXTENTS    read only the byte ranges EXTENTS lists ('OFFSET LENGTH' lines, JSON\n"
+        "                       [{\"start\":N,\"length\":N}] or LVM thin_delta XML); the other blocks\n"
+        "                       come from --base (one --disk)\n"
+        "  --changed-block-size N\n"
+        "                       thin_delta XML: the pool's data block size in bytes (K/M suffixes),\n"
+        "                       when the XML has no data_block_size (must agree when it has)\n"
+        "  --verify-base N      with --base: read N random blocks outside the ranges and refuse if one\n"
         "                       differs from the base\n"
         "  -q, --quiet          print nothing on success\n"
         "  -h, --help           show this help\n"
@@ -116,6 +122,7 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                 { "changed", required_argument, NULL, 'C' },
                 { "verify-base", required_argument, NULL, 'E' },
                 { "vm", required_argument, NULL, 'M' },
+                { "changed-block-size", required_argument, NULL, 'Z' },
                 {}
         };
         struct sync_replicate_opts o = { .time = time(NULL), .progress = true };
@@ -195,6 +202,12 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                                 return cli_usage_error("replicate", "invalid --verify-base '%s': a number of blocks", optarg);
                         o.verify_base = (unsigned)v;
                         break;
+                case 'Z':
+                        if (parse_size(optarg, &o.changed_block_size) < 0 || o.changed_block_size == 0 ||
+                            o.changed_block_size % 512)
+                                return cli_usage_error("replicate", "invalid --changed-block-size '%s': bytes, a multiple of 512",
+                                                       optarg);
+                        break;
                 default:
                         return cli->exit;
                 }
@@ -205,12 +218,16 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                 return cli_usage_error("replicate", "expected VAULT and VM arguments");
         if (n == 0)
                 return cli_usage_error("replicate", "at least one --disk is required");
-        if ((o.base || o.verify_base) && !o.changed)
-                return cli_usage_error("replicate", "--base and --verify-base need --changed");
+        if (o.changed_block_size && !o.changed)
+                return cli_usage_error("replicate", "--changed-block-size needs --changed");
+        if (o.verify_base && !o.base)
+                return cli_usage_error("replicate", "--verify-base needs --base");
         if (o.changed && (!o.base || n != 1))
                 return cli_usage_error("replicate", "--changed needs --base and exactly one --disk");
-        if (o.changed && hook.script)
-                return cli_usage_error("replicate", "--changed does not go with --hook");
+        if (o.base && n != 1)
+                return cli_usage_error("replicate", "--base needs exactly one --disk");
+        if ((o.changed || o.base) && hook.script)
+                return cli_usage_error("replicate", "--changed and --base do not go with --hook");
         if (hook.required && !hook.script)
                 return cli_usage_error("replicate", "--app-consistent=required needs --hook");
         if (!name_is_valid(argv[optind + 1]))

@@ -212,6 +212,10 @@ static int raw_open(struct fmt_image *img, const struct stat *st, char *err, siz
 }
 
 int fmt_open(const char *path, struct fmt_image **ret, char *err, size_t errlen) {
+        return fmt_open_as(path, -1, 0, ret, err, errlen);
+}
+
+int fmt_open_as(const char *path, int want, unsigned depth, struct fmt_image **ret, char *err, size_t errlen) {
         _cleanup_close_ int fd = -1;
         struct fmt_image *img;
         struct stat st;
@@ -231,6 +235,11 @@ int fmt_open(const char *path, struct fmt_image **ret, char *err, size_t errlen)
         r = probe(fd, &st, &kind, err, errlen);
         if (r < 0)
                 return r;
+        if (want == FMT_RAW && kind != FMT_BLOCKDEV)
+                kind = FMT_RAW; /* declared raw: never probed for a format */
+        else if (want >= 0 && (enum fmt_kind)want != kind && !(want == FMT_RAW && kind == FMT_BLOCKDEV))
+                return fmt_err(err, errlen, -EBADMSG, "is %s, not the %s its overlay declares", fmt_kind_name(kind),
+                               fmt_kind_name((enum fmt_kind)want));
 
         img = calloc(1, sizeof(*img));
         if (!img)
@@ -238,6 +247,7 @@ int fmt_open(const char *path, struct fmt_image **ret, char *err, size_t errlen)
         img->kind = kind;
         img->fd = TAKE_FD(fd);
         img->file_size = (uint64_t)st.st_size;
+        img->depth = depth;
         strcpy(img->path, path);
 
         switch (kind) {
@@ -274,6 +284,7 @@ void fmt_close(struct fmt_image *img) {
                 return;
         if (img->ops && img->ops->close)
                 img->ops->close(img);
+        fmt_close(img->backing);
         if (img->fd >= 0)
                 close(img->fd);
         free(img);
@@ -289,6 +300,24 @@ enum fmt_kind fmt_kind(const struct fmt_image *img) {
 
 const char *fmt_last_error(const struct fmt_image *img) {
         return img->err;
+}
+
+/* Bytes [off, off + len) of img's backing image, zeros past its end. */
+static int read_backing(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t off) {
+        struct fmt_image *b = img->backing;
+        size_t n;
+        int r;
+
+        if (!b)
+                return fmt_err(img->err, sizeof(img->err), -EIO, "internal error: no backing image");
+        n = off >= b->size ? 0 : (size_t)MIN((uint64_t)len, b->size - off);
+        memset(buf + n, 0, len - n);
+        if (n == 0)
+                return 0;
+        r = fmt_read(b, buf, n, off);
+        if (r < 0)
+                fmt_err(img->err, sizeof(img->err), r, "backing file %s: %s", b->path, b->err);
+        return r;
 }
 
 static int read_mapped(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t off) {
@@ -317,6 +346,9 @@ static int read_mapped(struct fmt_image *img, uint8_t *buf, size_t len, uint64_t
                                         fmt_kind_name(img->kind), m.host);
                         else if (r < 0)
                                 fmt_err(img->err, sizeof(img->err), r, "read error: %s", strerror(-r));
+                        break;
+                case FMT_MAP_BACKING:
+                        r = read_backing(img, buf, n, off);
                         break;
                 case FMT_MAP_LIB:
                         r = img->ops->lib_read ? img->ops->lib_read(img, buf, n, off)
@@ -410,6 +442,26 @@ static void host_data(const struct fmt_map *m, uint64_t *skip, uint64_t *len) {
                 *len = (uint64_t)(h - d);
 }
 
+/* The backing image's first data extent in [off, off + len): 0, or -ENXIO
+ * when it has none there. */
+static int next_data_backing(struct fmt_image *img, uint64_t off, uint64_t len, uint64_t *ret_start,
+                             uint64_t *ret_end) {
+        uint64_t s, e;
+        int r;
+
+        if (!img->backing)
+                return fmt_err(img->err, sizeof(img->err), -EIO, "internal error: no backing image");
+        r = fmt_next_data(img->backing, off, &s, &e);
+        if (r == -ENXIO || (r >= 0 && s >= off + len))
+                return -ENXIO;
+        if (r < 0)
+                return fmt_err(img->err, sizeof(img->err), r, "backing file %s: %s", img->backing->path,
+                               img->backing->err);
+        *ret_start = MAX(s, off);
+        *ret_end = MIN(e, off + len);
+        return 0;
+}
+
 int fmt_next_data(struct fmt_image *img, uint64_t off, uint64_t *ret_start, uint64_t *ret_end) {
         struct fmt_map m;
         uint64_t start, end, skip = 0, len = 0;
@@ -436,6 +488,11 @@ int fmt_next_data(struct fmt_image *img, uint64_t off, uint64_t *ret_start, uint
                         return fmt_err(img->err, sizeof(img->err), -EIO, "internal error: empty map");
                 m.len = MIN(m.len, img->size - off);
                 skip = len = 0;
+                if (m.kind == FMT_MAP_BACKING) {
+                        r = next_data_backing(img, off, m.len, ret_start, ret_end);
+                        if (r != -ENXIO)
+                                return r;
+                }
                 if (m.kind == FMT_MAP_HOST)
                         host_data(&m, &skip, &len);
                 if (m.kind == FMT_MAP_LIB || (m.kind == FMT_MAP_HOST && len > 0))
@@ -455,8 +512,8 @@ int fmt_next_data(struct fmt_image *img, uint64_t off, uint64_t *ret_start, uint
                 if (m.len == 0)
                         return fmt_err(img->err, sizeof(img->err), -EIO, "internal error: empty map");
                 m.len = MIN(m.len, img->size - end);
-                if (m.kind == FMT_MAP_ZERO)
-                        break;
+                if (m.kind == FMT_MAP_ZERO || m.kind == FMT_MAP_BACKING)
+                        break; /* the caller asks again from end */
                 if (m.kind == FMT_MAP_HOST) {
                         host_data(&m, &skip, &len);
                         if (skip > 0 || len == 0)

@@ -62,6 +62,21 @@ int fmt_read(struct fmt_image *img, void *buf, size_t len, uint64_t off);
  */
 int fmt_next_data(struct fmt_image *img, uint64_t off, uint64_t *ret_start, uint64_t *ret_end);
 
+/*
+ * Overlays. A qcow2 image with a backing file (qemu external snapshots,
+ * virsh backup-begin push mode) is read through its chain: fmt_read() and
+ * fmt_next_data() give the bytes qemu would see. fmt_backing() names the
+ * backing image (the resolved path), NULL for an image without one.
+ * fmt_next_own() finds the first extent at or after off that the image
+ * itself defines (its own allocated or zeroed clusters, not taken from the
+ * backing): 0 and [*ret_start, *ret_end), -ENXIO when none is left. For an
+ * image without a backing file that is [off, size). Chains are at most
+ * FMT_BACKING_MAX deep.
+ */
+#define FMT_BACKING_MAX 16
+const char *fmt_backing(const struct fmt_image *img);
+int fmt_next_own(struct fmt_image *img, uint64_t off, uint64_t *ret_start, uint64_t *ret_end);
+
 /* One-line explanation (without the path) of the last failed fmt_read() or
  * fmt_next_data() on img, "" if none. Owned by img; valid until the next
  * call on img. */

@@ -26,6 +26,7 @@ enum fmt_map_kind {
         FMT_MAP_ZERO, /* reads as zeros */
         FMT_MAP_HOST, /* plain bytes at host in file fd */
         FMT_MAP_LIB,  /* read through the library (compressed data, ...) */
+        FMT_MAP_BACKING, /* the same offset of img->backing (zeros past its end) */
 };
 
 struct fmt_map {
@@ -56,6 +57,8 @@ struct fmt_image {
         bool seek_data;         /* SEEK_DATA/SEEK_HOLE are meaningful on fd */
         const struct fmt_ops *ops; /* NULL for raw_layout */
         void *priv;             /* owned by ops->close */
+        struct fmt_image *backing; /* a qcow2 overlay's backing image, else NULL; owned */
+        unsigned depth;         /* backing chain depth of this image (0: the one opened) */
         char path[4096];        /* as given to fmt_open */
         char err[512];          /* explanation of the last failure */
 };
@@ -74,6 +77,18 @@ void fmt_yal_condense(const char *text, const char *path, char *out, size_t outl
  * there, but a backup should not copy a truncated image silently), else 0
  * or -errno. */
 int fmt_pread_host(int fd, uint64_t file_size, void *buf, size_t len, uint64_t off);
+
+/* fmt_open() of a backing image: want is the kind its overlay declares
+ * (FMT_RAW: opened raw whatever its content) or -1 to detect it; depth
+ * its place in the chain. */
+int fmt_open_as(const char *path, int want, unsigned depth, struct fmt_image **ret, char *err, size_t errlen);
+
+/* Open the backing image name of img (relative names are relative to
+ * img's directory; fmt_backing.c). want: the kind the image header
+ * declares, or -1 to detect it (a raw backing is never probed for a
+ * format: a declared "raw" is opened raw). Sets img->backing. 0 or -errno
+ * with a one-line explanation in err. */
+int fmt_backing_open(struct fmt_image *img, const char *name, int want, char *err, size_t errlen);
 
 /* Family openers: img->fd, file_size, path and kind are set. They set size,
  * ops, priv (and raw_layout/seek_data for a fixed VHD). 0 or -errno with a

@@ -19,6 +19,8 @@
 #define QCOW2_HEADER_V2 72
 #define QCOW2_HEADER_V3 104
 #define QCOW2_MAX_L1_BYTES (UINT64_C(32) << 20) /* qemu's QCOW_MAX_L1_SIZE */
+#define QCOW2_BACKING_MAX 1023 /* qemu's limit on the backing file name */
+#define QCOW2_EXT_BACKING_FORMAT UINT32_C(0xe2792aca)
 
 #define L1E_OFFSET_MASK UINT64_C(0x00fffffffffffe00)
 #define L2E_OFFSET_MASK UINT64_C(0x00fffffffffffe00)
@@ -33,12 +35,16 @@
 
 struct qcow2 {
         libqcow_file_t *file;
+        libqcow_file_t *self_parent; /* overlays: see lib_parent() */
         unsigned cluster_bits;
         unsigned l2_bits;  /* log2 of entries per L2 table */
         uint64_t *l1;      /* host byte order, l1_len entries */
         uint64_t l1_len;   /* entries needed for the virtual size */
         uint64_t l2_off;   /* host offset of the cached L2 table, 0 = none */
         uint64_t *l2;      /* cached L2 table, host byte order */
+        bool has_backing;  /* unallocated clusters come from img->backing */
+        int backing_kind;  /* declared backing format, -1: not declared */
+        char backing[QCOW2_BACKING_MAX + 1];
 };
 
 static void qerr_freep(libqcow_error_t **e) {
@@ -66,6 +72,12 @@ static void qcow2_free(struct qcow2 *q) {
                 libqcow_file_close(q->file, &e);
                 qerr_freep(&e);
                 libqcow_file_free(&q->file, &e);
+                qerr_freep(&e);
+        }
+        if (q->self_parent) {
+                libqcow_file_close(q->self_parent, &e);
+                qerr_freep(&e);
+                libqcow_file_free(&q->self_parent, &e);
         }
         free(q->l1);
         free(q->l2);
@@ -133,9 +145,13 @@ static int classify(struct fmt_image *img, struct qcow2 *q, uint64_t entry, enum
                 return 0;
         }
         *host = entry & L2E_OFFSET_MASK;
-        if ((entry & L2E_ZERO) || *host == 0) {
-                /* zero flag, or unallocated (no backing file) */
+        if (entry & L2E_ZERO) {
                 *kind = FMT_MAP_ZERO;
+                return 0;
+        }
+        if (*host == 0) {
+                /* unallocated: the backing file's bytes, or zeros */
+                *kind = q->has_backing ? FMT_MAP_BACKING : FMT_MAP_ZERO;
                 return 0;
         }
         if (*host & (csize - 1))
@@ -158,7 +174,7 @@ static int qcow2_map(struct fmt_image *img, uint64_t off, struct fmt_map *m) {
         span_end = MIN((l1i + 1) << span_bits, img->size);
         l2_off = q->l1[l1i] & L1E_OFFSET_MASK;
         if (l2_off == 0) {
-                m->kind = FMT_MAP_ZERO;
+                m->kind = q->has_backing ? FMT_MAP_BACKING : FMT_MAP_ZERO;
                 m->len = span_end - off;
                 return 0;
         }
@@ -197,6 +213,81 @@ static const struct fmt_ops qcow2_ops = {
         .lib_read = qcow2_lib_read,
         .close = qcow2_close,
 };
+
+/* The kind a backing format name declares, -1 for one we cannot read. */
+static int backing_kind(const char *f) {
+        static const struct {
+                const char *name;
+                enum fmt_kind kind;
+        } k[] = { { "raw", FMT_RAW }, { "qcow2", FMT_QCOW2 }, { "vpc", FMT_VHD }, { "vhdx", FMT_VHDX },
+                  { "vmdk", FMT_VMDK } };
+        for (size_t i = 0; i < ELEMENTSOF(k); i++)
+                if (strcmp(f, k[i].name) == 0)
+                        return (int)k[i].kind;
+        return -1;
+}
+
+/* The backing format header extension (after the header, within the
+ * first cluster, before the backing file name): the declared kind, -1 when
+ * there is none, or -errno. */
+static int backing_format(struct fmt_image *img, struct qcow2 *q, uint64_t name_off, uint32_t header_len,
+                          char *err, size_t errlen) {
+        uint64_t off = header_len, end = MIN(MIN(img->file_size, UINT64_C(1) << q->cluster_bits), name_off);
+        uint8_t eh[8];
+        char f[32];
+        int r;
+
+        while (off + 8 <= end) {
+                uint32_t type, len;
+                r = pread_full(img->fd, eh, 8, off);
+                if (r < 0)
+                        return fmt_err(err, errlen, r, "cannot read qcow2 header extensions: %s", strerror(-r));
+                type = get_be32(eh);
+                len = get_be32(eh + 4);
+                if (type == 0)
+                        break;
+                if (len > end - off - 8)
+                        return fmt_err(err, errlen, -EBADMSG, "corrupt qcow2 image: header extension past its area");
+                if (type == QCOW2_EXT_BACKING_FORMAT) {
+                        if (len == 0 || len >= sizeof f)
+                                return fmt_err(err, errlen, -EOPNOTSUPP, "qcow2 backing format name of %" PRIu32
+                                               " bytes is not supported", len);
+                        r = pread_full(img->fd, f, len, off + 8);
+                        if (r < 0)
+                                return fmt_err(err, errlen, r, "cannot read qcow2 backing format: %s", strerror(-r));
+                        f[len] = 0;
+                        if (backing_kind(f) < 0 || strlen(f) != len)
+                                return fmt_err(err, errlen, -EOPNOTSUPP, "qcow2 backing file of format '%.*s' is not supported",
+                                               (int)strcspn(f, "\n"), f);
+                        return backing_kind(f);
+                }
+                off += 8 + (((uint64_t)len + 7) & ~UINT64_C(7));
+        }
+        return -1;
+}
+
+/* Read the backing file name and its declared format into q. */
+static int backing_name(struct fmt_image *img, struct qcow2 *q, uint64_t off, uint32_t len, uint32_t header_len,
+                        char *err, size_t errlen) {
+        int r;
+
+        if (len == 0 || len > QCOW2_BACKING_MAX)
+                return fmt_err(err, errlen, -EBADMSG, "corrupt qcow2 image: backing file name of %" PRIu32 " bytes", len);
+        if (off < header_len || off > img->file_size || len > img->file_size - off)
+                return fmt_err(err, errlen, -EBADMSG, "corrupt or truncated qcow2 image: backing file name beyond the end of the file");
+        r = pread_full(img->fd, q->backing, len, off);
+        if (r < 0)
+                return fmt_err(err, errlen, r, "cannot read the qcow2 backing file name: %s", strerror(-r));
+        q->backing[len] = 0;
+        if (strlen(q->backing) != len)
+                return fmt_err(err, errlen, -EBADMSG, "corrupt qcow2 image: NUL in the backing file name");
+        r = backing_format(img, q, off, header_len, err, errlen);
+        if (r < -1)
+                return r;
+        q->backing_kind = r;
+        q->has_backing = true;
+        return 0;
+}
 
 /* Check the header for what we cannot read. -EOPNOTSUPP or -EBADMSG with a
  * message, or 0 with the geometry filled in. */
@@ -239,18 +330,6 @@ static int parse_header(struct fmt_image *img, struct qcow2 *q, uint64_t *ret_si
 
         backing_off = get_be64(h + 8);
         backing_len = get_be32(h + 16);
-        if (backing_off != 0) {
-                char name[256] = "";
-
-                if (backing_len > 0 && backing_off < img->file_size &&
-                    pread_full(img->fd, name, MIN((size_t)backing_len, sizeof(name) - 1), backing_off) == 0)
-                        for (char *c = name; *c; c++)
-                                if ((unsigned char)*c < 0x20)
-                                        *c = '?';
-                return fmt_err(err, errlen, -EOPNOTSUPP,
-                               "qcow2 image with a backing file (%s) is not supported; flatten it first "
-                               "(qemu-img convert -O qcow2)", name[0] ? name : "unnamed");
-        }
         if (get_be32(h + 32) != 0)
                 return fmt_err(err, errlen, -EOPNOTSUPP, "encrypted qcow2 image (%s) is not supported",
                                get_be32(h + 32) == 1 ? "AES" : get_be32(h + 32) == 2 ? "LUKS" : "unknown method");
@@ -260,6 +339,11 @@ static int parse_header(struct fmt_image *img, struct qcow2 *q, uint64_t *ret_si
                 return fmt_err(err, errlen, -EBADMSG, "corrupt qcow2 image: cluster bits %u out of range",
                                q->cluster_bits);
         q->l2_bits = q->cluster_bits - 3;
+        if (backing_off != 0) {
+                r = backing_name(img, q, backing_off, backing_len, header_len, err, errlen);
+                if (r < 0)
+                        return r;
+        }
         size = get_be64(h + 24);
         l1_size = get_be32(h + 36);
         l1_off = get_be64(h + 40);
@@ -290,6 +374,24 @@ static int load_tables(struct fmt_image *img, struct qcow2 *q, uint64_t l1_off, 
                 return fmt_err(err, errlen, r, "cannot read qcow2 L1 table: %s", strerror(-r));
         for (uint64_t i = 0; i < q->l1_len; i++)
                 q->l1[i] = get_be64((const uint8_t *)&q->l1[i]);
+        return 0;
+}
+
+/* libqcow refuses every read of an image with a backing file until it is
+ * given a parent, and takes only a qcow2 one. It is asked for compressed
+ * clusters only (map() answers the rest, the backing image included), so
+ * it never reads from the parent: give it a second handle of the overlay
+ * itself, whatever the backing file's format. */
+static int lib_parent(struct fmt_image *img, struct qcow2 *q, char *err, size_t errlen) {
+        _cleanup_(qerr_freep) libqcow_error_t *e = NULL;
+        char msg[400];
+
+        if (libqcow_file_initialize(&q->self_parent, &e) != 1 ||
+            libqcow_file_open(q->self_parent, img->path, LIBQCOW_OPEN_READ, &e) != 1 ||
+            libqcow_file_set_parent_file(q->file, q->self_parent, &e) != 1) {
+                qerr_text(&e, img->path, msg, sizeof(msg));
+                return fmt_err(err, errlen, -EIO, "cannot open the qcow2 overlay with libqcow: %s", msg);
+        }
         return 0;
 }
 
@@ -336,6 +438,13 @@ int fmt_qcow2_open(struct fmt_image *img, char *err, size_t errlen) {
         r = load_tables(img, q, l1_off, err, errlen);
         if (r < 0)
                 goto fail;
+        if (q->has_backing) {
+                r = fmt_backing_open(img, q->backing, q->backing_kind, err, errlen);
+                if (r >= 0)
+                        r = lib_parent(img, q, err, errlen);
+                if (r < 0)
+                        goto fail;
+        }
 
         img->size = size;
         img->priv = q;

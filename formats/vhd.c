@@ -435,7 +435,9 @@ static int vhdx_metadata(struct fmt_image *img, uint64_t meta_off, uint64_t meta
                 if (memcmp(en, guid_file_params, 16) == 0 && len >= 8) {
                         block = get_le32(t + o);
                         if (get_le32(t + o + 4) & 2)
-                                return fmt_err(err, errlen, -EOPNOTSUPP, "differencing VHDX needs its parent image");
+                                return fmt_err(err, errlen, -EOPNOTSUPP,
+                                               "differencing VHDX (a Hyper-V checkpoint) is not supported: only qcow2 overlays "
+                                               "are read through their backing file; merge it into its parent first (Merge-VHD)");
                 } else if (memcmp(en, guid_disk_size, 16) == 0 && len >= 8)
                         vsize = get_le64(t + o);
                 else if (memcmp(en, guid_sector_size, 16) == 0 && len >= 4)
@@ -517,9 +519,13 @@ static int differencing_error(struct fmt_image *img, struct vhd *v, char *err, s
 
         if (libvhdi_file_get_utf8_parent_filename_size(v->file, &n, &e) == 1 && n > 1 && n <= sizeof(parent) &&
             libvhdi_file_get_utf8_parent_filename(v->file, (uint8_t *)parent, sizeof(parent), &e) == 1)
-                return fmt_err(err, errlen, -EOPNOTSUPP, "differencing %s needs its parent image (%s); merge it first",
+                return fmt_err(err, errlen, -EOPNOTSUPP,
+                               "differencing %s (a Hyper-V checkpoint, parent %s) is not supported: only qcow2 "
+                               "overlays are read through their backing file; merge it into its parent first (Merge-VHD)",
                                img->kind == FMT_VHDX ? "VHDX" : "VHD", parent);
-        return fmt_err(err, errlen, -EOPNOTSUPP, "differencing %s needs its parent image; merge it first",
+        return fmt_err(err, errlen, -EOPNOTSUPP,
+                       "differencing %s (a Hyper-V checkpoint) is not supported: only qcow2 overlays are read "
+                       "through their backing file; merge it into its parent first (Merge-VHD)",
                        img->kind == FMT_VHDX ? "VHDX" : "VHD");
 }
 

@@ -14,9 +14,11 @@
 #include <string.h>
 
 #include "common.h"
+#include "formats.h"
+#include "extents_i.h"
 #include "sync.h"
 
-static int ext_add(struct sync_extent **v, size_t *n, size_t *cap, uint64_t start, uint64_t len) {
+int sync_extent_add(struct sync_extent **v, size_t *n, size_t *cap, uint64_t start, uint64_t len) {
         if (*n == *cap) {
                 size_t c = *cap ? *cap * 2 : 64;
                 struct sync_extent *nv = realloc(*v, c * sizeof *nv);
@@ -68,7 +70,7 @@ static int parse_text(char *text, struct sync_extent **v, size_t *n, size_t *cap
                 p += strspn(p, " \t\r");
                 if (*p)
                         goto bad;
-                if (ext_add(v, n, cap, a, b) < 0)
+                if (sync_extent_add(v, n, cap, a, b) < 0)
                         return -ENOMEM;
                 continue;
         bad:
@@ -102,7 +104,7 @@ static int parse_json(const char *text, struct sync_extent **v, size_t *n, size_
                         r = -EINVAL;
                         break;
                 }
-                r = ext_add(v, n, cap, (uint64_t)json_integer_value(js), (uint64_t)json_integer_value(jl));
+                r = sync_extent_add(v, n, cap, (uint64_t)json_integer_value(js), (uint64_t)json_integer_value(jl));
         }
         json_decref(a);
         return r;
@@ -139,6 +141,11 @@ static int ext_normalize(struct sync_extent *v, size_t *n, uint64_t size, char *
 
 int sync_extents_load(const char *path, uint64_t size, struct sync_extent **ret, size_t *ret_n, char *why,
                       size_t why_len) {
+        return sync_extents_load_bs(path, size, 0, ret, ret_n, why, why_len);
+}
+
+int sync_extents_load_bs(const char *path, uint64_t size, uint64_t block_size, struct sync_extent **ret,
+                         size_t *ret_n, char *why, size_t why_len) {
         _cleanup_free_ char *text = NULL;
         struct sync_extent *v = NULL;
         size_t n = 0, cap = 0, len;
@@ -158,6 +165,10 @@ int sync_extents_load(const char *path, uint64_t size, struct sync_extent **ret,
         p = text + strspn(text, " \t\r\n");
         if (*p == '[' || *p == '{')
                 r = parse_json(text, &v, &n, &cap, why, why_len);
+        else if (*p == '<')
+                r = sync_thin_delta_parse(text, block_size, &v, &n, &cap, why, why_len);
+        else if (block_size)
+                r = (snprintf(why, why_len, "--changed-block-size is for thin_delta XML only"), -EINVAL);
         else
                 r = parse_text(text, &v, &n, &cap, why, why_len);
         if (r >= 0)
@@ -165,6 +176,33 @@ int sync_extents_load(const char *path, uint64_t size, struct sync_extent **ret,
         if (r < 0) {
                 free(v);
                 return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+int sync_extents_overlay(struct fmt_image *img, struct sync_extent **ret, size_t *ret_n) {
+        struct sync_extent *v = NULL;
+        size_t n = 0, cap = 0;
+        uint64_t off = 0, s, e;
+        int r;
+
+        for (;;) {
+                r = fmt_next_own(img, off, &s, &e);
+                if (r == -ENXIO)
+                        break;
+                if (r < 0 || e <= s || s < off) {
+                        free(v);
+                        return r < 0 ? r : -EIO;
+                }
+                if (n > 0 && v[n - 1].start + v[n - 1].length == s)
+                        v[n - 1].length += e - s;
+                else if (sync_extent_add(&v, &n, &cap, s, e - s) < 0) {
+                        free(v);
+                        return -ENOMEM;
+                }
+                off = e;
         }
         *ret = v;
         *ret_n = n;

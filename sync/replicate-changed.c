@@ -7,6 +7,8 @@
  * the new point's manifest is what a full replicate would give, provided
  * the tracker was right. --verify-base samples blocks outside the ranges
  * to catch a tracker that missed changes or a base it was not relative to.
+ * With --base and no --changed the disk is a qcow2 overlay and its own
+ * clusters (sync_extents_overlay) are the changed ranges: one mechanism.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -153,29 +155,56 @@ static int base_check(struct store *s, const struct sync_replicate_opts *o, uint
         return 0;
 }
 
+/* The changed ranges: --changed's file, or else the overlay's own
+ * clusters (a qcow2 with a backing file: what was written since the
+ * backing file's state, which --base must be). */
+static int load_extents(const struct sync_replicate_opts *o, struct fmt_image *img, struct rep_changed *c) {
+        const char *path = o->disks[0].path;
+        char why[256];
+        int r;
+
+        if (o->changed) {
+                r = sync_extents_load_bs(o->changed, fmt_size(img), o->changed_block_size, &c->ext, &c->n_ext, why,
+                                         sizeof why);
+                if (r < 0)
+                        log_error("--changed %s: %s", o->changed, *why ? why : strerror(-r));
+                return r;
+        }
+        if (!fmt_backing(img)) {
+                log_error("--base: %s is not an overlay (a qcow2 image with a backing file); give the changed "
+                          "ranges with --changed, or replicate it without --base", path);
+                return -EINVAL;
+        }
+        r = sync_extents_overlay(img, &c->ext, &c->n_ext);
+        if (r < 0) {
+                const char *e = fmt_last_error(img);
+                log_error("%s: mapping the overlay's clusters failed: %s", path, e && *e ? e : strerror(-r));
+                return r;
+        }
+        log_debug("replicate: overlay %s on %s: %zu own extents", path, fmt_backing(img), c->n_ext);
+        return 0;
+}
+
 int rep_changed_open(struct store *s, const struct sync_replicate_opts *o, struct fmt_image *img,
                      struct rep_changed **ret, uint64_t *read_bytes) {
         struct rep_changed *c = calloc(1, sizeof *c);
         uint64_t size = fmt_size(img);
-        char why[256];
         int r;
 
         if (!c)
                 return -ENOMEM;
         c->bs = store_block_size(s);
         if (o->n_disks != 1 || !o->base) {
-                log_error("--changed: needs --base and exactly one --disk");
+                log_error("--changed and --base: need --base and exactly one --disk");
                 r = -EINVAL;
                 goto fail;
         }
         r = base_check(s, o, size, c);
         if (r < 0)
                 goto fail;
-        r = sync_extents_load(o->changed, size, &c->ext, &c->n_ext, why, sizeof why);
-        if (r < 0) {
-                log_error("--changed %s: %s", o->changed, *why ? why : strerror(-r));
+        r = load_extents(o, img, c);
+        if (r < 0)
                 goto fail;
-        }
         r = ret_manifest_open(s, c->bd, &c->m);
         if (r < 0) {
                 log_error_errno(r, "--base %s/%s: opening the manifest of %s failed", o->vm, c->base->id, c->bd->name);

@@ -8,6 +8,7 @@
  * blobs. The ring bounds memory: RING batches of data plus their encodings,
  * whatever the disk size.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -343,7 +344,7 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
                 res->disk_bytes += fmt_size(imgs[i]);
         }
         pt.n_disks = o->n_disks;
-        if (o->changed) {
+        if (o->changed || o->base) { /* --changed, or an overlay with --base */
                 r = rep_changed_open(s, o, imgs[0], &chg, &res->read_bytes);
                 if (r < 0)
                         goto out;
@@ -383,6 +384,7 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         progress_free(pg);
         pg = NULL;
         log_debug("replicate: pipeline done after %.2fs", now_monotonic() - t0);
+        log_debug("replicate: read %" PRIu64 " bytes from the sources", res->read_bytes);
 
         r = store_writer_flush(w);
         log_debug("replicate: vault flushed after %.2fs", now_monotonic() - t0);

@@ -41,10 +41,13 @@ struct sync_replicate_opts {
          * read, the others' checksums come from point base (of this VM,
          * same disk name and size). verify_base: that many random blocks
          * outside the ranges are read and compared with the base. */
-        const char *base;    /* "latest", "latest-app" or an ID */
+        const char *base;    /* "latest", "latest-app" or an ID; without
+                              * changed, the disk is an overlay whose own
+                              * clusters are the changed ranges */
         const char *changed; /* extents file (sync_extents_load) */
         unsigned verify_base;
         const char *onprem_from; /* reprotect: lineage recorded in the point (NULL: none) */
+        uint64_t changed_block_size; /* thin_delta XML block size (bytes), 0: from the XML */
 };
 
 struct sync_replicate_result {
@@ -99,6 +102,18 @@ struct sync_extent {
  * (with the line number). *ret malloc'd (NULL with none). */
 int sync_extents_load(const char *path, uint64_t size, struct sync_extent **ret, size_t *ret_n, char *why,
                       size_t why_len);
+/* The same, also reading LVM thin's thin_delta XML (thin-delta.c):
+ * its different, left_only and right_only ranges. block_size: the pool's
+ * data block size in bytes, or 0 to take it from the XML's
+ * data_block_size; must be 0 for the other forms. */
+int sync_extents_load_bs(const char *path, uint64_t size, uint64_t block_size, struct sync_extent **ret,
+                         size_t *ret_n, char *why, size_t why_len);
+
+struct fmt_image;
+/* The extents an overlay image defines itself (fmt_next_own: its own
+ * clusters, not its backing file's), merged. -errno as fmt_next_own
+ * (fmt_last_error(img) explains). *ret malloc'd (NULL with none). */
+int sync_extents_overlay(struct fmt_image *img, struct sync_extent **ret, size_t *ret_n);
 
 struct sync_export_result {
         uint64_t bytes;        /* disk size */

@@ -47,6 +47,7 @@ DEPS=("${BUILD_DEPS[@]}"
       groff-base systemd    # the man page's check, systemd-analyze verify of examples/systemd
       fdisk xfsprogs dosfstools mtools   # sfdisk, mkfs.xfs, mkfs.vfat, mcopy: partitions of a point
       nbdkit libnbd-bin python3-libnbd   # nbdkit, nbdsh, nbdinfo: the NBD export's test
+      thin-provisioning-tools            # thin_restore, thin_delta: unit test thin-delta
       passwd                             # useradd, userdel: test-mount-access's unprivileged user
       zstd                               # test-reprotect: the compressed size of changed blocks
       gdb)                               # tests/stress/unmount.sh: stacks of a hung daemon

@@ -5,7 +5,9 @@
  * fuzz-vmdk) it only goes on with input detected as that kind, so that
  * libFuzzer spends its time in that format's tables (qcow2 L1/L2, VHD
  * BAT and sector bitmaps, VHDX BAT and metadata, VMDK descriptor and
- * grain tables). */
+ * grain tables). Overlays: a qcow2 whose backing file is FUZZ_BACKING
+ * (run-image.sh's ov.qcow2 seed) is read through its chain, and its own
+ * extents walked. */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -13,6 +15,19 @@
 #include "common.h"
 #include "formats.h"
 #include "fuzz.h"
+
+/* Overlay seeds (run-image.sh) name this backing file: made once, 256 KiB
+ * of zeros, so that inputs with a backing file reach the overlay's map. */
+#define FUZZ_BACKING "/tmp/rpfs-fuzz-backing.raw"
+
+static void make_backing(void) {
+        static bool done;
+        static uint8_t zeros[256 << 10];
+
+        if (!done && access(FUZZ_BACKING, R_OK) != 0)
+                (void)write_file_atomic(FUZZ_BACKING, zeros, sizeof zeros, false);
+        done = true;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char path[64], err[256];
@@ -28,6 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         }
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        make_backing();
 #ifdef FUZZ_KIND
         {
                 enum fmt_kind k;
@@ -44,6 +60,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 for (int i = 0; i < 64 && off < vsize; i++) {
                         uint64_t s, e;
                         if (fmt_next_data(img, off, &s, &e) < 0 || e <= s || s < off)
+                                break;
+                        (void)fmt_read(img, buf, (size_t)MIN((uint64_t)sizeof buf, e - s), s);
+                        off = e;
+                }
+                /* and the overlay's own extents (all of it without a backing file) */
+                off = 0;
+                for (int i = 0; i < 64 && off < vsize; i++) {
+                        uint64_t s, e;
+                        if (fmt_next_own(img, off, &s, &e) < 0 || e <= s || s < off)
                                 break;
                         (void)fmt_read(img, buf, (size_t)MIN((uint64_t)sizeof buf, e - s), s);
                         off = e;

@@ -2,7 +2,8 @@
 # rpfs replicate --base B --changed EXTENTS [--verify-base N]: a 128 MiB
 # image with data, a full point; then random changes at known (unaligned,
 # overlapping, end-of-disk, zeroing) ranges:
-# - --changed with the ranges as text and as JSON: each point exports to
+# - --changed with the ranges as text, as JSON and as thin_delta XML (block
+#   size from the XML or --changed-block-size): each point exports to
 #   the new image's bytes, and its manifest (the disks of the point object:
 #   chunk checksums, sizes, block counts) equals a full replicate's;
 # - an extents file missing a 32 MiB change: --verify-base (seeded by
@@ -75,6 +76,34 @@ export_check "$V" vm disk0 "$SUM2" --point 20261122T101500Z
 ok rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base $P1 --changed "$T/ext.json" \
     --time 20261122T103000Z >/dev/null
 export_check "$V" vm disk0 "$SUM2" --point 20261122T103000Z
+# the same ranges as LVM thin_delta XML (64 KiB pool blocks: 128 sectors;
+# --verbose form; a <same> range is not read), and with the block size
+# from --changed-block-size instead
+python3 - "$T/ext.txt" "$T/ext.xml" "$T/ext-nobs.xml" <<'PY'
+import sys
+bs, blocks = 65536, set()
+for line in open(sys.argv[1]):
+    w = line.split("#")[0].split()
+    if w and int(w[1]):
+        blocks.update(range(int(w[0]) // bs, (int(w[0]) + int(w[1]) + bs - 1) // bs))
+body = ['  <diff left="1" right="2">', '    <same>', '      <range begin="0" data_begin="0" length="1"/>', '    </same>']
+for kind in ("different", "right_only"):
+    body.append("    <%s>" % kind)
+    body += ['      <range begin="%d" data_begin="%d" length="1"/>' % (b, b) for b in sorted(blocks) if (b % 2 == 0) == (kind == "different")]
+    body.append("    </%s>" % kind)
+body += ["  </diff>", "</superblock>"]
+for path, attr in ((sys.argv[2], ' data_block_size="128"'), (sys.argv[3], "")):
+    open(path, "w").write('<superblock uuid="" time="1" transaction="2"%s nr_data_blocks="4096">\n' % attr + "\n".join(body) + "\n")
+PY
+ok rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base $P1 --changed "$T/ext.xml" --time 20261122T103500Z >/dev/null
+export_check "$V" vm disk0 "$SUM2" --point 20261122T103500Z
+ok rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base $P1 --changed "$T/ext-nobs.xml" --changed-block-size 64K \
+    --time 20261122T104000Z >/dev/null
+export_check "$V" vm disk0 "$SUM2" --point 20261122T104000Z
+expect_fail 1 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base $P1 --changed "$T/ext-nobs.xml"
+expect_err_contains "ext-nobs.xml" "give --changed-block-size"
+expect_fail 2 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base $P1 --changed-block-size 64K
+expect_err_contains "--changed-block-size needs --changed"
 ok rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --time 20261122T104500Z >/dev/null
 export_check "$V" vm disk0 "$SUM2" --point 20261122T104500Z
 
@@ -86,6 +115,7 @@ FULL=$(point_disks 20261122T104500Z)
 [[ $FULL == *chunks* || $FULL == *manifest* ]] || msg "point disks: ${FULL:0:200}"
 assert_eq "$(point_disks 20261122T101500Z)" "$FULL" "--changed (text) manifest = full replicate's"
 assert_eq "$(point_disks 20261122T103000Z)" "$FULL" "--changed (JSON) manifest = full replicate's"
+assert_eq "$(point_disks 20261122T103500Z)" "$FULL" "--changed (thin_delta XML) manifest = full replicate's"
 assert_ne "$(point_disks $P1)" "$FULL" "the base's manifest differs"
 
 # A tracker that missed a 32 MiB change (a quarter of the disk).
@@ -140,8 +170,8 @@ expect_fail 2 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --changed "$T/ext.
 expect_err_contains "--changed needs --base"
 expect_fail 2 rpfs replicate "$V" vm --disk "$T/v2.raw" --disk "$T/v1.raw" --base latest --changed "$T/ext.txt"
 expect_err_contains "exactly one --disk"
-expect_fail 2 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base latest
-expect_err_contains "need --changed"
+expect_fail 1 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base latest
+expect_err_contains "is not an overlay" "--changed"
 expect_fail 2 rpfs replicate "$V" vm --disk disk0="$T/v2.raw" --base latest --changed "$T/ext.txt" --verify-base x
 expect_err_contains "invalid --verify-base"
 assert_eq "$(vault_state "$V")" "$BEFORE" "vault unchanged after refused input"
