@@ -329,10 +329,7 @@ static struct sync_seed *file_seed(struct fs_file *f) {
  * its process is writing in MOUNT/failback) into buf, when it has
  * checksum h there. */
 static bool onprem_seed_read(struct fs *fs, struct fs_file *f, uint64_t b, const struct hash128 *h, void *buf) {
-        int sfd = atomic_load(&f->onprem_seed);
-        uint64_t off = b * fs->bs;
-
-        return sfd > 0 && fs_fd_block_is(fs, sfd - 1, off, (size_t)MIN((uint64_t)fs->bs, f->d->size - off), h, buf);
+        return atomic_load(&f->onprem_seed) > 0 && fs_onprem_seed_block(fs, f, b, h, buf);
 }
 
 int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off) {
