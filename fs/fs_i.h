@@ -187,10 +187,17 @@ void fs_file_untrack(struct fs *fs, struct fs_file *f);
 
 /* Is the block at [off, off + len) of fd (len <= bs; short reads count as
  * zeros) the block with checksum h? buf (bs bytes) receives it, padded. */
-/* Whether block b of f's disk (checksum h) is at the same offset of f's
- * on-prem seed: read into buf (bs bytes) and verified; a match is noted
- * (verified.c) for the writes that follow. */
-bool fs_onprem_seed_block(struct fs *fs, struct fs_file *f, uint64_t b, const struct hash128 *h, uint8_t *buf);
+/* An on-prem seed: a descriptor of the file (not owned), its device and
+ * inode, and the size of the disk it seeds. */
+struct fs_onprem_ref {
+        int fd;
+        uint64_t dev, ino, size;
+};
+/* Whether block b of the disk (checksum h) is at the same offset of the
+ * on-prem seed op: read into buf (bs bytes) and verified; a match is
+ * noted (verified.c) for the writes that follow. */
+bool fs_onprem_seed_block(struct fs *fs, const struct fs_onprem_ref *op, uint64_t b, const struct hash128 *h,
+                          uint8_t *buf);
 
 /* verified.c: notes of blocks of on-prem files verified by the read path,
  * consulted by writes (see there). Internally locked; NULL v: no-ops

@@ -306,20 +306,18 @@ int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size,
         return (int)size;
 }
 
-bool fs_onprem_seed_block(struct fs *fs, struct fs_file *f, uint64_t b, const struct hash128 *h, uint8_t *buf) {
-        int sfd = atomic_load(&f->onprem_seed);
-        uint64_t off = b * fs->bs, len = MIN((uint64_t)fs->bs, f->d->size - off);
+bool fs_onprem_seed_block(struct fs *fs, const struct fs_onprem_ref *op, uint64_t b, const struct hash128 *h,
+                          uint8_t *buf) {
+        uint64_t off = b * fs->bs, len = MIN((uint64_t)fs->bs, op->size - off);
         struct fs_verified_mark m;
 
-        if (sfd <= 0)
-                return false;
         if (fs->verified)
-                fs_verified_sample(fs->verified, f->seed_dev, f->seed_ino, b, &m);
-        if (!sync_delta_block_is(sfd - 1, fs->bs, off, (size_t)len, h, buf))
+                fs_verified_sample(fs->verified, op->dev, op->ino, b, &m);
+        if (!sync_delta_block_is(op->fd, fs->bs, off, (size_t)len, h, buf))
                 return false;
         /* A whole block: what a write of the same bytes is compared with. */
         if (fs->verified && len == fs->bs && !hash_is_zero(h))
-                fs_verified_note(fs->verified, f->seed_dev, f->seed_ino, b, h, &m);
+                fs_verified_note(fs->verified, op->dev, op->ino, b, h, &m);
         return true;
 }
 
