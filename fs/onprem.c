@@ -252,24 +252,22 @@ static void write_holes(const struct fs *fs, const struct fs_file *f, uint64_t o
                 (void)fd_map_holes(f->fd, a, b, fs->bs, hole, NULL);
 }
 
-#define WRITE_MAX_BLOCKS 1024u /* 64 MiB of 64 KiB blocks: more than FUSE sends */
-
 /* Write [off, off + size) of buf to f, piece by piece along block
  * boundaries, skipping pieces equal to what is on disk (read back a block
  * at a time: a block-sized buffer comes from the heap, where one as large
  * as the request, up to 1 MiB, could be a fresh mapping each time). */
 int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size, uint64_t off) {
         _cleanup_free_ char *cur = NULL;
-        uint8_t hole[WRITE_MAX_BLOCKS];
+        _cleanup_free_ uint8_t *hole = NULL;
         uint32_t bs = fs->bs;
         struct stat st;
         uint64_t fsize, end = off + size;
+        size_t nb = (size_t)(DIV_ROUND_UP(end, bs) - off / bs);
 
         if (size == 0)
                 return 0;
-        if (size > (size_t)(WRITE_MAX_BLOCKS - 1) * bs)
-                return -EINVAL;
-        if (cover(f, off, off + size) < 0)
+        hole = malloc(nb);
+        if (!hole || cover(f, off, off + size) < 0)
                 return -ENOMEM;
         if (fstat(f->fd, &st) < 0)
                 return -errno;
@@ -279,7 +277,7 @@ int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size,
                 if (!cur)
                         return -ENOMEM;
         }
-        write_holes(fs, f, off, end, fsize, hole, (size_t)(DIV_ROUND_UP(end, bs) - off / bs));
+        write_holes(fs, f, off, end, fsize, hole, nb);
         for (uint64_t a = off; a < end;) {
                 uint64_t b = MIN(end, (a / bs + 1) * bs);
                 size_t n = (size_t)(b - a);
