@@ -62,6 +62,7 @@ pid_t fs_caller_tgid(void) {
 
 void fs_onprem_seed_attach(struct fs *fs, const char *rel, pid_t tgid) {
         struct fs_file *g;
+        struct stat st;
         char what[512] = "";
         int fd, expect = 0;
 
@@ -72,10 +73,19 @@ void fs_onprem_seed_attach(struct fs *fs, const char *rel, pid_t tgid) {
         fd = openat(fs->onprem_fd, rel, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return;
+        if (fstat(fd, &st) < 0) {
+                close(fd);
+                return;
+        }
         pthread_mutex_lock(&fs->files_lock);
         for (g = fs->files; g; g = g->next) /* newest first */
                 if ((g->kind == FK_RAW || g->kind == FK_VHD) && g->tgid == tgid)
                         break;
+        if (g && !(g->pt->seeds && g->pt->seeds[g->disk_index]) && atomic_load(&g->onprem_seed) == 0) {
+                /* set before onprem_seed, which publishes them */
+                g->seed_dev = (uint64_t)st.st_dev;
+                g->seed_ino = (uint64_t)st.st_ino;
+        }
         if (g && !(g->pt->seeds && g->pt->seeds[g->disk_index]) &&
             atomic_compare_exchange_strong(&g->onprem_seed, &expect, fd + 1)) {
                 snprintf(what, sizeof what, "%s/%s %s", g->pt->p->vm, g->pt->p->id, g->d->name);

@@ -120,6 +120,7 @@ struct fs {
         unsigned ra_inflight;
 
         int onprem_fd;              /* O_RDONLY|O_DIRECTORY of onprem_dir, or -1 */
+        struct fs_verified *verified; /* verified.c, with onprem_fd; internally locked */
 
         pthread_mutex_t files_lock; /* protects files: open files, freed at exit
                                      * when a lazy unmount skipped their release */
@@ -152,6 +153,9 @@ struct fs_file {
          * that match there at the same offset are read from it, verified,
          * instead of fetched. 0: none. Set once, under files_lock. */
         atomic_int onprem_seed;
+        uint64_t seed_dev, seed_ino;   /* of onprem_seed, set before it */
+        uint64_t dev, ino;             /* FK_ONPREM: of fd */
+        struct fs_verified *verified;  /* FK_ONPREM: fs->verified */
         bool trunc_pending;            /* opened with O_TRUNC: truncation deferred to flush */
         uint64_t logical_end;          /* size the file will have */
         uint64_t (*covered)[2];        /* written ranges since open, sorted, merged */
@@ -190,7 +194,39 @@ void fs_file_untrack(struct fs *fs, struct fs_file *f);
 
 /* Is the block at [off, off + len) of fd (len <= bs; short reads count as
  * zeros) the block with checksum h? buf (bs bytes) receives it, padded. */
-bool fs_fd_block_is(struct fs *fs, int fd, uint64_t off, size_t len, const struct hash128 *h, uint8_t *buf);
+/* An on-prem seed: a descriptor of the file (not owned), its device and
+ * inode, and the size of the disk it seeds. */
+struct fs_onprem_ref {
+        int fd;
+        uint64_t dev, ino, size;
+};
+/* Whether block b of the disk (checksum h) is at the same offset of the
+ * on-prem seed op: read into buf (bs bytes) and verified; a match is
+ * noted (verified.c) for the writes that follow. */
+bool fs_onprem_seed_block(struct fs *fs, const struct fs_onprem_ref *op, uint64_t b, const struct hash128 *h,
+                          uint8_t *buf);
+
+/* verified.c: notes of blocks of on-prem files verified by the read path,
+ * consulted by writes (see there). Internally locked; NULL v: no-ops
+ * (forget) or allocation (new). */
+struct fs_verified;
+struct fs_verified_mark {
+        uint32_t wgen, epoch;
+};
+int fs_verified_new(struct fs_verified **ret);
+void fs_verified_free(struct fs_verified *v);
+/* Before reading block of (dev, ino): what a later note must still see. */
+void fs_verified_sample(struct fs_verified *v, uint64_t dev, uint64_t ino, uint64_t block,
+                        struct fs_verified_mark *ret);
+/* The block held checksum h: kept unless the file changed since m. */
+void fs_verified_note(struct fs_verified *v, uint64_t dev, uint64_t ino, uint64_t block, const struct hash128 *h,
+                      const struct fs_verified_mark *m);
+/* Whether a note says the block holds checksum h. */
+bool fs_verified_holds(struct fs_verified *v, uint64_t dev, uint64_t ino, uint64_t block, const struct hash128 *h);
+/* Blocks [first, end) were written, after the write. */
+void fs_verified_forget(struct fs_verified *v, uint64_t dev, uint64_t ino, uint64_t first, uint64_t end);
+/* Any file may have changed as a whole (truncation, hole, unlink, rename). */
+void fs_verified_forget_all(struct fs_verified *v);
 
 /* read.c */
 /* Checksum of block i of disk d, through the shared chunk cache. */

@@ -33,6 +33,31 @@
 
 #define LOOP_MAX_WORKERS 64u
 
+/* A worker that has received a large request (a write of more than
+ * RECV_HUGE_AFTER bytes) receives into a buffer of huge pages from then
+ * on: the kernel pins the pages of the buffer it copies a request into,
+ * page by page, and a huge page is pinned in one step (dd bs=4M into
+ * MOUNT/failback: 1 MiB writes, 7% of the daemon's CPU in pinning 4 KiB
+ * pages). Workers that only see small requests (reads of point files)
+ * keep libfuse's buffer, whose untouched pages cost no memory. libfuse
+ * 3.14-3.16 read requests into a buffer given to them of (256 pages + 4
+ * KiB), RECV_HUGE_BYTES covers it; other versions keep their own. */
+#define RECV_HUGE_AFTER (256u << 10)
+#define RECV_HUGE_BYTES (2u << 20)
+
+static void recv_buffer_upgrade(struct fuse_buf *buf, bool *huge) {
+        void *p;
+
+        if (*huge || buf->size <= RECV_HUGE_AFTER || fuse_version() < 314 || fuse_version() > 316)
+                return;
+        p = alloc_large(RECV_HUGE_BYTES);
+        if (!p)
+                return;
+        free(buf->mem);
+        buf->mem = p;
+        *huge = true;
+}
+
 struct loop {
         struct fuse_session *se;
         pthread_mutex_t lock; /* protects the fields below */
@@ -64,6 +89,7 @@ static void *worker(void *arg) {
         struct loop *l = wa->l;
         unsigned i = wa->i;
         struct fuse_buf buf = { 0 };
+        bool huge = false;
         int r;
 
         free(wa);
@@ -86,6 +112,7 @@ static void *worker(void *arg) {
                 pthread_mutex_unlock(&l->lock);
 
                 fuse_session_process_buf(l->se, &buf);
+                recv_buffer_upgrade(&buf, &huge);
 
                 pthread_mutex_lock(&l->lock);
                 l->idle++;

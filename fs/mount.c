@@ -79,6 +79,7 @@ void fs_free(struct fs *fs) {
         store_free(fs->s);
         if (fs->onprem_fd >= 0)
                 close(fs->onprem_fd);
+        fs_verified_free(fs->verified);
         free(fs);
 }
 
@@ -141,6 +142,9 @@ int fs_setup(struct fs *fs, const struct fs_options *o) {
                 fs->onprem_fd = open(o->onprem_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (fs->onprem_fd < 0)
                         return log_error_errno(-errno, "--onprem %s", o->onprem_dir);
+                r = fs_verified_new(&fs->verified);
+                if (r < 0)
+                        return log_error_errno(r, "--onprem %s", o->onprem_dir);
         }
         r = fs_catalog_start(fs);
         if (r < 0)

@@ -76,6 +76,7 @@ int onprem_readdir(struct fs *fs, const char *rel, void *buf, void *filler) {
 
 int onprem_open(struct fs *fs, const char *rel, int flags, mode_t mode, bool create, struct fs_file **ret) {
         struct fs_file *f;
+        struct stat st;
         int fd;
 
         bool trunc = (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY;
@@ -100,8 +101,14 @@ int onprem_open(struct fs *fs, const char *rel, int flags, mode_t mode, bool cre
         pthread_mutex_init(&f->lock, NULL);
         f->kind = FK_ONPREM;
         f->fd = fd;
+        f->verified = fs->verified;
+        if (fstat(fd, &st) == 0) {
+                f->dev = (uint64_t)st.st_dev;
+                f->ino = (uint64_t)st.st_ino;
+        }
+        if (create) /* its inode number may be one an unlinked file had */
+                fs_verified_forget_all(fs->verified);
         if (!create && trunc) {
-                struct stat st;
                 if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
                         f->trunc_pending = true;
         }
@@ -148,8 +155,11 @@ static int cover(struct fs_file *f, uint64_t a, uint64_t b) {
 }
 
 int onprem_truncate(struct fs_file *f, uint64_t size) {
-        if (!f->trunc_pending)
-                return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
+        if (!f->trunc_pending) {
+                int r = ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
+                fs_verified_forget_all(f->verified);
+                return r;
+        }
         pthread_mutex_lock(&f->lock);
         /* Bytes past size are gone; below it, unwritten bytes read as zero. */
         while (f->n_covered > 0 && f->covered[f->n_covered - 1][0] >= size)
@@ -188,6 +198,7 @@ static int finalize(struct fs_file *f) {
         if (r == 0 && (uint64_t)st.st_size != f->logical_end && ftruncate(f->fd, (off_t)f->logical_end) < 0)
                 r = -errno;
         pthread_mutex_unlock(&f->lock);
+        fs_verified_forget_all(f->verified); /* holes punched, the size cut */
         return r;
 }
 
@@ -208,19 +219,55 @@ void onprem_close(struct fs_file *f) {
         free(f->covered);
 }
 
+/* Whether piece [a, a + n) of a write, bytes p, is what f holds there
+ * (fsize: f's size; hole: the piece is a hole of f). A whole block the
+ * read path has just verified is compared by checksum (verified.c);
+ * otherwise it is read back, a block at a time (cur, bs bytes), and
+ * compared. */
+static bool piece_same(struct fs *fs, struct fs_file *f, const char *p, size_t n, uint64_t a, uint64_t fsize,
+                       bool hole, char *cur) {
+        struct hash128 h;
+
+        if (fs->o.failback_full)
+                return false;
+        if (a >= fsize || hole) /* a hole, also past EOF, reads as zeros */
+                return mem_is_zero(p, n);
+        if (n == fs->bs && fs->verified) {
+                store_hash(p, n, &h);
+                if (fs_verified_holds(fs->verified, f->dev, f->ino, a / fs->bs, &h))
+                        return true;
+        }
+        /* cannot read it: not the same, write it */
+        return pread(f->fd, cur, n, (off_t)a) == (ssize_t)n && memcmp(cur, p, n) == 0;
+}
+
+/* Which blocks of [off, end) are holes of f (below fsize), into hole[]
+ * (block k: the one at off / bs + k). */
+static void write_holes(const struct fs *fs, const struct fs_file *f, uint64_t off, uint64_t end, uint64_t fsize,
+                        uint8_t *hole, size_t n) {
+        uint64_t a = off / fs->bs * fs->bs, b = MIN(end, fsize);
+
+        memset(hole, 0, n);
+        if (!fs->o.failback_full && a < b)
+                (void)fd_map_holes(f->fd, a, b, fs->bs, hole, NULL);
+}
+
 /* Write [off, off + size) of buf to f, piece by piece along block
  * boundaries, skipping pieces equal to what is on disk (read back a block
  * at a time: a block-sized buffer comes from the heap, where one as large
  * as the request, up to 1 MiB, could be a fresh mapping each time). */
 int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size, uint64_t off) {
         _cleanup_free_ char *cur = NULL;
+        _cleanup_free_ uint8_t *hole = NULL;
         uint32_t bs = fs->bs;
         struct stat st;
         uint64_t fsize, end = off + size;
+        size_t nb = (size_t)(DIV_ROUND_UP(end, bs) - off / bs);
 
         if (size == 0)
                 return 0;
-        if (cover(f, off, off + size) < 0)
+        hole = malloc(nb);
+        if (!hole || cover(f, off, off + size) < 0)
                 return -ENOMEM;
         if (fstat(f->fd, &st) < 0)
                 return -errno;
@@ -230,24 +277,18 @@ int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size,
                 if (!cur)
                         return -ENOMEM;
         }
+        write_holes(fs, f, off, end, fsize, hole, nb);
         for (uint64_t a = off; a < end;) {
                 uint64_t b = MIN(end, (a / bs + 1) * bs);
                 size_t n = (size_t)(b - a);
                 const char *p = buf + (a - off);
-                bool same;
 
                 atomic_fetch_add(&fs->st.blocks_compared, 1);
-                if (fs->o.failback_full)
-                        same = false;
-                else if (a >= fsize)
-                        same = mem_is_zero(p, n); /* a hole past EOF reads as zeros */
-                else
-                        /* cannot read it: not the same, write it */
-                        same = pread(f->fd, cur, n, (off_t)a) == (ssize_t)n && memcmp(cur, p, n) == 0;
-                if (same)
+                if (piece_same(fs, f, p, n, a, fsize, hole[a / bs - off / bs], cur))
                         atomic_fetch_add(&fs->st.blocks_skipped, 1);
                 else {
                         int r = pwrite_full(f->fd, p, n, a);
+                        fs_verified_forget(f->verified, f->dev, f->ino, a / bs, a / bs + 1);
                         if (r < 0)
                                 return r;
                         atomic_fetch_add(&fs->st.blocks_written, 1);
@@ -263,8 +304,19 @@ int onprem_write(struct fs *fs, struct fs_file *f, const char *buf, size_t size,
         return (int)size;
 }
 
-bool fs_fd_block_is(struct fs *fs, int fd, uint64_t off, size_t len, const struct hash128 *h, uint8_t *buf) {
-        return sync_delta_block_is(fd, fs->bs, off, len, h, buf);
+bool fs_onprem_seed_block(struct fs *fs, const struct fs_onprem_ref *op, uint64_t b, const struct hash128 *h,
+                          uint8_t *buf) {
+        uint64_t off = b * fs->bs, len = MIN((uint64_t)fs->bs, op->size - off);
+        struct fs_verified_mark m;
+
+        if (fs->verified)
+                fs_verified_sample(fs->verified, op->dev, op->ino, b, &m);
+        if (!sync_delta_block_is(op->fd, fs->bs, off, (size_t)len, h, buf))
+                return false;
+        /* A whole block: what a write of the same bytes is compared with. */
+        if (fs->verified && len == fs->bs && !hash_is_zero(h))
+                fs_verified_note(fs->verified, op->dev, op->ino, b, h, &m);
+        return true;
 }
 
 /* One window of a copy from a point: its pieces along the source's block
@@ -272,6 +324,7 @@ bool fs_fd_block_is(struct fs *fs, int fd, uint64_t off, size_t len, const struc
 struct copy_win {
         struct fs *fs;
         const struct ret_disk *d;
+        struct fs_file *dst;
         int fd;
         uint64_t fsize;
         uint64_t off_in, off_out; /* where the copy starts: source and target */
@@ -332,10 +385,14 @@ static int compare_window(struct copy_win *w) {
 
 /* Copy source bytes [p, q) of the window to the target. */
 static int copy_run(struct copy_win *w, struct fs_file *src, char *buf, uint64_t p, uint64_t q) {
+        uint64_t o = w->off_out + (p - w->off_in), bs = w->fs->bs;
         int r = fs_read_disk(w->fs, src, buf, (size_t)(q - p), p);
+
         if (r < 0)
                 return r;
-        return sync_delta_write(&w->dt, buf, (size_t)(q - p), w->off_out + (p - w->off_in));
+        r = sync_delta_write(&w->dt, buf, (size_t)(q - p), o);
+        fs_verified_forget(w->fs->verified, w->dst->dev, w->dst->ino, o / bs, DIV_ROUND_UP(o + (q - p), bs));
+        return r;
 }
 
 ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_in, struct fs_file *dst,
@@ -349,7 +406,7 @@ ssize_t onprem_copy_from_point(struct fs *fs, struct fs_file *src, uint64_t off_
         _cleanup_free_ uint64_t *fetch = malloc(max_pieces * sizeof *fetch);
         _cleanup_free_ struct hash128 *want = malloc(max_pieces * sizeof *want);
         _cleanup_free_ struct hash128 *got = malloc(max_pieces * sizeof *got);
-        struct copy_win w = { .fs = fs, .d = d, .fd = dst->fd, .off_in = off_in, .off_out = off_out, .same = same,
+        struct copy_win w = { .fs = fs, .d = d, .dst = dst, .fd = dst->fd, .off_in = off_in, .off_out = off_out, .same = same,
                               .hole = hole, .want = want, .got = got };
         struct stat st;
         uint64_t done = 0;

@@ -727,6 +727,7 @@ static ssize_t op_copy_file_range(const char *path_in, struct fuse_file_info *fi
         if (src->kind == FK_ONPREM) {
                 loff_t a = off_in, b = off_out;
                 ssize_t k = copy_file_range(src->fd, &a, dst->fd, &b, len, 0);
+                fs_verified_forget_all(fs->verified);
                 return k < 0 ? -errno : k;
         }
         /* Other point files (.vhd, point.json): read, then a compared write. */
@@ -752,11 +753,13 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi) 
         if (ftruncate(fd, size) < 0)
                 r = -errno;
         close(fd);
+        fs_verified_forget_all(fs->verified);
         return r;
 }
 
 static int op_unlink(const char *path) {
         ONPREM_OR_EROFS(path, rel);
+        fs_verified_forget_all(fs->verified);
         return unlinkat(fs->onprem_fd, rel, 0) < 0 ? -errno : 0;
 }
 
@@ -780,6 +783,7 @@ static int op_rename(const char *from, const char *to, unsigned int flags) {
         ONPREM_OR_EROFS(from, rel);
         if (!fs_onprem_path(fs, to, &rel_to) || strcmp(rel_to, ".") == 0)
                 return -EXDEV;
+        fs_verified_forget_all(fs->verified);
         return renameat2(fs->onprem_fd, rel, fs->onprem_fd, rel_to, flags) < 0 ? -errno : 0;
 }
 

@@ -8,10 +8,12 @@
  * for up to the mount's timeout; a checksum mismatch fails at once.
  * Sequential readers trigger readahead into the cache on a worker pool.
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs_i.h"
 
@@ -332,11 +334,18 @@ static struct sync_seed *file_seed(struct fs_file *f) {
 /* Block b of f's disk from f's on-prem seed (the same offset of the file
  * its process is writing in MOUNT/failback) into buf, when it has
  * checksum h there. */
-static bool onprem_seed_read(struct fs *fs, struct fs_file *f, uint64_t b, const struct hash128 *h, void *buf) {
+static bool onprem_ref(const struct fs_file *f, struct fs_onprem_ref *ret) {
         int sfd = atomic_load(&f->onprem_seed);
-        uint64_t off = b * fs->bs;
 
-        return sfd > 0 && fs_fd_block_is(fs, sfd - 1, off, (size_t)MIN((uint64_t)fs->bs, f->d->size - off), h, buf);
+        if (sfd <= 0)
+                return false;
+        *ret = (struct fs_onprem_ref){ .fd = sfd - 1, .dev = f->seed_dev, .ino = f->seed_ino, .size = f->d->size };
+        return true;
+}
+
+static bool onprem_seed_read(struct fs *fs, struct fs_file *f, uint64_t b, const struct hash128 *h, void *buf) {
+        struct fs_onprem_ref r;
+        return onprem_ref(f, &r) && fs_onprem_seed_block(fs, &r, b, h, buf);
 }
 
 int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off) {
@@ -482,6 +491,14 @@ struct ra_job {
         size_t n;
         struct store_fetch *v; /* claimed blocks, buf NULL: fetched into the cache */
         double deadline;       /* from submission: a job that waited out an outage in the queue tries once */
+        /* A file with an on-prem seed: blocks [first, end) of d are
+         * checked there and claimed by the job itself, on the pool
+         * (reading and checksumming them would hold up the read that
+         * started the job); op.fd is the job's own descriptor. */
+        bool deferred;
+        const struct ret_disk *d;
+        uint64_t first, end;
+        struct fs_onprem_ref op;
 };
 
 /* Release the claims of v[0..n) whose fetch failed (fetched ones were
@@ -499,38 +516,48 @@ static void ra_job_free(struct ra_job *j) {
         fs->ra_inflight--;
         pthread_mutex_unlock(&fs->ra_lock);
         fs_point_unref(j->pt);
+        if (j->deferred)
+                close(j->op.fd);
         free(j->v);
         free(j);
 }
 
+static size_t claim_fetchable(struct fs *fs, const struct ret_disk *d, struct sync_seed *seed,
+                              const struct fs_onprem_ref *op, const uint64_t *blocks, uint64_t first, size_t n,
+                              struct store_fetch *v);
+
 static void ra_work(void *arg) {
         struct ra_job *j = arg;
-        fetch_blocks(j->fs, j->v, j->n, true, j->deadline);
+        if (j->deferred)
+                j->n = claim_fetchable(j->fs, j->d, NULL, &j->op, NULL, j->first, (size_t)(j->end - j->first), j->v);
+        if (j->n > 0)
+                fetch_blocks(j->fs, j->v, j->n, true, j->deadline);
         ra_job_free(j);
 }
 
-/* Claim, into v, the blocks of f's disk to fetch among blocks[0..n) (or
- * first + k when blocks is NULL): those not zero, cached, seeded (the
- * on-prem seed only when try_onprem) nor being fetched. Claimed here, on
- * the caller's thread, so that readers arriving meanwhile wait for this
- * fetch instead of fetching the same blocks in small pieces. Stops early
- * when the table of fetches is full. Returns how many were claimed. */
-static size_t claim_fetchable(struct fs *fs, struct fs_file *f, const uint64_t *blocks, uint64_t first, size_t n,
-                              bool try_onprem, struct store_fetch *v) {
-        struct sync_seed *seed = file_seed(f);
+/* Claim, into v, the blocks of disk d to fetch among blocks[0..n) (or
+ * first + k when blocks is NULL): those not zero, cached, in seed nor at
+ * the same offset of the on-prem seed op (when not NULL), nor being
+ * fetched. Claimed before they are fetched, so that readers arriving
+ * meanwhile wait for this fetch instead of fetching the same blocks in
+ * small pieces. Stops early when the table of fetches is full. Returns
+ * how many were claimed. */
+static size_t claim_fetchable(struct fs *fs, const struct ret_disk *d, struct sync_seed *seed,
+                              const struct fs_onprem_ref *op, const uint64_t *blocks, uint64_t first, size_t n,
+                              struct store_fetch *v) {
         /* The on-prem seed has no index: its blocks are read and checked
          * here, and again (verified) by the read that serves them. */
-        _cleanup_free_ uint8_t *tmp = try_onprem && atomic_load(&f->onprem_seed) > 0 ? malloc(fs->bs) : NULL;
+        _cleanup_free_ uint8_t *tmp = op ? malloc(fs->bs) : NULL;
         size_t m = 0;
         bool claimed;
 
         for (size_t k = 0; k < n; k++) {
                 uint64_t b = blocks ? blocks[k] : first + k;
                 struct hash128 h;
-                if (fs_block_hash(fs, f->d, b, &h) < 0)
+                if (fs_block_hash(fs, d, b, &h) < 0)
                         break;
                 if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) || (seed && sync_seed_has(seed, b, &h)) ||
-                    (tmp && onprem_seed_read(fs, f, b, &h, tmp)))
+                    (tmp && fs_onprem_seed_block(fs, op, b, &h, tmp)))
                         continue;
                 if (claim_block(fs, &h, &claimed) != CLAIM_MINE)
                         continue; /* being fetched, or just cached */
@@ -545,17 +572,26 @@ static size_t claim_fetchable(struct fs *fs, struct fs_file *f, const uint64_t *
  * to fetch (or no memory). */
 static struct ra_job *ra_job_make(struct fs *fs, struct fs_file *f, uint64_t first, uint64_t end) {
         struct ra_job *j = calloc(1, sizeof *j);
+        struct fs_onprem_ref op;
 
         if (!j || !(j->v = calloc(end - first, sizeof *j->v))) {
                 free(j);
                 return NULL;
         }
         j->fs = fs;
-        j->n = claim_fetchable(fs, f, NULL, first, (size_t)(end - first), true, j->v);
-        if (j->n == 0) {
-                free(j->v);
-                free(j);
-                return NULL;
+        if (onprem_ref(f, &op) && (op.fd = fcntl(op.fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+                j->deferred = true;
+                j->op = op;
+                j->d = f->d;
+                j->first = first;
+                j->end = end;
+        } else {
+                j->n = claim_fetchable(fs, f->d, file_seed(f), NULL, NULL, first, (size_t)(end - first), j->v);
+                if (j->n == 0) {
+                        free(j->v);
+                        free(j);
+                        return NULL;
+                }
         }
         j->pt = f->pt;
         j->deadline = now_monotonic() + fs->o.timeout;
@@ -569,7 +605,7 @@ void fs_fetch_into_cache(struct fs *fs, struct fs_file *f, const uint64_t *block
 
         if (!v)
                 return;
-        m = claim_fetchable(fs, f, blocks, 0, n, false, v); /* the blocks differ on-prem */
+        m = claim_fetchable(fs, f->d, file_seed(f), NULL, blocks, 0, n, v); /* the blocks differ on-prem */
         if (m == 0)
                 return;
         fetch_blocks(fs, v, m, true, now_monotonic() + fs->o.timeout);

@@ -75,6 +75,28 @@ assert_ge "$SEEDB" $(( (${#NZ[@]} - NCH - 1) * BS )) "dd conv=notrunc: bytes rea
 grep -q "copies it to failback/dd.img" "$MLOG" ||
     fail "the daemon's log does not say that dd.img serves as the seed"
 
+# A block read from the target as seed is noted as verified there, so that
+# writing the same bytes back is compared by checksum (fs/verified.c). A
+# write through the mount in between drops the note: the point's block
+# written after it must reach the target, not be skipped as "the same".
+# O_DIRECT: the read reaches rpfs, not the kernel's cache of the point.
+cp --sparse=always "$T/v2.raw" "$ONP/note.img"
+snap
+python3 - "$M/vm/latest/disk0.raw" "$M/failback/note.img" $BS "${NZ[5]}" <<'PY' || fail "the note check failed"
+import mmap, os, sys
+src, dst, bs, b = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+fs = os.open(src, os.O_RDONLY | os.O_DIRECT)
+fd = os.open(dst, os.O_RDWR)
+buf = mmap.mmap(-1, bs)
+assert os.preadv(fs, [buf], b * bs) == bs     # from note.img as seed: noted
+os.pwrite(fd, b"\x5a" * bs, b * bs)          # other bytes through the mount
+os.pwrite(fd, bytes(buf), b * bs)             # the point's block again
+os.close(fd)
+os.close(fs)
+PY
+assert_file_sum "$ONP/note.img" "$SUM2" "a block written back after another write through the mount"
+assert_eq "$(delta blocks_written)" 2 "note check: blocks written (the other bytes, then the point's block)"
+
 # plain dd opens with O_TRUNC: truncation is deferred, the compare still
 # works, and the old content serves as seed. It reads the .vhd view (the
 # disk's bytes, without the footer): the kernel already caches the pages
