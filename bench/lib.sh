@@ -31,10 +31,80 @@ case $BENCH_RUNS in ''|*[!0-9]*|0) echo "bench: BENCH_RUNS must be a positive in
 bench_log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 bench_die() { printf 'bench: error: %s\n' "$*" >&2; exit 2; }
 
+# ------------------------------------------------------------------ cleanup
+#
+# One exit path for every benchmark. bench_setup installs an EXIT trap and
+# turns SIGINT, SIGTERM and SIGHUP into exits (130, 143, 129), so the same
+# cleanup runs whether the script ends, dies in bench_die or a failed step,
+# fails under `set -e`, or is interrupted. It runs with errexit off (one
+# step that fails never skips the others) and a second signal ignored:
+#   1. every mount of bench_track_mount MNT [PID] still mounted is unmounted
+#      (fusermount3 -u, lazily if busy) and its daemon PID stopped (SIGTERM,
+#      SIGKILL after 5 s); bench_unmount forgets a mount it unmounted;
+#   2. every bench_at_exit CMD, the last registered first (bench_azurite_start
+#      registers bench_azurite_stop; a script registers removing its work dir
+#      before it starts anything, so that goes last).
+# A script that sets its own EXIT trap replaces this one.
+declare -a _BENCH_AT_EXIT=()
+declare -A _BENCH_MOUNTS=()
+bench_at_exit() { _BENCH_AT_EXIT+=("$1"); }
+bench_track_mount() { _BENCH_MOUNTS[$1]=${2:-}; }
+# bench_alive PID: running (a zombie is not)
+bench_alive() {
+	local s
+	s=$(sed -E 's/^.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ -n $s && $s != Z ]]
+}
+# bench_stop_pid PID: SIGTERM, SIGKILL after 5 s, reap it if it is our child
+bench_stop_pid() {
+	local i
+	[[ -n ${1:-} ]] || return 0
+	if bench_alive "$1"; then
+		kill -TERM "$1" 2>/dev/null
+		for ((i = 0; i < 50; i++)); do
+			bench_alive "$1" || break
+			sleep 0.1
+		done
+		bench_alive "$1" && kill -KILL "$1" 2>/dev/null
+	fi
+	wait "$1" 2>/dev/null
+	return 0
+}
+_bench_exit() {
+	local rc=$? m i pid
+	trap - EXIT
+	trap '' INT TERM HUP
+	set +e
+	for m in "${!_BENCH_MOUNTS[@]}"; do
+		if findmnt -rn -M "$m" >/dev/null 2>&1; then
+			fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
+		fi
+		pid=${_BENCH_MOUNTS[$m]}
+		for ((i = 0; i < 50; i++)); do
+			[[ -n $pid ]] && bench_alive "$pid" || break
+			sleep 0.1
+		done
+		bench_stop_pid "$pid"
+	done
+	_BENCH_MOUNTS=()
+	for ((i = ${#_BENCH_AT_EXIT[@]} - 1; i >= 0; i--)); do
+		eval "${_BENCH_AT_EXIT[i]}"
+	done
+	_BENCH_AT_EXIT=()
+	exit "$rc"
+}
+_bench_cleanup_init() {
+	trap _bench_exit EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap 'exit 129' HUP
+}
+
 # bench_setup NAME: make the work dir and a log dir; refuse a work dir
 # inside the source tree (benchmarks leave no data in the repository).
 bench_setup() {
 	BENCH_NAME=$1
+	_bench_cleanup_init
 	mkdir -p "$BENCH_DIR"
 	BENCH_DIR=$(cd "$BENCH_DIR" && pwd -P)
 	case "$BENCH_DIR/" in
@@ -139,6 +209,7 @@ bench_unmount() {  # MNT [PID]: unmount, wait for the server to exit
 		done
 		wait "$2" 2>/dev/null || true
 	fi
+	unset '_BENCH_MOUNTS[$1]'
 }
 
 bench_load() { awk '{print $1}' /proc/loadavg; }
@@ -316,13 +387,19 @@ bench_dataset_summary() {
 # install and make it the same way when it is missing.
 #
 # bench_azurite_install: sets AZURITE_BIN (and AZURITE_VERSION).
-# bench_azurite_start DIR [PORT]: start it on PORT (default a free 127.0.0.1 port) with its data in
-#   DIR (--disableTelemetry --silent, log in DIR/azurite.log) and wait until it
-#   answers; sets AZURITE_PID, AZURITE_EP (endpoint) and AZURITE_CS (a
-#   connection string for the emulator's public development account).
+# bench_azurite_start DIR [PORT [ARG...]]: start it on PORT (default a free
+#   127.0.0.1 port; "" for that too) with its data in DIR (--disableTelemetry
+#   --silent and the ARGs, e.g. --debug FILE; log in DIR/azurite.log) and wait
+#   until it answers; sets AZURITE_PID, AZURITE_EP (endpoint) and AZURITE_CS
+#   (a connection string for the emulator's public development account). The
+#   benchmark's exit (any exit, see bench_at_exit) stops it; so does the
+#   kernel when the benchmark's shell dies unhandled (setpriv --pdeathsig
+#   TERM, where util-linux has it: a SIGKILLed run leaves no Azurite behind,
+#   also not inside bench/azure-net's network namespace).
 # bench_azurite_stop: stop it by PID (SIGTERM, SIGKILL after 5 s); safe to
-#   call twice. Call it from the benchmark's EXIT trap.
+#   call twice.
 AZURITE_PID=
+_BENCH_AZ_HOOKED=0
 bench_azurite_install() {
 	local dir=$RPFS_ROOT/tests/.azurite have
 	AZURITE_VERSION=$(sed -n 's/^AZURITE_VERSION=//p' "$RPFS_ROOT/tests/run.sh" | head -1)
@@ -338,11 +415,14 @@ bench_azurite_install() {
 	[[ -x $AZURITE_BIN ]] || bench_die "azurite installed, but $AZURITE_BIN is missing"
 }
 bench_azurite_start() {
-	local dir=$1 port=${2:-} i
+	local dir=$1 port=${2:-} i pdeath=()
+	shift $(($# < 2 ? $# : 2))
 	mkdir -p "$dir"
 	[[ -n $port ]] || port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	"$AZURITE_BIN" --blobHost 127.0.0.1 --blobPort "$port" --location "$dir" \
-		--disableTelemetry --silent >"$dir/azurite.log" 2>&1 &
+	((_BENCH_AZ_HOOKED)) || { bench_at_exit bench_azurite_stop; _BENCH_AZ_HOOKED=1; }
+	setpriv --pdeathsig TERM true 2>/dev/null && pdeath=(setpriv --pdeathsig TERM)
+	"${pdeath[@]}" "$AZURITE_BIN" --blobHost 127.0.0.1 --blobPort "$port" --location "$dir" \
+		--disableTelemetry --silent "$@" >"$dir/azurite.log" 2>&1 &
 	AZURITE_PID=$!
 	AZURITE_EP=http://127.0.0.1:$port/devstoreaccount1
 	# the emulator's well-known development account (public, documented by Microsoft)
