@@ -139,7 +139,11 @@ obj_get "$V" "points/web/$B.json" "$T/.pt"
 python3 - "$T/.pt" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))
-p["disks"][0]["chunks"][0] = "5a" * 16   # a chunk no pack holds
+d = p["disks"][0]
+if "chunks" in d:
+    d["chunks"][0] = "5a" * 16   # format 1: a chunk no pack holds
+else:
+    d["tree"] = "5a" * 16        # format 2: a root node no pack holds, so its chunks are missing
 json.dump(p, open(sys.argv[1], "w"))
 PY
 obj_put "$V" "points/web/$B.json" "$T/.pt"

@@ -138,7 +138,7 @@ ok rpfs policy "$V2" --keep-last 1 >/dev/null
 ok rpfs hold "$V2" web01 20261101T100000Z >/dev/null
 rpfs prune "$V2" --dry-run --json | python3 -c '
 import json, sys
-kept = {(p["vm"], p["id"]): p["kept"] for p in json.load(sys.stdin)}
+kept = {(p["vm"], p["id"]): p["kept"] for p in json.load(sys.stdin)["points"]}
 assert kept[("db01", "20261101T100000Z")] == "group", kept
 assert kept[("web01", "20261101T100000Z")] == "pinned", kept' || fail "prune --dry-run --json: db01's P1 kept for its group"
 ok rpfs prune "$V2" >/dev/null

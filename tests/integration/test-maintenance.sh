@@ -43,12 +43,16 @@ OUT=$(ok rpfs status "$V")
 assert_contains "$OUT" "last check 20" "status: the last check's time"
 assert_contains "$OUT" "2 point(s) checked, 0 damaged)" "status: the last check's result"
 
-# A point naming a manifest chunk the vault does not hold.
+# A point naming a manifest chunk (format 2: a tree node) the vault does not hold.
 vault_cat "$V" "points/web/$NOW.json" | python3 -c '
 import json, sys
 p = json.load(sys.stdin)
 p["id"] = "20261101T000000Z"; p["time"] = "2026-11-01T00:00:00Z"
-p["disks"][0]["chunks"] = ["0123456789abcdef0123456789abcdef"] * len(p["disks"][0]["chunks"])
+d = p["disks"][0]
+if "chunks" in d:
+    d["chunks"] = ["0123456789abcdef0123456789abcdef"] * len(d["chunks"])
+else:
+    d["tree"] = "0123456789abcdef0123456789abcdef"  # format 2: a root node the vault does not hold
 print(json.dumps(p))' >"$T/bad.json"
 if [[ $V == azure://* ]]; then
     python3 "$_AZ_HELPER" put "$_AZ_CONTAINER" "$(_az_prefix "$V")/points/web/20261101T000000Z.json" "$T/bad.json"
