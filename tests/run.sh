@@ -198,8 +198,9 @@ if [[ ${RPFS_SANITIZE:-1} == 1 ]]; then
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:exitcode=86:print_stacktrace=1}
     # The Azurite variants of the vault, mount and failback tests (suite
     # azurite) run in the plain pass only: the sanitizers see the Azure code
-    # through test-azure*.sh, and the suite stays within its time budget.
-    MESON_TEST_OPTS="${MESON_TEST_OPTS:-} --no-suite azurite" \
+    # through test-azure*.sh, and the suite stays within its time budget;
+    # so do the long repeating tests of suite slow (tests/integration/meson.build).
+    MESON_TEST_OPTS="${MESON_TEST_OPTS:-} --no-suite azurite --no-suite slow" \
         run_suite "$BUILD_DIR-san" -Db_sanitize=address,undefined -Db_lundef=false
 fi
 

@@ -163,6 +163,8 @@ static void test_blobs(const char *kf) {
         snprintf(pb, sizeof pb, "%s/points/web01/b.json", vault);
         CHECK(read_file_all(pa, &data, &len) == 0 && memmem(data, len, "\"a\"", 3) == NULL);
         write_bytes(pb, data, len); /* a swapped object */
+        free(data);
+        data = NULL;
         CHECK(store_get_object(s, "points/web01/b.json", &data, &len) == -EBADMSG);
         CHECK(read_file_all(pa, &data, &len) == 0);
         write_bytes(pa, data, len ? len - 1 : (size_t)0); /* truncated */
