@@ -169,6 +169,9 @@ bool fd_map_holes(int fd, uint64_t start, uint64_t end, uint32_t bs, uint8_t *ho
  * where the kernel allows (fewer page faults; cheaper to pin for direct
  * I/O). NULL when out of memory. */
 void *alloc_large(size_t len);
+/* Room for at least need elements of size bytes in *v (capacity *cap,
+ * doubled from 16): 0, or -ENOMEM with *v and *cap unchanged. */
+int array_reserve(void *v, size_t *cap, size_t need, size_t size);
 
 /* ---- errors that pass by themselves, and how long to retry them ------- */
 /* The one classification: true for an error that may pass without anyone

@@ -416,6 +416,23 @@ void *alloc_large(size_t len) {
         return posix_memalign(&p, 4096, len) == 0 ? p : NULL;
 }
 
+int array_reserve(void *v, size_t *cap, size_t need, size_t size) {
+        void *old, *nv;
+        size_t ncap;
+
+        if (need <= *cap)
+                return 0;
+        ncap = *cap ? *cap : 16;
+        while (ncap < need)
+                ncap *= 2;
+        memcpy(&old, v, sizeof old); /* v is a T **: no aliasing through void ** */
+        if (ncap > SIZE_MAX / size || !(nv = realloc(old, ncap * size)))
+                return -ENOMEM;
+        memcpy(v, &nv, sizeof nv);
+        *cap = ncap;
+        return 0;
+}
+
 bool mountinfo_each(bool (*fn)(const struct mount_info *m, void *arg), void *arg) {
         struct libmnt_table *tb = mnt_new_table();
         struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);

@@ -76,14 +76,8 @@ static int collect_name(void *userdata, const char *name, uint64_t size) {
         if (!slash || (size_t)(slash - p) > 64 || strlen(slash + 1) != POINT_ID_LEN + 5 ||
             strcmp(slash + 1 + POINT_ID_LEN, ".json") != 0)
                 return 0;
-        if (c->n == c->cap) {
-                size_t ncap = c->cap ? 2 * c->cap : 64;
-                void *nv = realloc(c->v, ncap * sizeof *c->v);
-                if (!nv)
-                        return -ENOMEM;
-                c->v = nv;
-                c->cap = ncap;
-        }
+        if (array_reserve(&c->v, &c->cap, c->n + 1, sizeof *c->v) < 0)
+                return -ENOMEM;
         memcpy(c->v[c->n][0], p, (size_t)(slash - p));
         c->v[c->n][0][slash - p] = 0;
         memcpy(c->v[c->n][1], slash + 1, POINT_ID_LEN);

@@ -44,14 +44,8 @@ static int collect_gp(void *userdata, const char *name, uint64_t size) {
         memcpy(gp.id, slash + 8, POINT_ID_LEN);
         if (!name_is_valid(gp.group) || !name_is_valid(gp.id))
                 return 0;
-        if (c->n == c->cap) {
-                size_t ncap = c->cap ? 2 * c->cap : 16;
-                void *nv = realloc(c->v, ncap * sizeof *c->v);
-                if (!nv)
-                        return -ENOMEM;
-                c->v = nv;
-                c->cap = ncap;
-        }
+        if (array_reserve(&c->v, &c->cap, c->n + 1, sizeof *c->v) < 0)
+                return -ENOMEM;
         c->v[c->n++] = gp;
         return 0;
 }

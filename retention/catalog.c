@@ -325,15 +325,9 @@ static int list_cb(void *userdata, const char *name, uint64_t size) {
                 c->err = r;
                 return 0;
         }
-        if (c->n == c->cap) {
-                size_t ncap = c->cap ? 2 * c->cap : 16;
-                struct ret_point **nv = realloc(c->v, ncap * sizeof *nv);
-                if (!nv) {
-                        ret_point_free(pt);
-                        return -ENOMEM;
-                }
-                c->v = nv;
-                c->cap = ncap;
+        if (array_reserve(&c->v, &c->cap, c->n + 1, sizeof *c->v) < 0) {
+                ret_point_free(pt);
+                return -ENOMEM;
         }
         c->v[c->n++] = pt;
         return 0;

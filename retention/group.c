@@ -153,14 +153,8 @@ static int names_cb(void *userdata, const char *name, uint64_t size) {
         }
         if (l == 0 || l > 64 || (c->len && l != c->len))
                 return 0;
-        if (c->n == c->cap) {
-                size_t ncap = c->cap ? 2 * c->cap : 16;
-                void *nv = realloc(c->v, ncap * sizeof *c->v);
-                if (!nv)
-                        return -ENOMEM;
-                c->v = nv;
-                c->cap = ncap;
-        }
+        if (array_reserve(&c->v, &c->cap, c->n + 1, sizeof *c->v) < 0)
+                return -ENOMEM;
         memcpy(c->v[c->n], p, l);
         c->v[c->n][l] = 0;
         if (name_is_valid(c->v[c->n]))

@@ -209,7 +209,9 @@ static int keeper_find_add(struct ret_keeper *k, const char *vm, const char *id,
         return 0;
 }
 
-int ret_keeper_add(struct ret_keeper *k, const char *vm, const char *id) {
+/* Add vm/id (no I/O); with wait, until the keeper's first take of it has
+ * been tried: 0 taken, -ENOENT the point is gone, or that take's error. */
+static int keeper_get(struct ret_keeper *k, const char *vm, const char *id, bool wait) {
         struct keeper_lease *l;
         int r;
 
@@ -217,24 +219,20 @@ int ret_keeper_add(struct ret_keeper *k, const char *vm, const char *id) {
                 return -EINVAL;
         pthread_mutex_lock(&k->lock);
         r = keeper_find_add(k, vm, id, &l);
+        while (wait && r == 0 && !l->tried)
+                pthread_cond_wait(&k->tried_cond, &k->lock);
+        if (wait && r == 0)
+                r = l->gone ? -ENOENT : l->first;
         pthread_mutex_unlock(&k->lock);
         return r;
 }
 
-int ret_keeper_take(struct ret_keeper *k, const char *vm, const char *id) {
-        struct keeper_lease *l;
-        int r;
+int ret_keeper_add(struct ret_keeper *k, const char *vm, const char *id) {
+        return keeper_get(k, vm, id, false);
+}
 
-        if (strlen(vm) >= sizeof l->vm || strlen(id) != POINT_ID_LEN)
-                return -EINVAL;
-        pthread_mutex_lock(&k->lock);
-        r = keeper_find_add(k, vm, id, &l);
-        while (r == 0 && !l->tried)
-                pthread_cond_wait(&k->tried_cond, &k->lock);
-        if (r == 0)
-                r = l->gone ? -ENOENT : l->first;
-        pthread_mutex_unlock(&k->lock);
-        return r;
+int ret_keeper_take(struct ret_keeper *k, const char *vm, const char *id) {
+        return keeper_get(k, vm, id, true);
 }
 
 void ret_keeper_free(struct ret_keeper *k) {

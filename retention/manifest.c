@@ -52,14 +52,8 @@ static int store_chunk(struct ret_manifest_writer *m) {
         long n;
         int r;
 
-        if (m->n_chunks == m->cap) {
-                size_t ncap = m->cap ? 2 * m->cap : 64;
-                struct hash128 *nc = realloc(m->chunks, ncap * sizeof *nc);
-                if (!nc)
-                        return -ENOMEM;
-                m->chunks = nc;
-                m->cap = ncap;
-        }
+        if (array_reserve(&m->chunks, &m->cap, m->n_chunks + 1, sizeof *m->chunks) < 0)
+                return -ENOMEM;
         store_hash(m->cur, len, &h);
         if (!store_writer_known(m->w, &h)) {
                 n = store_encode(m->c, STORE_KIND_MANIFEST, m->cur, len, m->enc,

@@ -127,14 +127,8 @@ static int page_add(void *userdata, const char *name, uint64_t size) {
 
         if (strncmp(name, p->want, strlen(p->want)) != 0 || !ours(name + p->skip))
                 return 0;
-        if (p->n == p->cap) {
-                size_t ncap = p->cap ? 2 * p->cap : 256;
-                struct entry *nv = realloc(p->v, ncap * sizeof *nv);
-                if (!nv)
-                        return -ENOMEM;
-                p->v = nv;
-                p->cap = ncap;
-        }
+        if (array_reserve(&p->v, &p->cap, p->n + 1, sizeof *p->v) < 0)
+                return -ENOMEM;
         p->v[p->n].name = strdup(name + p->skip);
         if (!p->v[p->n].name)
                 return -ENOMEM;

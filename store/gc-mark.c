@@ -510,11 +510,30 @@ int gc_index_walk(const struct segment *segs, size_t n, gc_walk_fn fn, void *ud)
         return r < 0 ? r : 0;
 }
 
+static bool loc_before(const struct blob_loc *a, const struct blob_loc *b) {
+        return a->pack_id < b->pack_id || (a->pack_id == b->pack_id && a->offset < b->offset);
+}
+
 const struct blob_loc *gc_choose(const struct blob_loc *locs, size_t n) {
         const struct blob_loc *best = &locs[0];
         for (size_t i = 1; i < n; i++)
-                if (locs[i].pack_id < best->pack_id ||
-                    (locs[i].pack_id == best->pack_id && locs[i].offset < best->offset))
+                if (loc_before(&locs[i], best))
                         best = &locs[i];
         return best;
+}
+
+bool gc_find_kept(const struct segment *segs, size_t n, const struct hash128 *h, struct blob_loc *ret) {
+        struct blob_loc l;
+        bool any = false;
+
+        for (size_t i = 0; i < n; i++) {
+                const uint8_t *e = store_segment_find(&segs[i], h);
+                if (!e)
+                        continue;
+                idx_entry_decode(e, &l);
+                if (!any || loc_before(&l, ret))
+                        *ret = l;
+                any = true;
+        }
+        return any;
 }

@@ -97,20 +97,10 @@ static void uncondemn(struct sweep *w, uint64_t pack) {
 /* A live blob that no segment that stays names: from a retired one. */
 static int carry(struct sweep *w, const uint8_t *name) {
         struct hash128 h;
-        struct blob_loc best = { 0 }, l;
-        bool any = false;
+        struct blob_loc best = { 0 };
 
         memcpy(h.b, name, 16);
-        for (size_t i = 0; i < w->n_retired; i++) {
-                const uint8_t *e = store_segment_find(&w->retired[i], &h);
-                if (!e)
-                        continue;
-                idx_entry_decode(e, &l);
-                if (!any || l.pack_id < best.pack_id || (l.pack_id == best.pack_id && l.offset < best.offset))
-                        best = l;
-                any = true;
-        }
-        if (!any) {
+        if (!gc_find_kept(w->retired, w->n_retired, &h, &best)) {
                 w->missing++; /* not in the vault at all: not ours to fix (rpfs check) */
                 return 0;
         }

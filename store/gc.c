@@ -35,14 +35,8 @@ static int pack_cb(void *ud, const char *name, uint64_t size) {
         hex[16] = 0;
         if (hex_decode(hex, raw, 8) < 0)
                 return 0;
-        if (p->n == p->cap) {
-                size_t ncap = p->cap ? 2 * p->cap : 256;
-                struct gc_pack *nv = realloc(p->v, ncap * sizeof *nv);
-                if (!nv)
-                        return -ENOMEM;
-                p->v = nv;
-                p->cap = ncap;
-        }
+        if (array_reserve(&p->v, &p->cap, p->n + 1, sizeof *p->v) < 0)
+                return -ENOMEM;
         p->v[p->n++] = (struct gc_pack){ .id = strtoull(base, NULL, 16), .size = size };
         return 0;
 }
@@ -206,19 +200,9 @@ static void decide(struct plan *p) {
 
 /* Whether (pack, offset) is where GC keeps live blob h. */
 static bool chosen_here(const struct plan *p, const struct hash128 *h, uint64_t pack, uint64_t off) {
-        struct blob_loc best = { 0 }, l;
-        bool any = false;
+        struct blob_loc best = { 0 };
 
-        for (size_t i = 0; i < p->n_segs; i++) {
-                const uint8_t *e = store_segment_find(&p->segs[i], h);
-                if (!e)
-                        continue;
-                idx_entry_decode(e, &l);
-                if (!any || l.pack_id < best.pack_id || (l.pack_id == best.pack_id && l.offset < best.offset))
-                        best = l;
-                any = true;
-        }
-        return any && best.pack_id == pack && best.offset == off;
+        return gc_find_kept(p->segs, p->n_segs, h, &best) && best.pack_id == pack && best.offset == off;
 }
 
 /* Copy the live blobs of one pack into the writer. */

@@ -51,6 +51,8 @@ int gc_index_walk(const struct segment *segs, size_t n, gc_walk_fn fn, void *ud)
 /* The location a GC keeps of a blob found at locs[0..n): the one with
  * the smallest (pack, offset). */
 const struct blob_loc *gc_choose(const struct blob_loc *locs, size_t n);
+/* The same rule over segs[0..n) for one blob h: false when none has it. */
+bool gc_find_kept(const struct segment *segs, size_t n, const struct hash128 *h, struct blob_loc *ret);
 
 /* ---- state shared with writers (gc-state.c) ---- */
 /* The pending GC record ("gc/record.json"). */

@@ -201,14 +201,8 @@ static int collect_cb(void *userdata, const char *name, uint64_t size) {
 
         if (n < 4 || strcmp(name + n - 4, ".idx") != 0)
                 return 0;
-        if (l->n == l->cap) {
-                size_t ncap = l->cap ? 2 * l->cap : 64;
-                char **nv = realloc(l->v, ncap * sizeof *nv);
-                if (!nv)
-                        return -ENOMEM;
-                l->v = nv;
-                l->cap = ncap;
-        }
+        if (array_reserve(&l->v, &l->cap, l->n + 1, sizeof *l->v) < 0)
+                return -ENOMEM;
         if (!(l->v[l->n] = strdup(name)))
                 return -ENOMEM;
         l->n++;

@@ -328,20 +328,29 @@ static int slot_parse(json_t *j, struct slot *s) {
 
 /* Try slot object name with key k. 0 (master filled), -EKEYREJECTED, or
  * -EBADMSG for a damaged slot. */
+/* Read and parse slot object name into *s (whose strings live in *ret_j:
+ * json_decref it, also on failure). */
+static int slot_load(struct backend *b, const char *name, json_t **ret_j, struct slot *s) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        *ret_j = NULL;
+        r = b->ops->get(b, name, &text, NULL);
+        if (r < 0)
+                return r;
+        *ret_j = json_loads(text, 0, NULL);
+        return *ret_j ? slot_parse(*ret_j, s) : -EBADMSG;
+}
+
 static int slot_try(struct backend *b, const char *vault_id, const char *name, const struct secret *k,
                     uint8_t *master, char ret_id[CRYPT_SLOT_ID_LEN + 1]) {
-        _cleanup_free_ char *text = NULL;
         uint8_t *kek = NULL;
         struct slot s;
         char ad[128];
         json_t *j;
         int r;
 
-        r = b->ops->get(b, name, &text, NULL);
-        if (r < 0)
-                return r;
-        j = json_loads(text, 0, NULL);
-        r = j ? slot_parse(j, &s) : -EBADMSG;
+        r = slot_load(b, name, &j, &s);
         if (r < 0)
                 goto out;
         if (k->file != (strcmp(s.type, "key-file") == 0)) {
@@ -397,16 +406,11 @@ out:
 }
 
 static int slot_describe(struct backend *b, const char *name, struct store_key_slot *ret) {
-        _cleanup_free_ char *text = NULL;
         struct slot s;
         json_t *j;
         int r;
 
-        r = b->ops->get(b, name, &text, NULL);
-        if (r < 0)
-                return r;
-        j = json_loads(text, 0, NULL);
-        r = j ? slot_parse(j, &s) : -EBADMSG;
+        r = slot_load(b, name, &j, &s);
         if (r == 0) {
                 *ret = (struct store_key_slot){ .opslimit = (uint64_t)s.ops, .memlimit = (uint64_t)s.mem };
                 snprintf(ret->id, sizeof ret->id, "%s", s.id);
