@@ -121,6 +121,15 @@ ok() {
     _check_sanitizer "$errf" "$*"
 }
 
+# nbdkit_env PLUGIN: sets NBDKIT_ENV, the command prefix nbdkit needs to
+# load PLUGIN (a sanitizer build of the plugin needs its runtime first).
+nbdkit_env() {
+    local asan
+    NBDKIT_ENV=()
+    asan=$(ldd "$1" | awk '/libasan/ {print $3}')
+    [[ -z $asan ]] || NBDKIT_ENV=(env "LD_PRELOAD=$asan" "ASAN_OPTIONS=detect_leaks=0")
+}
+
 _check_sanitizer() {
     if grep -Eq 'Sanitizer|runtime error:|LeakSanitizer' "$1"; then
         cat "$1" >&2

@@ -182,11 +182,12 @@ msg "mount reads and delta failback give the source's bytes"
 PLUGIN=${RPFS_NBDKIT_PLUGIN:-}
 if [[ -n $PLUGIN && -f $PLUGIN ]] && command -v nbdkit >/dev/null && command -v qemu-img >/dev/null; then
     rm -f "$T/nbd.sock"
-    nbdkit -f -U "$T/nbd.sock" "$PLUGIN" vault="$V" vm=vm point=$P1 disk=disk0 cache="$T/cache-nbd" \
+    nbdkit_env "$PLUGIN"
+    "${NBDKIT_ENV[@]}" nbdkit -f -U "$T/nbd.sock" "$PLUGIN" vault="$V" vm=vm point=$P1 disk=disk0 cache="$T/cache-nbd" \
         >"$T/nbd.log" 2>&1 &
     NBDPID=$!
     track_pid "$NBDPID"
-    for _ in $(seq 200); do [[ -S $T/nbd.sock ]] && break; sleep 0.05; done
+    for _ in $(seq 600); do [[ -S $T/nbd.sock ]] && break; kill -0 "$NBDPID" 2>/dev/null || break; sleep 0.05; done
     [[ -S $T/nbd.sock ]] || { cat "$T/nbd.log" >&2; fail "nbdkit did not start on the encrypted vault"; }
     qemu-img convert -f raw -O raw "nbd+unix:///?socket=$T/nbd.sock" "$T/nbd.raw" || fail "qemu-img convert over NBD"
     assert_file_sum "$T/nbd.raw" "$SUM1" "P1 over NBD from the encrypted vault"

@@ -24,10 +24,7 @@ NBDSH=(nbdsh)
 python3 -c 'import nbd' 2>/dev/null || NBDSH=(/usr/bin/python3 -m nbdsh)
 "${NBDSH[@]}" -c 'pass' || skip "nbdsh does not run (python3-libnbd not installed)"
 
-# A sanitizer build of the plugin needs its runtime loaded first.
-NBDKIT_ENV=()
-asan=$(ldd "$PLUGIN" | awk '/libasan/ {print $3}')
-[[ -z $asan ]] || NBDKIT_ENV=(env "LD_PRELOAD=$asan" "ASAN_OPTIONS=detect_leaks=0")
+nbdkit_env "$PLUGIN"
 
 make_tree "$T/tree" 12
 make_ext4_image "$T/v1.raw" 64 "$T/tree"
