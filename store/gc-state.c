@@ -32,7 +32,7 @@ void gc_crash_point(const char *stage) {
         }
 }
 
-bool gc_u64_in(const uint64_t *v, size_t n, uint64_t x) {
+size_t gc_u64_find(const uint64_t *v, size_t n, uint64_t x) {
         size_t lo = 0, hi = n;
         while (lo < hi) {
                 size_t mid = lo + (hi - lo) / 2;
@@ -41,7 +41,11 @@ bool gc_u64_in(const uint64_t *v, size_t n, uint64_t x) {
                 else
                         hi = mid;
         }
-        return lo < n && v[lo] == x;
+        return lo < n && v[lo] == x ? lo : n;
+}
+
+bool gc_u64_in(const uint64_t *v, size_t n, uint64_t x) {
+        return gc_u64_find(v, n, x) < n;
 }
 
 static int cmp_u64(const void *a, const void *b) {

@@ -80,18 +80,10 @@ static int sessions_ended(struct store *s, struct gc_record *rec) {
 }
 
 static void uncondemn(struct sweep *w, uint64_t pack) {
-        const uint64_t *v = w->rec->condemned;
-        size_t lo = 0, hi = w->rec->n_condemned;
+        size_t i = gc_u64_find(w->rec->condemned, w->rec->n_condemned, pack);
 
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (v[mid] < pack)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        if (lo < w->rec->n_condemned && v[lo] == pack)
-                w->keep[lo] = true;
+        if (i < w->rec->n_condemned)
+                w->keep[i] = true;
 }
 
 /* A live blob that no segment that stays names: from a retired one. */

@@ -74,6 +74,8 @@ void gc_record_free(struct gc_record *r);
 int gc_record_load(struct store *s, struct gc_record *ret);
 int gc_record_save(struct store *s, const struct gc_record *r, bool exclusive);
 bool gc_u64_in(const uint64_t *v, size_t n, uint64_t x);
+/* The index of x in sorted v[0..n), or n when it is not there. */
+size_t gc_u64_find(const uint64_t *v, size_t n, uint64_t x);
 
 /* A holder object (sessions, the GC lock): {"format":1, "expires":T,
  * "host":..., "pid":...}. */
