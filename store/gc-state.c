@@ -18,10 +18,18 @@
 #define SESSION_TTL_DEFAULT 600
 #define GRACE_MAX 60
 
+/* Read once per process: writers ask on every block (store_writer_known). */
 uint32_t gc_session_ttl(void) {
-        const char *e = getenv("RPFS_GC_SESSION_TTL");
-        long v = e ? strtol(e, NULL, 10) : 0;
-        return v > 0 && v < 86400 * 7 ? (uint32_t)v : SESSION_TTL_DEFAULT;
+        static _Atomic uint32_t ttl;
+        uint32_t t = atomic_load_explicit(&ttl, memory_order_relaxed);
+
+        if (t == 0) {
+                const char *e = getenv("RPFS_GC_SESSION_TTL");
+                long v = e ? strtol(e, NULL, 10) : 0;
+                t = v > 0 && v < 86400 * 7 ? (uint32_t)v : SESSION_TTL_DEFAULT;
+                atomic_store_explicit(&ttl, t, memory_order_relaxed);
+        }
+        return t;
 }
 
 void gc_crash_point(const char *stage) {
