@@ -22,6 +22,9 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
+# Debian's programs (the ones installed below) before whatever else PATH
+# holds: tests/integration/lib.sh says why.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 BUILD_DIR=${BUILD_DIR:-build}
 
 T0=$(date +%s)

@@ -78,14 +78,8 @@ for k in sys.argv[1].split("."):
 print(str(v).lower() if isinstance(v, bool) else v)' "$1" "${2:-$RES}"
 }
 
-# sha256 as lib.sh's sum, by OpenSSL when there (it uses the CPU's SHA
-# instructions: several times faster than sha256sum on the same machine)
-if command -v openssl >/dev/null 2>&1; then
-    sum() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
-    target_sum() { head -c "$SIZE" "$1" | openssl dgst -sha256 -r | cut -d' ' -f1; }
-else
-    target_sum() { head -c "$SIZE" "$1" | sha256sum | cut -d' ' -f1; }
-fi
+# target_sum PATH: lib.sh's sum of the first $SIZE bytes of a target
+target_sum() { head -c "$SIZE" "$1" | sum -; }
 
 # status_of PATH [DISK]: the --status line of one target
 status_of() {

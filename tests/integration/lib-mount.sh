@@ -261,6 +261,6 @@ mh() {
 # fails the test.
 msum() {
     local s
-    s=$(timeout 120 sha256sum "$1") || fail "sha256sum $1 failed or hung"
+    s=$(timeout 120 openssl dgst -sha256 -r -- "$1") || fail "reading $1 for its sha256 failed or hung"
     echo "${s%% *}"
 }

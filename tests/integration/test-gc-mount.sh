@@ -27,8 +27,8 @@ for _ in 1 2 3 4 5 6; do new_point; done
 ok rpfs policy "$V" --keep-last 3 >/dev/null
 P=$(point_ids "$V" web | sed -n 4p)   # the oldest of the 3 kept now
 ok rpfs hold "$V" web "$P" -q         # and for the rounds to come
-export_check "$V" web disk0 "$(ok rpfs export "$V" web disk0 --point "$P" -o - | sha256sum | cut -d' ' -f1)" --point "$P"
-WANT=$(ok rpfs export "$V" web disk0 --point "$P" -o - | sha256sum | cut -d' ' -f1)
+export_check "$V" web disk0 "$(ok rpfs export "$V" web disk0 --point "$P" -o - | sum -)" --point "$P"
+WANT=$(ok rpfs export "$V" web disk0 --point "$P" -o - | sum -)
 
 M=$T/mnt
 mount_fg "$V" "$M" --cache "$T/cache" --cache-size 1M

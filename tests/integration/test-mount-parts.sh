@@ -105,7 +105,7 @@ dd if="$T/p5.img" of="$D1" bs=512 seek="$p5_start" conv=notrunc status=none
 sync
 while read -r n start size; do
     echo $(( size * 512 )) >"$T/size$n"
-    dd if="$D0" bs=512 skip="$start" count="$size" status=none | sha256sum | cut -d' ' -f1 >"$T/sum$n"
+    dd if="$D0" bs=512 skip="$start" count="$size" status=none | sum - >"$T/sum$n"
 done < <(sfdisk -J "$D0" | python3 -c '
 import json, sys
 for i, p in enumerate(json.load(sys.stdin)["partitiontable"]["partitions"]):
