@@ -148,7 +148,15 @@ start_azurite() {
     return 1
 }
 
-trap stop_azurite EXIT
+# Test images every test builds alike (lib.sh's make_tree_image), made once
+# for the run; removed on exit.
+RPFS_TEST_CACHE=$(mktemp -d "${TMPDIR:-/tmp}/rpfs-test-cache.XXXXXX") || { say "mktemp failed"; finish 0 1 0; }
+export RPFS_TEST_CACHE
+on_exit() {
+    stop_azurite
+    [[ -n ${RPFS_TEST_CACHE:-} ]] && rm -rf -- "$RPFS_TEST_CACHE"
+}
+trap on_exit EXIT
 trap 'exit 130' INT TERM
 if [[ ${RPFS_AZURITE:-1} == 1 ]]; then
     if install_azurite; then

@@ -29,9 +29,7 @@ export RPFS_CACHE_DIR=$T/no-cache
 fb_images() {
     local mb=$1 files=$2
     need mkfs.ext4 python3
-    make_tree "$T/tree" "$files"
-    make_ext4_image "$T/v1.img" "$mb" "$T/tree"
-    rm -rf "$T/tree"
+    make_tree_image "$T/v1.img" "$mb" "$files"
     SIZE=$(file_size "$T/v1.img")
     SUM1=$(sum "$T/v1.img")
     local nz

@@ -148,6 +148,7 @@ nbdkit_env() {
 }
 
 _check_sanitizer() {
+    [[ -s $1 ]] || return 0   # (most commands print nothing: no grep to run)
     if grep -Eq 'Sanitizer|runtime error:|LeakSanitizer' "$1"; then
         cat "$1" >&2
         fail "sanitizer report from: $2"
@@ -443,18 +444,41 @@ make_ext4_image() {
         fail "mkfs.ext4 -d $src $path failed"
 }
 
-# make_random FILE BYTES SEED: deterministic incompressible bytes.
+# make_tree_image PATH SIZE_MB TREE_MB: make_ext4_image PATH SIZE_MB of a
+# make_tree of TREE_MB.  Under tests/run.sh (RPFS_TEST_CACHE, a directory
+# for the run) each size is built once and copied for every test that asks
+# for it: the same files copied and the same mkfs.ext4 -d run, 40 times a run,
+# were a tenth of the suite's time.
+make_tree_image() {
+    local path=$1 size=$2 mb=$3 cache=${RPFS_TEST_CACHE:-} c tmp
+    if [[ -z $cache ]]; then
+        make_tree "$T/.tree" "$mb"
+        make_ext4_image "$path" "$size" "$T/.tree"
+        rm -rf -- "$T/.tree"
+        return
+    fi
+    c=$cache/ext4-$size-$mb.raw
+    if [[ ! -f $c ]]; then
+        # built beside it and renamed into place: a test running at the same
+        # time sees the whole image or none (two may build it; both are whole)
+        tmp=$(mktemp -d "$cache/.build.XXXXXX") || fail "cannot create a directory in $cache"
+        make_tree "$tmp/tree" "$mb"
+        make_ext4_image "$tmp/img" "$size" "$tmp/tree"
+        mv -f -- "$tmp/img" "$c" || fail "cannot store $c"
+        rm -rf -- "$tmp"
+    fi
+    rm -f -- "$path"
+    cp --sparse=always -- "$c" "$path" || fail "cannot copy $c to $path"
+}
+
+# make_random FILE BYTES SEED: deterministic incompressible bytes: zeros
+# encrypted with AES-128-CTR under a key derived from SEED (OpenSSL uses
+# the CPU's AES instructions: about 10 times as fast as Python's random).
 make_random() {
-    python3 - "$1" "$2" "$3" <<'EOF'
-import random, sys
-path, n, seed = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-r = random.Random(seed)
-with open(path, "wb") as f:
-    while n > 0:
-        k = min(n, 4 << 20)
-        f.write(r.randbytes(k))
-        n -= k
-EOF
+    local key
+    key=$(printf '%s' "$3" | openssl dgst -sha256 -r | cut -c1-32)
+    head -c "$2" /dev/zero | openssl enc -aes-128-ctr -nosalt -K "$key" -iv 00000000000000000000000000000000 >"$1" ||
+        fail "make_random $1 $2 $3 failed"
 }
 
 # overwrite_blocks FILE BLOCKSIZE SEED BLOCK...: overwrite whole blocks (by

@@ -23,9 +23,7 @@ at_exit "python3 '$_AZ_HELPER' delete-container '$C' >/dev/null 2>&1 || true"
 # Point 1: an ext4 image of real files. Point k+1: point k with a few
 # dozen of its non-zero blocks overwritten and a new run of blocks written
 # into its free space, so every point differs from every other one.
-make_tree "$T/tree" 20
-make_ext4_image "$T/disk.raw" "$MB" "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/disk.raw" "$MB" 20
 mapfile -t NZ < <(nonzero_blocks "$T/disk.raw" $BS)
 NBLK=$(( MB * 1048576 / BS ))
 ok rpfs init "$V" >/dev/null

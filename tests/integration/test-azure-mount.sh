@@ -12,9 +12,7 @@ export RPFS_AZURE_RETRY_SECONDS=20
 
 BS=65536
 V="azure://devstoreaccount1/rpfs-$(python3 -c 'import secrets; print(secrets.token_hex(6))')/mnt"
-make_tree "$T/tree" 24
-make_ext4_image "$T/v1.raw" 48 "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/v1.raw" 48 24
 cp "$T/v1.raw" "$T/v2.raw"
 mapfile -t NZ < <(nonzero_blocks "$T/v1.raw" $BS)
 CHANGED=()

@@ -43,11 +43,8 @@ ok rpfs init "$V"
 expect_fail 1 rpfs init "$V"
 expect_err_contains "not empty"
 
-make_tree "$T/tree" 24
-make_ext4_image "$T/a.raw" 48 "$T/tree"
-make_tree "$T/tree2" 8
-make_ext4_image "$T/b.raw" 24 "$T/tree2"
-rm -rf "$T/tree" "$T/tree2"
+make_tree_image "$T/a.raw" 48 24
+make_tree_image "$T/b.raw" 24 8
 qemu-img convert -f raw -O qcow2 "$T/a.raw" "$T/a.qcow2"
 SUM_A1=$(sum "$T/a.raw") SUM_B1=$(sum "$T/b.raw")
 

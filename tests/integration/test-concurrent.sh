@@ -11,9 +11,7 @@
 need mkfs.ext4 python3
 
 MB=$(( 1024 * 1024 ))
-make_tree "$T/tree" 56
-make_ext4_image "$T/base.raw" 72 "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/base.raw" 72 56
 
 # variant N: the base with a few 64 KiB blocks of its own and 4 MiB of its own
 variant() {  # N -> $T/vN.raw

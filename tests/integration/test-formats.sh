@@ -12,9 +12,7 @@
 need qemu-img mkfs.ext4 python3
 
 SIZE_MB=80
-make_tree "$T/tree" 48
-make_ext4_image "$T/src.raw" $SIZE_MB "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/src.raw" $SIZE_MB 48
 SRC_SUM=$(sum "$T/src.raw")
 SIZE=$(( SIZE_MB * 1024 * 1024 ))
 

@@ -11,9 +11,7 @@
 need mkfs.ext4 python3
 
 BS=65536
-make_tree "$T/tree" 112
-make_ext4_image "$T/disk.raw" 160 "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/disk.raw" 160 112
 SUM1=$(sum "$T/disk.raw")
 
 mapfile -t NZ < <(nonzero_blocks "$T/disk.raw" $BS)

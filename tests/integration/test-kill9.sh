@@ -23,9 +23,7 @@ ok rpfs replicate "$V" vm1 --disk "$T/small.raw" --time 20261122T090000Z
 WANT["vm1 20261122T090000Z"]=$(sum "$T/small.raw")
 
 # the big disk: 160 MiB ext4 with ~120 MiB of files, then 96 MiB random
-make_tree "$T/tree" 120
-make_ext4_image "$T/big.raw" 160 "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/big.raw" 160 120
 make_random "$T/r" $(( 96 * MB )) big
 cat "$T/r" >>"$T/big.raw"
 rm -f "$T/r"

@@ -14,9 +14,7 @@ need_fuse
 need mkfs.ext4 python3 rsync strace
 
 BS=65536
-make_tree "$T/tree" 40
-make_ext4_image "$T/v1.raw" 64 "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/v1.raw" 64 40
 cp "$T/v1.raw" "$T/v2.raw"
 # ~1.5% of the non-zero blocks change between the points
 mapfile -t NZ < <(nonzero_blocks "$T/v1.raw" $BS)

@@ -27,9 +27,7 @@ dir_vault_only "makes the vault unreachable by moving its packs (test-azure-moun
 need_fuse
 need mkfs.ext4 python3
 
-make_tree "$T/tree" 16
-make_ext4_image "$T/a.raw" 32 "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/a.raw" 32 16
 make_random "$T/b.raw" $(( 16 * 1024 * 1024 )) faults-b
 make_random "$T/c.raw" $(( 16 * 1024 * 1024 )) faults-c
 SUMA=$(sum "$T/a.raw") SUMB=$(sum "$T/b.raw") SUMC=$(sum "$T/c.raw")

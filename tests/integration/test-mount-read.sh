@@ -27,9 +27,7 @@ need mkfs.ext4 qemu-img python3 rsync
 ok rpfs mount --help >/dev/null
 
 # --- sources ---------------------------------------------------------------------
-make_tree "$T/tree" 48
-make_ext4_image "$T/a1.raw" 80 "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/a1.raw" 80 48
 mapfile -t NZ < <(nonzero_blocks "$T/a1.raw" $BS)
 CHG=8
 pick() {  # SEED: CHG scattered non-zero blocks of a1

@@ -18,9 +18,7 @@
 need_fuse
 need mkfs.ext4 qemu-img python3
 
-make_tree "$T/tree" 40
-make_ext4_image "$T/v1.raw" 64 "$T/tree"
-rm -rf "$T/tree"
+make_tree_image "$T/v1.raw" 64 40
 SIZE=$(file_size "$T/v1.raw")
 NCHUNKS=$(( (SIZE + 512 * BS - 1) / (512 * BS) ))
 
