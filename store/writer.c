@@ -212,9 +212,14 @@ static int reserve(uint8_t **buf, size_t *cap, size_t need) {
         if (need <= *cap)
                 return 0;
         n = MAX(need, *cap * 2);
-        nb = realloc(*buf, n);
+        /* alloc_large: the pack buffer is tens of MiB, touched once per
+         * pack; in huge pages that is a few faults, not thousands */
+        nb = alloc_large(n);
         if (!nb)
                 return -ENOMEM;
+        if (*buf)
+                memcpy(nb, *buf, *cap);
+        free(*buf);
         *buf = nb;
         *cap = n;
         return 0;

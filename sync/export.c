@@ -111,7 +111,7 @@ int sync_export(struct store *s, const struct ret_point *p, const struct ret_dis
                 struct ebatch *b = ring_slot(x.ring, i);
                 b->x = &x;
                 b->h = ring_own(x.ring, malloc(per * sizeof(struct hash128)));
-                b->data = ring_own(x.ring, malloc(per * x.bs));
+                b->data = ring_own(x.ring, alloc_large(per * x.bs));
                 if (!b->h || !b->data) {
                         err = -ENOMEM;
                         goto out;

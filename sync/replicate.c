@@ -280,10 +280,10 @@ static int rep_init(struct rep *r, struct store *s, struct store_writer *w) {
         for (unsigned i = 0; i < RING; i++) {
                 struct batch *b = ring_slot(r->ring, i);
                 b->rep = r;
-                b->data = ring_own(r->ring, malloc(per * r->bs));
+                b->data = ring_own(r->ring, alloc_large(per * r->bs));
                 b->kind = ring_own(r->ring, malloc(per));
                 b->h = ring_own(r->ring, malloc(per * sizeof *b->h));
-                b->enc = ring_own(r->ring, malloc(per * r->bound));
+                b->enc = ring_own(r->ring, alloc_large(per * r->bound));
                 b->enc_len = ring_own(r->ring, malloc(per * sizeof *b->enc_len));
                 if (!b->data || !b->kind || !b->h || !b->enc || !b->enc_len)
                         return -ENOMEM;

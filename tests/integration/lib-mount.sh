@@ -59,6 +59,7 @@ _start_watchdog() {
     local test_pid=$$
     : >"$T/.daemons"
     (
+        set +x   # (no lines of its own in an RPFS_TEST_TRACE profile)
         for (( i = 0; i < MOUNT_WATCHDOG; i++ )); do
             sleep 1
             kill -0 "$test_pid" 2>/dev/null || exit 0
