@@ -45,7 +45,7 @@ struct store_writer {
         uint8_t *pack;
         size_t pack_len, pack_cap;
         uint8_t *ptab;          /* pack table entries */
-        size_t ptab_n, ptab_cap;
+        size_t ptab_n, ptab_cap; /* entries */
 
         bool unsynced;          /* sealed packs not yet synced */
         uint64_t *unpublished;  /* sealed packs no segment names yet */
@@ -205,23 +205,24 @@ bool store_writer_known(struct store_writer *w, const struct hash128 *h) {
         return found;
 }
 
-static int reserve(uint8_t **buf, size_t *cap, size_t need) {
+/* Room for need bytes in the pack buffer, keeping its pack_len bytes. The
+ * buffer is tens of MiB, touched once per pack: from alloc_large (huge
+ * pages), a few page faults instead of thousands. */
+static int pack_reserve(struct store_writer *w, size_t need) {
         size_t n;
         uint8_t *nb;
 
-        if (need <= *cap)
+        if (need <= w->pack_cap)
                 return 0;
-        n = MAX(need, *cap * 2);
-        /* alloc_large: the pack buffer is tens of MiB, touched once per
-         * pack; in huge pages that is a few faults, not thousands */
+        n = MAX(need, w->pack_cap * 2);
         nb = alloc_large(n);
         if (!nb)
                 return -ENOMEM;
-        if (*buf)
-                memcpy(nb, *buf, *cap);
-        free(*buf);
-        *buf = nb;
-        *cap = n;
+        if (w->pack_len)
+                memcpy(nb, w->pack, w->pack_len);
+        free(w->pack);
+        w->pack = nb;
+        w->pack_cap = n;
         return 0;
 }
 
@@ -230,7 +231,7 @@ static int pack_start(struct store_writer *w) {
 
         if (getrandom(&w->pack_id, sizeof w->pack_id, 0) != sizeof w->pack_id)
                 return -errno;
-        r = reserve(&w->pack, &w->pack_cap, PACK_TARGET_SIZE + (1u << 20));
+        r = pack_reserve(w, PACK_TARGET_SIZE + (1u << 20));
         if (r < 0)
                 return r;
         pack_header_encode(w->pack);
@@ -247,7 +248,7 @@ static int pack_seal(struct store_writer *w) {
 
         if (w->pack_len == 0)
                 return 0;
-        r = reserve(&w->pack, &w->pack_cap, w->pack_len + tlen + PACK_FOOTER_SIZE);
+        r = pack_reserve(w, w->pack_len + tlen + PACK_FOOTER_SIZE);
         if (r < 0)
                 return r;
         memcpy(w->pack + w->pack_len, w->ptab, tlen);
@@ -324,10 +325,10 @@ int store_writer_add_stored(struct store_writer *w, const struct hash128 *h, con
                 if (r < 0)
                         return r;
         }
-        r = reserve(&w->pack, &w->pack_cap, w->pack_len + len);
+        r = pack_reserve(w, w->pack_len + len);
         if (r < 0)
                 return r;
-        r = reserve(&w->ptab, &w->ptab_cap, (w->ptab_n + 1) * PACK_ENTRY_SIZE);
+        r = array_reserve(&w->ptab, &w->ptab_cap, w->ptab_n + 1, PACK_ENTRY_SIZE);
         if (r < 0)
                 return r;
 
