@@ -110,6 +110,114 @@ static int replicate_group(struct cli *cli, int argc, char **argv, struct sync_r
         return 0;
 }
 
+/* The parsed command line of rpfs replicate. */
+struct replicate_args {
+        struct sync_replicate_opts o;
+        struct sync_hook_opts hook;
+        struct sync_disk_spec *disks;
+        char *names; /* 65 bytes per disk */
+        struct sync_group_member *mem;
+        size_t n, n_mem;
+};
+
+/* Apply option c (getopt's optarg): 0, or the exit status of a usage error. */
+static int replicate_option(struct replicate_args *a, int c) {
+        long v;
+        int r;
+
+        switch (c) {
+        case 'd':
+                if (a->n_mem > 0) {
+                        struct sync_group_member *m = &a->mem[a->n_mem - 1];
+                        size_t at = (size_t)(m->disks - a->disks);
+                        r = disk_option(optarg, a->disks + at, a->names + 65 * at, &m->n_disks);
+                        a->n = at + m->n_disks;
+                } else
+                        r = disk_option(optarg, a->disks, a->names, &a->n);
+                if (r)
+                        return r;
+                break;
+        case 'M':
+                if (!name_is_valid(optarg))
+                        return cli_usage_error("replicate", "invalid VM name '%s'", optarg);
+                if (a->n > 0 && a->n_mem == 0)
+                        return cli_usage_error("replicate", "--disk before the first --vm");
+                for (size_t k = 0; k < a->n_mem; k++)
+                        if (strcmp(a->mem[k].vm, optarg) == 0)
+                                return cli_usage_error("replicate", "--vm %s given twice", optarg);
+                a->mem[a->n_mem].vm = optarg;
+                a->mem[a->n_mem++].disks = a->disks + a->n;
+                break;
+        case 'a':
+                if (optarg && strcmp(optarg, "required") != 0)
+                        return cli_usage_error("replicate", "invalid --app-consistent='%s': only =required", optarg);
+                a->o.app = true;
+                a->hook.required = optarg != NULL;
+                break;
+        case 'H':
+                if (access(optarg, X_OK) < 0)
+                        return cli_usage_error("replicate", "--hook %s: not an executable program", optarg);
+                a->hook.script = optarg;
+                break;
+        case 'g':
+                if (!name_is_valid(optarg))
+                        return cli_usage_error("replicate", "invalid group name '%s'", optarg);
+                a->o.group = optarg;
+                break;
+        case 't':
+                if (point_id_parse(optarg, &a->o.time) < 0)
+                        return cli_usage_error("replicate", "invalid --time '%s': expected UTC ISO 8601 basic form like 20261122T101500Z", optarg);
+                break;
+        case 'j':
+                if (cli_parse_int(optarg, 1, 256, &v) < 0)
+                        return cli_usage_error("replicate", "invalid --threads '%s'", optarg);
+                a->o.threads = (unsigned)v;
+                break;
+        case 'B':
+                a->o.base = optarg;
+                break;
+        case 'C':
+                a->o.changed = optarg;
+                break;
+        case 'E':
+                if (cli_parse_int(optarg, 0, 1000000, &v) < 0)
+                        return cli_usage_error("replicate", "invalid --verify-base '%s': a number of blocks", optarg);
+                a->o.verify_base = (unsigned)v;
+                break;
+        case 'Z':
+                if (parse_size(optarg, &a->o.changed_block_size) < 0 || a->o.changed_block_size == 0 ||
+                    a->o.changed_block_size % 512)
+                        return cli_usage_error("replicate", "invalid --changed-block-size '%s': bytes, a multiple of 512",
+                                               optarg);
+                break;
+        }
+        return 0;
+}
+
+/* The options of one VM's replication that do not go together, or NULL. */
+static const char *option_conflict(const struct sync_replicate_opts *o, size_t n_disks, const struct sync_hook_opts *hook) {
+        if (o->changed_block_size && !o->changed)
+                return "--changed-block-size needs --changed";
+        if (o->verify_base && !o->base)
+                return "--verify-base needs --base";
+        if (o->changed && (!o->base || n_disks != 1))
+                return "--changed needs --base and exactly one --disk";
+        if (o->base && n_disks != 1)
+                return "--base needs exactly one --disk";
+        if ((o->changed || o->base) && hook->script)
+                return "--changed and --base do not go with --hook";
+        if (hook->required && !hook->script)
+                return "--app-consistent=required needs --hook";
+        return NULL;
+}
+
+static void print_result(const struct sync_replicate_opts *o, const struct sync_replicate_result *res, bool app) {
+        char a[24], b[24];
+        printf("%s/%s %s: %zu disk%s, %s, %llu new blocks, %s stored, %.1fs\n", o->vm, res->id, app ? "app" : "crash",
+               o->n_disks, o->n_disks == 1 ? "" : "s", format_bytes(res->disk_bytes, a, sizeof a),
+               (unsigned long long)res->new_blocks, format_bytes(res->stored_bytes, b, sizeof b), res->seconds);
+}
+
 int cmd_replicate(struct cli *cli, int argc, char **argv) {
         static const struct option opts[] = {
                 { "disk", required_argument, NULL, 'd' },
@@ -125,132 +233,55 @@ int cmd_replicate(struct cli *cli, int argc, char **argv) {
                 { "changed-block-size", required_argument, NULL, 'Z' },
                 {}
         };
-        struct sync_replicate_opts o = { .time = time(NULL), .progress = true };
+        struct replicate_args a = { .o = { .time = time(NULL), .progress = true } };
+        struct sync_replicate_opts *o = &a.o;
         struct sync_replicate_result res;
-        struct sync_hook_opts hook = { 0 };
         bool app = false;
-        _cleanup_free_ struct sync_disk_spec *disks = NULL;
-        _cleanup_free_ char *names = NULL;
-        _cleanup_free_ struct sync_group_member *mem = NULL;
+        _cleanup_free_ struct sync_disk_spec *disks = calloc((size_t)argc, sizeof *disks);
+        _cleanup_free_ char *names = calloc((size_t)argc, 65);
+        _cleanup_free_ struct sync_group_member *mem = calloc((size_t)argc, sizeof *mem);
         struct store *s = NULL;
-        size_t n = 0, n_mem = 0;
-        long v;
+        const char *conflict;
         int c, r;
 
-        disks = calloc((size_t)argc, sizeof *disks);
-        names = calloc((size_t)argc, 65);
-        mem = calloc((size_t)argc, sizeof *mem);
         if (!disks || !names || !mem)
                 return 1;
+        a.disks = disks;
+        a.names = names;
+        a.mem = mem;
         while ((c = cli_getopt(cli, argc, argv, "", opts, replicate_help)) >= 0) {
-                switch (c) {
-                case 'd':
-                        if (n_mem > 0) {
-                                struct sync_group_member *m = &mem[n_mem - 1];
-                                size_t at = (size_t)(m->disks - disks);
-                                r = disk_option(optarg, disks + at, names + 65 * at, &m->n_disks);
-                                n = at + m->n_disks;
-                        } else
-                                r = disk_option(optarg, disks, names, &n);
-                        if (r)
-                                return r;
-                        break;
-                case 'M':
-                        if (!name_is_valid(optarg))
-                                return cli_usage_error("replicate", "invalid VM name '%s'", optarg);
-                        if (n > 0 && n_mem == 0)
-                                return cli_usage_error("replicate", "--disk before the first --vm");
-                        for (size_t k = 0; k < n_mem; k++)
-                                if (strcmp(mem[k].vm, optarg) == 0)
-                                        return cli_usage_error("replicate", "--vm %s given twice", optarg);
-                        mem[n_mem].vm = optarg;
-                        mem[n_mem++].disks = disks + n;
-                        break;
-                case 'a':
-                        if (optarg && strcmp(optarg, "required") != 0)
-                                return cli_usage_error("replicate", "invalid --app-consistent='%s': only =required", optarg);
-                        o.app = true;
-                        hook.required = optarg != NULL;
-                        break;
-                case 'H':
-                        if (access(optarg, X_OK) < 0)
-                                return cli_usage_error("replicate", "--hook %s: not an executable program", optarg);
-                        hook.script = optarg;
-                        break;
-                case 'g':
-                        if (!name_is_valid(optarg))
-                                return cli_usage_error("replicate", "invalid group name '%s'", optarg);
-                        o.group = optarg;
-                        break;
-                case 't':
-                        if (point_id_parse(optarg, &o.time) < 0)
-                                return cli_usage_error("replicate", "invalid --time '%s': expected UTC ISO 8601 basic form like 20261122T101500Z", optarg);
-                        break;
-                case 'j':
-                        if (cli_parse_int(optarg, 1, 256, &v) < 0)
-                                return cli_usage_error("replicate", "invalid --threads '%s'", optarg);
-                        o.threads = (unsigned)v;
-                        break;
-                case 'B':
-                        o.base = optarg;
-                        break;
-                case 'C':
-                        o.changed = optarg;
-                        break;
-                case 'E':
-                        if (cli_parse_int(optarg, 0, 1000000, &v) < 0)
-                                return cli_usage_error("replicate", "invalid --verify-base '%s': a number of blocks", optarg);
-                        o.verify_base = (unsigned)v;
-                        break;
-                case 'Z':
-                        if (parse_size(optarg, &o.changed_block_size) < 0 || o.changed_block_size == 0 ||
-                            o.changed_block_size % 512)
-                                return cli_usage_error("replicate", "invalid --changed-block-size '%s': bytes, a multiple of 512",
-                                                       optarg);
-                        break;
-                default:
+                if (c == CLI_EXIT)
                         return cli->exit;
-                }
+                r = replicate_option(&a, c);
+                if (r)
+                        return r;
         }
-        if (n_mem > 0)
-                return replicate_group(cli, argc, argv, &o, mem, n_mem, hook.script != NULL);
+        if (a.n_mem > 0)
+                return replicate_group(cli, argc, argv, o, mem, a.n_mem, a.hook.script != NULL);
         if (argc - optind != 2)
                 return cli_usage_error("replicate", "expected VAULT and VM arguments");
-        if (n == 0)
+        if (a.n == 0)
                 return cli_usage_error("replicate", "at least one --disk is required");
-        if (o.changed_block_size && !o.changed)
-                return cli_usage_error("replicate", "--changed-block-size needs --changed");
-        if (o.verify_base && !o.base)
-                return cli_usage_error("replicate", "--verify-base needs --base");
-        if (o.changed && (!o.base || n != 1))
-                return cli_usage_error("replicate", "--changed needs --base and exactly one --disk");
-        if (o.base && n != 1)
-                return cli_usage_error("replicate", "--base needs exactly one --disk");
-        if ((o.changed || o.base) && hook.script)
-                return cli_usage_error("replicate", "--changed and --base do not go with --hook");
-        if (hook.required && !hook.script)
-                return cli_usage_error("replicate", "--app-consistent=required needs --hook");
+        conflict = option_conflict(o, a.n, &a.hook);
+        if (conflict)
+                return cli_usage_error("replicate", "%s", conflict);
         if (!name_is_valid(argv[optind + 1]))
                 return cli_usage_error("replicate", "invalid VM name '%s': use 1-64 of A-Z a-z 0-9 . _ -", argv[optind + 1]);
-        o.vm = argv[optind + 1];
-        o.disks = disks;
-        o.n_disks = n;
+        o->vm = argv[optind + 1];
+        o->disks = disks;
+        o->n_disks = a.n;
         if (cli_open_vault(cli, argv[optind], &s) < 0)
                 return 1;
-        r = sync_replicate_hooked(s, &o, &hook, &res, &app);
+        r = sync_replicate_hooked(s, o, &a.hook, &res, &app);
         if (r == -EEXIST)
-                log_error("%s: point %s/%s already exists", argv[optind], o.vm, res.id);
+                log_error("%s: point %s/%s already exists", argv[optind], o->vm, res.id);
         else if (r == -ENOMEM)
                 log_error_errno(r, "replicate failed");
         store_free(s);
         if (r < 0)
                 return 1;
-        if (!cli->quiet) {
-                char a[24], b[24];
-                printf("%s/%s %s: %zu disk%s, %s, %llu new blocks, %s stored, %.1fs\n", o.vm, res.id,
-                       app ? "app" : "crash", n, n == 1 ? "" : "s", format_bytes(res.disk_bytes, a, sizeof a),
-                       (unsigned long long)res.new_blocks, format_bytes(res.stored_bytes, b, sizeof b), res.seconds);
-        }
+        if (!cli->quiet)
+                print_result(o, &res, app);
         return 0;
 }
 

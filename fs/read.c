@@ -307,26 +307,6 @@ static void fetch_blocks(struct fs *fs, struct store_fetch *v, size_t n, bool pr
 
 /* Log each failed fetch in v[from, to) (block numbers first + k[j]);
  * -EIO if any failed. */
-static int report_fetch_errors(struct fs_file *f, const struct store_fetch *v, const size_t *k, uint64_t first,
-                               size_t from, size_t to) {
-        int err = 0;
-        for (size_t j = from; j < to; j++) {
-                char pack[64] = "?";
-                if (v[j].result == 0)
-                        continue;
-                if (v[j].pack_id)
-                        store_pack_name(v[j].pack_id, pack, sizeof pack);
-                if (v[j].result == -EBADMSG)
-                        log_error("%s/%s %s: block %" PRIu64 " failed checksum verification (pack %s)",
-                                  f->pt->p->vm, f->pt->p->id, f->d->name, first + k[j], pack);
-                else
-                        log_error_errno(v[j].result, "%s/%s %s: block %" PRIu64 " could not be fetched (pack %s)",
-                                        f->pt->p->vm, f->pt->p->id, f->d->name, first + k[j], pack);
-                err = -EIO;
-        }
-        return err;
-}
-
 static struct sync_seed *file_seed(struct fs_file *f) {
         return f->pt->seeds ? f->pt->seeds[f->disk_index] : NULL;
 }
@@ -348,139 +328,218 @@ static bool onprem_seed_read(struct fs *fs, struct fs_file *f, uint64_t b, const
         return onprem_ref(f, &r) && fs_onprem_seed_block(fs, &r, b, h, buf);
 }
 
+/* Where a block of a read comes from. */
+enum block_src { SRC_ZERO, SRC_CACHE, SRC_SEED, SRC_VAULT };
+
+/* One read's plan: for each block it touches, its source and, for blocks
+ * that go to the vault, the fetch (own[]: claimed here; waits[]: another
+ * thread was fetching it). */
+struct read_plan {
+        struct fs *fs;
+        struct fs_file *f;
+        uint64_t off, first, n;
+        size_t len;
+        uint8_t *src;            /* per block: enum block_src */
+        uint8_t *tmp;            /* the first and last block, when the read covers them in part */
+        struct store_fetch *fv;  /* the vault fetches, in the store's form */
+        struct plan_fetch {
+                size_t k;        /* the block's index in the read */
+                bool claimed;    /* this read holds the block's fetch claim */
+        } *fk;
+        size_t nf;
+        struct plan_wait {
+                struct hash128 h;
+                uint8_t *dst;
+                size_t k;
+        } *waits;
+        size_t nw;
+};
+
+static void plan_free(struct read_plan *p) {
+        free(p->src);
+        free(p->tmp);
+        free(p->fv);
+        free(p->fk);
+        free(p->waits);
+}
+
+static int plan_alloc(struct read_plan *p) {
+        size_t n = (size_t)p->n;
+        p->tmp = malloc(2 * (size_t)p->fs->bs);
+        p->src = malloc(n);
+        p->fv = malloc(n * sizeof *p->fv);
+        p->fk = malloc(n * sizeof *p->fk);
+        p->waits = malloc(n * sizeof *p->waits);
+        return p->tmp && p->src && p->fv && p->fk && p->waits ? 0 : -ENOMEM;
+}
+
+static void plan_fetch_add(struct read_plan *p, const struct hash128 *h, uint8_t *dst, size_t k, bool claimed) {
+        p->fv[p->nf] = (struct store_fetch){ .h = *h, .buf = dst };
+        p->fk[p->nf++] = (struct plan_fetch){ .k = k, .claimed = claimed };
+}
+
+/* Find block k's source, reading it into dst when that is local. */
+static int plan_block(struct read_plan *p, struct sync_seed *seed, size_t k, uint8_t *dst) {
+        struct fs *fs = p->fs;
+        uint64_t block = p->first + k;
+        struct hash128 h;
+        bool claimed = false;
+        int r = fs_block_hash(fs, p->f->d, block, &h);
+
+        if (r < 0) {
+                if (transient(r))
+                        note_unreachable(fs);
+                log_error_errno(r, "%s/%s %s: manifest chunk for block %" PRIu64 " unreadable", p->f->pt->p->vm,
+                                p->f->pt->p->id, p->f->d->name, block);
+                return -EIO;
+        }
+        if (hash_is_zero(&h)) {
+                p->src[k] = SRC_ZERO;
+                return 0;
+        }
+        p->src[k] = SRC_CACHE;
+        if (store_cache_get(fs->cache, &h, dst) == 0)
+                return 0;
+        p->src[k] = SRC_SEED;
+        if ((seed && sync_seed_read(seed, block, &h, dst) == 0) || onprem_seed_read(fs, p->f, block, &h, dst))
+                return 0;
+        p->src[k] = SRC_VAULT;
+        switch (claim_block(fs, &h, &claimed)) {
+        case CLAIM_OTHERS:
+                p->waits[p->nw++] = (struct plan_wait){ .h = h, .dst = dst, .k = k };
+                return 0;
+        case CLAIM_CACHED:
+                if (store_cache_get(fs->cache, &h, dst) == 0) {
+                        p->src[k] = SRC_CACHE;
+                        return 0;
+                }
+                break; /* evicted since: fetch it unclaimed */
+        case CLAIM_MINE:
+                break;
+        }
+        plan_fetch_add(p, &h, dst, k, claimed);
+        return 0;
+}
+
+static int plan_report(struct read_plan *p, size_t from) {
+        int err = 0;
+        for (size_t j = from; j < p->nf; j++) {
+                const struct store_fetch *v = &p->fv[j];
+                char pack[64] = "?";
+                if (v->result == 0)
+                        continue;
+                if (v->pack_id)
+                        store_pack_name(v->pack_id, pack, sizeof pack);
+                if (v->result == -EBADMSG)
+                        log_error("%s/%s %s: block %" PRIu64 " failed checksum verification (pack %s)", p->f->pt->p->vm,
+                                  p->f->pt->p->id, p->f->d->name, p->first + p->fk[j].k, pack);
+                else
+                        log_error_errno(v->result, "%s/%s %s: block %" PRIu64 " could not be fetched (pack %s)",
+                                        p->f->pt->p->vm, p->f->pt->p->id, p->f->d->name, p->first + p->fk[j].k, pack);
+                err = -EIO;
+        }
+        return err;
+}
+
+/* Fetch the plan's vault blocks: this read's own claims first (a block can
+ * repeat within one read, and its second copy waits for the first; claims
+ * are always released), then the blocks another thread was fetching, from
+ * the cache once that fetch ended, or fetched here if it failed. One
+ * deadline for the whole read, waits included. */
+static int plan_fetch(struct read_plan *p, double deadline) {
+        struct fs *fs = p->fs;
+        size_t own = p->nf;
+        int err = 0;
+
+        if (own > 0)
+                fetch_blocks(fs, p->fv, own, false, deadline);
+        for (size_t j = 0; j < own; j++)
+                if (p->fk[j].claimed)
+                        fl_release(fs, &p->fv[j].h);
+        if (own > 0)
+                err = plan_report(p, 0);
+        for (size_t j = 0; err == 0 && j < p->nw; j++) {
+                struct plan_wait *w = &p->waits[j];
+                fl_wait(fs, &w->h);
+                if (store_cache_get(fs->cache, &w->h, w->dst) == 0)
+                        p->src[w->k] = SRC_CACHE;
+                else
+                        plan_fetch_add(p, &w->h, w->dst, w->k, false);
+        }
+        if (err == 0 && p->nf > own) {
+                fetch_blocks(fs, p->fv + own, p->nf - own, false, deadline);
+                err = plan_report(p, own);
+        }
+        if (err < 0) {
+                for (size_t j = 0; j < p->nf; j++)
+                        if (p->fv[j].result != 0 && transient(p->fv[j].result)) {
+                                note_unreachable(fs);
+                                break;
+                        }
+        }
+        return err;
+}
+
+/* Zeros and the partial first and last blocks into buf; count the bytes
+ * by source. */
+static void plan_finish(struct read_plan *p, char *buf) {
+        struct fs *fs = p->fs;
+        uint32_t bs = fs->bs;
+
+        for (uint64_t k = 0; k < p->n; k++) {
+                uint64_t bstart = (p->first + k) * bs;
+                uint64_t a = MAX(p->off, bstart), b = MIN(p->off + p->len, bstart + bs);
+                size_t cnt = (size_t)(b - a);
+                if (p->src[k] == SRC_ZERO)
+                        memset(buf + (a - p->off), 0, cnt);
+                else if (cnt != bs)
+                        memcpy(buf + (a - p->off), p->tmp + (k == 0 ? 0 : bs) + (a - bstart), cnt);
+                switch (p->src[k]) {
+                case SRC_ZERO: atomic_fetch_add(&fs->st.bytes_zero, cnt); break;
+                case SRC_CACHE: atomic_fetch_add(&fs->st.bytes_cache, cnt); break;
+                case SRC_SEED: atomic_fetch_add(&fs->st.bytes_seed, cnt); break;
+                default: atomic_fetch_add(&fs->st.bytes_vault, cnt); break;
+                }
+        }
+}
+
 int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64_t off) {
         const struct ret_disk *d = f->d;
         uint32_t bs = fs->bs;
-        uint64_t first, n;
-        _cleanup_free_ uint8_t *tmp = NULL;
-        _cleanup_free_ uint8_t *src = NULL; /* per block: 0 zero, 1 cache, 2 seed, 3 vault */
-        _cleanup_free_ struct store_fetch *fv = NULL;
-        _cleanup_free_ size_t *fk = NULL;
-        _cleanup_free_ bool *claimed = NULL;
-        _cleanup_free_ size_t *wk = NULL;    /* blocks someone else is fetching */
-        _cleanup_free_ uint8_t **wdst = NULL;
-        _cleanup_free_ struct hash128 *wh = NULL;
+        struct read_plan p = { .fs = fs, .f = f, .off = off };
         struct sync_seed *seed = file_seed(f);
         /* One timeout for the whole read, waits for others' fetches included. */
         double deadline = read_deadline(fs);
-        size_t nf = 0, nw = 0;
         int err = 0;
 
         if (off >= d->size || len == 0)
                 return 0;
-        len = (size_t)MIN((uint64_t)len, d->size - off);
-        first = off / bs;
-        n = (off + len - 1) / bs - first + 1;
-        tmp = malloc(2 * (size_t)bs); /* only the first and last block can be partial */
-        src = malloc(n);
-        fv = malloc(n * sizeof *fv);
-        fk = malloc(n * sizeof *fk);
-        claimed = calloc(n, sizeof *claimed);
-        wk = malloc(n * sizeof *wk);
-        wdst = malloc(n * sizeof *wdst);
-        wh = malloc(n * sizeof *wh);
-        if (!tmp || !src || !fv || !fk || !claimed || !wk || !wdst || !wh)
+        p.len = len = (size_t)MIN((uint64_t)len, d->size - off);
+        p.first = off / bs;
+        p.n = (off + len - 1) / bs - p.first + 1;
+        if (plan_alloc(&p) < 0) {
+                plan_free(&p);
                 return -ENOMEM;
-
-        for (uint64_t k = 0; k < n; k++) {
-                struct hash128 h;
-                uint64_t bstart = (first + k) * bs;
+        }
+        for (uint64_t k = 0; k < p.n && err == 0; k++) {
+                uint64_t bstart = (p.first + k) * bs;
                 /* A block the read covers whole is produced in place. */
                 bool whole = bstart >= off && bstart + bs <= off + len;
-                uint8_t *dst = whole ? (uint8_t *)buf + (bstart - off) : tmp + (k == 0 ? 0 : bs);
-                int r = fs_block_hash(fs, d, first + k, &h);
-                if (r < 0) {
-                        if (transient(r))
-                                note_unreachable(fs);
-                        log_error_errno(r, "%s/%s %s: manifest chunk for block %" PRIu64 " unreadable",
-                                        f->pt->p->vm, f->pt->p->id, d->name, first + k);
-                        err = -EIO;
-                        break;
-                }
-                if (hash_is_zero(&h)) {
-                        src[k] = 0;
-                        continue;
-                }
-                if (store_cache_get(fs->cache, &h, dst) == 0) {
-                        src[k] = 1;
-                        continue;
-                }
-                if ((seed && sync_seed_read(seed, first + k, &h, dst) == 0) ||
-                    onprem_seed_read(fs, f, first + k, &h, dst)) {
-                        src[k] = 2;
-                        continue;
-                }
-                src[k] = 3;
-                switch (claim_block(fs, &h, &claimed[nf])) {
-                case CLAIM_OTHERS:
-                        wh[nw] = h;
-                        wdst[nw] = dst;
-                        wk[nw++] = (size_t)k;
-                        continue;
-                case CLAIM_CACHED:
-                        if (store_cache_get(fs->cache, &h, dst) == 0) {
-                                src[k] = 1;
-                                continue;
-                        }
-                        break; /* evicted since: fetch it unclaimed */
-                case CLAIM_MINE:
-                        break;
-                }
-                fv[nf] = (struct store_fetch){ .h = h, .buf = dst };
-                fk[nf++] = (size_t)k;
-        }
-        /* Our own fetches first: a block can repeat within one read, and
-         * its second copy waits for the first. Claims are always released. */
-        if (err == 0 && nf > 0)
-                fetch_blocks(fs, fv, nf, false, deadline);
-        for (size_t j = 0; j < nf; j++)
-                if (claimed[j])
-                        fl_release(fs, &fv[j].h);
-        if (err == 0 && nf > 0)
-                err = report_fetch_errors(f, fv, fk, first, 0, nf);
-
-        /* Blocks another thread was fetching: wait, then take them from the
-         * cache; fetch them ourselves only if that fetch failed. */
-        size_t own = nf;
-        for (size_t j = 0; err == 0 && j < nw; j++) {
-                fl_wait(fs, &wh[j]);
-                if (store_cache_get(fs->cache, &wh[j], wdst[j]) == 0) {
-                        src[wk[j]] = 1;
-                        continue;
-                }
-                fv[nf] = (struct store_fetch){ .h = wh[j], .buf = wdst[j] };
-                fk[nf++] = wk[j];
-        }
-        if (err == 0 && nf > own) {
-                fetch_blocks(fs, fv + own, nf - own, false, deadline);
-                err = report_fetch_errors(f, fv, fk, first, own, nf);
+                err = plan_block(&p, seed, (size_t)k, whole ? (uint8_t *)buf + (bstart - off) : p.tmp + (k == 0 ? 0 : bs));
         }
         if (err < 0) {
-                for (size_t j = 0; j < nf; j++)
-                        if (fv[j].result != 0 && transient(fv[j].result)) {
-                                note_unreachable(fs);
-                                break;
-                        }
+                /* Release the claims taken before the failing block. */
+                for (size_t j = 0; j < p.nf; j++)
+                        if (p.fk[j].claimed)
+                                fl_release(fs, &p.fv[j].h);
+        } else
+                err = plan_fetch(&p, deadline);
+        if (err < 0)
                 atomic_fetch_add(&fs->st.errors, 1);
-                return err;
-        }
-
-        for (uint64_t k = 0; k < n; k++) {
-                uint64_t bstart = (first + k) * bs;
-                uint64_t a = MAX(off, bstart), b = MIN(off + len, bstart + bs);
-                size_t cnt = (size_t)(b - a);
-                if (src[k] == 0)
-                        memset(buf + (a - off), 0, cnt);
-                else if (cnt != bs)
-                        memcpy(buf + (a - off), tmp + (k == 0 ? 0 : bs) + (a - bstart), cnt);
-                switch (src[k]) {
-                case 0: atomic_fetch_add(&fs->st.bytes_zero, cnt); break;
-                case 1: atomic_fetch_add(&fs->st.bytes_cache, cnt); break;
-                case 2: atomic_fetch_add(&fs->st.bytes_seed, cnt); break;
-                default: atomic_fetch_add(&fs->st.bytes_vault, cnt); break;
-                }
-        }
-        return (int)len;
+        else
+                plan_finish(&p, buf);
+        plan_free(&p);
+        return err < 0 ? err : (int)len;
 }
 
 /* ---- readahead ---- */

@@ -291,6 +291,74 @@ static int rep_init(struct rep *r, struct store *s, struct store_writer *w) {
         return 0;
 }
 
+/* Open every source image of o, and fill pt's disk list from them. */
+static int open_images(const struct sync_replicate_opts *o, struct ret_point *pt, struct fmt_image ***imgsp,
+                       uint64_t *disk_bytes) {
+        struct fmt_image **imgs = calloc(o->n_disks, sizeof *imgs);
+        int r;
+
+        *imgsp = imgs;
+        pt->disks = calloc(o->n_disks, sizeof *pt->disks);
+        if (!imgs || !pt->disks)
+                return -ENOMEM;
+        for (size_t i = 0; i < o->n_disks; i++) {
+                char why[256] = "";
+                r = fmt_open(o->disks[i].path, &imgs[i], why, sizeof why);
+                if (r < 0) {
+                        log_error("%s: %s", o->disks[i].path, *why ? why : strerror(-r));
+                        return r;
+                }
+                snprintf(pt->disks[i].name, sizeof pt->disks[i].name, "%s", o->disks[i].name);
+                snprintf(pt->disks[i].format, sizeof pt->disks[i].format, "%s", fmt_kind_name(fmt_kind(imgs[i])));
+                *disk_bytes += fmt_size(imgs[i]);
+        }
+        pt->n_disks = o->n_disks;
+        return 0;
+}
+
+/* Flush the writer session and commit pt, refusing when the session
+ * lapsed in between (the blocks it wrote may be gone). */
+static int commit_point(struct store *s, struct store_writer *w, const struct ret_point *pt, double t0,
+                        struct sync_replicate_result *res) {
+        int r = store_writer_flush(w);
+        log_debug("replicate: vault flushed after %.2fs", now_monotonic() - t0);
+        if (r < 0)
+                return vault_error(s, r, r == -ESTALE ? "the writer session lapsed (a garbage collection may have ended it); not committing"
+                                                      : "writing to the vault failed");
+        store_writer_stats(w, &res->stored_bytes, NULL);
+        r = store_writer_check(w);
+        if (r < 0)
+                return vault_error(s, r, "the writer session lapsed (a garbage collection may have ended it); not committing");
+        r = ret_point_commit(s, pt);
+        if (r < 0 && r != -EEXIST) {
+                char what[200];
+                snprintf(what, sizeof what, "committing point %s/%s failed", pt->vm, pt->id);
+                vault_error(s, r, what);
+        }
+        return r;
+}
+
+/* Replicate every disk of pt, in order, through one pipeline. */
+static int replicate_disks(struct rep *rep, struct pool *pool, const struct sync_replicate_opts *o,
+                           struct fmt_image **imgs, struct ret_point *pt, struct store_codec *mc,
+                           struct progress *pg, struct sync_replicate_result *res) {
+        uint64_t pg_base = 0;
+
+        for (size_t i = 0; i < o->n_disks; i++) {
+                int r = replicate_disk(rep, pool, imgs[i], &pt->disks[i], mc, pg, &pg_base, res);
+                if (r < 0) {
+                        const char *why = fmt_last_error(imgs[i]);
+                        if (why && *why)
+                                log_error("%s: %s", o->disks[i].path, why);
+                        else
+                                log_error_errno(r, "%s: replicating this disk failed", o->disks[i].path);
+                        return r;
+                }
+                res->data_blocks += pt->disks[i].data_blocks;
+        }
+        return 0;
+}
+
 int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct sync_replicate_result *res) {
         struct fmt_image **imgs = NULL;
         struct ret_point pt = { 0 };
@@ -302,7 +370,6 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         struct rep_changed *chg = NULL;
         struct rep rep;
         bool rep_ok = false;
-        uint64_t pg_base = 0;
         double t0 = now_monotonic();
         int r;
 
@@ -326,24 +393,9 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
 
         /* Open every image before writing anything: bad input leaves the
          * vault untouched. */
-        imgs = calloc(o->n_disks, sizeof *imgs);
-        pt.disks = calloc(o->n_disks, sizeof *pt.disks);
-        if (!imgs || !pt.disks) {
-                r = -ENOMEM;
+        r = open_images(o, &pt, &imgs, &res->disk_bytes);
+        if (r < 0)
                 goto out;
-        }
-        for (size_t i = 0; i < o->n_disks; i++) {
-                char why[256] = "";
-                r = fmt_open(o->disks[i].path, &imgs[i], why, sizeof why);
-                if (r < 0) {
-                        log_error("%s: %s", o->disks[i].path, *why ? why : strerror(-r));
-                        goto out;
-                }
-                snprintf(pt.disks[i].name, sizeof pt.disks[i].name, "%s", o->disks[i].name);
-                snprintf(pt.disks[i].format, sizeof pt.disks[i].format, "%s", fmt_kind_name(fmt_kind(imgs[i])));
-                res->disk_bytes += fmt_size(imgs[i]);
-        }
-        pt.n_disks = o->n_disks;
         if (o->changed || o->base) { /* --changed, or an overlay with --base */
                 r = rep_changed_open(s, o, imgs[0], &chg, &res->read_bytes);
                 if (r < 0)
@@ -369,45 +421,17 @@ int sync_replicate(struct store *s, const struct sync_replicate_opts *o, struct 
         if (o->progress)
                 pg = progress_new("replicate", res->disk_bytes);
 
-        for (size_t i = 0; i < o->n_disks; i++) {
-                r = replicate_disk(&rep, pool, imgs[i], &pt.disks[i], mc, pg, &pg_base, res);
-                if (r < 0) {
-                        const char *why = fmt_last_error(imgs[i]);
-                        if (why && *why)
-                                log_error("%s: %s", o->disks[i].path, why);
-                        else
-                                log_error_errno(r, "%s: replicating this disk failed", o->disks[i].path);
-                        goto out;
-                }
-                res->data_blocks += pt.disks[i].data_blocks;
-        }
+        r = replicate_disks(&rep, pool, o, imgs, &pt, mc, pg, res);
+        if (r < 0)
+                goto out;
         progress_free(pg);
         pg = NULL;
         log_debug("replicate: pipeline done after %.2fs", now_monotonic() - t0);
         log_debug("replicate: read %" PRIu64 " bytes from the sources", res->read_bytes);
 
-        r = store_writer_flush(w);
-        log_debug("replicate: vault flushed after %.2fs", now_monotonic() - t0);
-        if (r < 0) {
-                vault_error(s, r, r == -ESTALE ? "the writer session lapsed (a garbage collection may have ended it); not committing"
-                                               : "writing to the vault failed");
+        r = commit_point(s, w, &pt, t0, res);
+        if (r < 0)
                 goto out;
-        }
-        store_writer_stats(w, &res->stored_bytes, NULL);
-        r = store_writer_check(w);
-        if (r < 0) {
-                vault_error(s, r, "the writer session lapsed (a garbage collection may have ended it); not committing");
-                goto out;
-        }
-        r = ret_point_commit(s, &pt);
-        if (r == -EEXIST)
-                goto out;
-        if (r < 0) {
-                char what[200];
-                snprintf(what, sizeof what, "committing point %s/%s failed", o->vm, res->id);
-                vault_error(s, r, what);
-                goto out;
-        }
         res->seconds = now_monotonic() - t0;
 out:
         progress_free(pg);
