@@ -46,6 +46,7 @@ DEPS=("${BUILD_DEPS[@]}"
       util-linux mount bsdutils  # losetup, findmnt, fallocate, mountpoint, mount, script
       coreutils diffutils findutils gawk sed grep
       python3 curl rsync openssl strace
+      rclone          # test-azure: an independent Azure Blob client
       faketime        # a skewed clock (rpfs status)
       groff-base systemd    # the man page's check, systemd-analyze verify of examples/systemd
       fdisk xfsprogs dosfstools mtools   # sfdisk, mkfs.xfs, mkfs.vfat, mcopy: partitions of a point
@@ -82,7 +83,6 @@ fi
 # Installed from npm (pinned) into tests/.azurite when missing, started on a free
 # loopback port with a temporary data directory, stopped (by PID) on exit, also
 # on failure.  Tests find it through RPFS_AZURITE_* and skip when it is absent.
-# Debian's azure-cli is the independent client of test-azure's interoperability checks.
 AZURITE_VERSION=3.37.0
 AZURITE_DIR=$PWD/tests/.azurite
 AZURITE_BIN=$AZURITE_DIR/node_modules/.bin/azurite-blob
@@ -100,14 +100,6 @@ install_azurite() {
     mkdir -p "$AZURITE_DIR" &&
         npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error \
             "azurite@$AZURITE_VERSION" >&2
-}
-
-install_azure_cli() {
-    command -v az >/dev/null && return 0
-    [[ ${RPFS_NO_INSTALL:-0} == 1 ]] && return 0
-    # the independent client of test-azure's interoperability checks
-    deps_install azure-cli >/dev/null 2>&1 ||
-        say "azure-cli could not be installed: its checks skip, which fails the run under CI=true"
 }
 
 stop_azurite() {
@@ -160,7 +152,6 @@ trap on_exit EXIT
 trap 'exit 130' INT TERM
 if [[ ${RPFS_AZURITE:-1} == 1 ]]; then
     if install_azurite; then
-        install_azure_cli
         start_azurite || say "Azure tests will skip"
     else
         say "azurite could not be installed; Azure tests will skip"
