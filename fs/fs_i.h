@@ -318,6 +318,31 @@ struct fs_point *fs_catalog_find_locked(struct fs *fs, const char *vm, const cha
 struct fs_point *fs_catalog_latest_locked(struct fs *fs, const char *vm, bool app);
 bool fs_catalog_vm_exists_locked(struct fs *fs, const char *vm);
 
+/* paths.c: what a path of the mount names. */
+enum fs_node_type {
+        N_ROOT, N_META, N_STATS, N_VM, N_POINTS, N_POINT, N_RAW, N_VHD, N_JSON, N_LATEST, N_LATEST_APP,
+        N_CHANGES, N_PART,
+};
+
+struct fs_node {
+        enum fs_node_type t;
+        char vm[65];
+        struct fs_point *pt; /* referenced: N_POINT, N_RAW, N_VHD, N_JSON, N_LATEST*, N_CHANGES, N_PART */
+        size_t disk;
+        unsigned part_no;           /* N_PART: <disk>.p<part_no>.raw */
+        const struct fs_part *part; /* N_PART, in pt's views */
+};
+
+/* Resolve path against the catalog into n (n->pt referenced, dropped with
+ * fs_point_unref): 0, or -ENOENT, -ENAMETOOLONG. */
+int fs_resolve(struct fs *fs, const char *path, struct fs_node *n);
+/* point.json of pt, in a malloc'ed string of *ret_len bytes; NULL on ENOMEM. */
+char *fs_point_json(struct fs *fs, struct fs_point *pt, size_t *ret_len);
+/* st_blocks of disk d's raw view. */
+blkcnt_t fs_disk_sectors(struct fs *fs, const struct ret_disk *d);
+/* The data part of disk d's VHD view: its size rounded up to a sector. */
+static inline uint64_t fs_vhd_data_size(const struct ret_disk *d) { return DIV_ROUND_UP(d->size, 512) * 512; }
+
 /* mount.c: set fs (zeroed) up as o says: vault, cache, seeds, catalog;
  * -errno, logged. fs_free() undoes it, also after a failure, and frees fs. */
 int fs_setup(struct fs *fs, const struct fs_options *o);

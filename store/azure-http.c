@@ -18,7 +18,7 @@
  * until a request succeeds again. Every attempt has a stall timeout and an
  * overall timeout (RPFS_AZURE_TIMEOUT, default 30 s, plus time for the
  * bytes to move).
- * HTTP and curl errors become -errno here and nowhere else.
+ * HTTP and curl outcomes become -errno in azure-wire.c, and nowhere else.
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -230,123 +230,6 @@ void az_req_done(struct az_req *r) {
         r->resp = NULL;
 }
 
-/* ---- callbacks ---- */
-
-static size_t on_write(char *p, size_t size, size_t nmemb, void *u) {
-        struct az_req *r = u;
-        size_t n = size * nmemb;
-
-        if (r->in_error_body)
-                return n; /* the error's XML: x-ms-error-code says enough */
-        switch (r->out) {
-        case AZ_OUT_MEM:
-                if (r->resp_len + n + 1 > r->resp_cap) {
-                        size_t ncap = MAX(2 * r->resp_cap, r->resp_len + n + 1);
-                        char *np;
-                        if (r->have_cl && r->content_length + 1 > ncap && r->content_length < (1ull << 32))
-                                ncap = (size_t)r->content_length + 1;
-                        np = realloc(r->resp, ncap);
-                        if (!np)
-                                return 0;
-                        r->resp = np;
-                        r->resp_cap = ncap;
-                }
-                memcpy(r->resp + r->resp_len, p, n);
-                r->resp[r->resp_len + n] = 0;
-                break;
-        case AZ_OUT_BUF:
-                if (r->resp_len + n > r->out_cap) {
-                        r->overflow = true;
-                        return 0;
-                }
-                memcpy((char *)r->out_buf + r->resp_len, p, n);
-                break;
-        case AZ_OUT_FD:
-                if (write_full(r->out_fd, p, n) < 0)
-                        return 0;
-                break;
-        }
-        r->resp_len += n;
-        return n;
-}
-
-/* Copy a header's value (trimmed) into buf. */
-static bool header_value(const char *line, size_t n, const char *name, char *buf, size_t cap) {
-        size_t k = strlen(name), m;
-
-        if (n <= k || strncasecmp(line, name, k) != 0 || line[k] != ':')
-                return false;
-        line += k + 1;
-        n -= k + 1;
-        while (n > 0 && (*line == ' ' || *line == '\t')) {
-                line++;
-                n--;
-        }
-        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' '))
-                n--;
-        m = MIN(n, cap - 1);
-        memcpy(buf, line, m);
-        buf[m] = 0;
-        return true;
-}
-
-static size_t on_header(char *p, size_t size, size_t nmemb, void *u) {
-        az_header_line(u, p, size * nmemb);
-        return size * nmemb;
-}
-
-void az_header_line(struct az_req *r, const char *p, size_t n) {
-        char v[64];
-
-        if (n > 5 && strncmp(p, "HTTP/", 5) == 0) {
-                const char *sp = memchr(p, ' ', n);
-                char code[8] = "";
-                /* the line is not NUL-terminated: the code is copied first */
-                if (sp)
-                        memcpy(code, sp + 1, MIN(n - (size_t)(sp + 1 - p), sizeof code - 1));
-                r->status = strtol(code, NULL, 10);
-                r->in_error_body = r->status >= 300;
-                r->error_code[0] = 0;
-                r->meta_put[0] = 0;
-                r->have_cl = false;
-                r->retry_after = 0;
-                r->date = 0;
-        } else if (header_value(p, n, "Date", v, sizeof v)) {
-                time_t t = curl_getdate(v, NULL);
-                r->date = t > 0 ? t : 0;
-        } else if (header_value(p, n, "x-ms-error-code", r->error_code, sizeof r->error_code)) {
-        } else if (header_value(p, n, "x-ms-meta-rpfsput", r->meta_put, sizeof r->meta_put)) {
-        } else if (header_value(p, n, "Content-Length", v, sizeof v)) {
-                char *end;
-                unsigned long long cl = strtoull(v, &end, 10);
-                r->have_cl = *v && !*end;
-                r->content_length = cl;
-        } else if (header_value(p, n, "Retry-After", v, sizeof v)) {
-                char *end;
-                double d = strtod(v, &end);
-                if (*v && !*end && d > 0)
-                        r->retry_after = MIN(d, 600);
-        }
-}
-
-static size_t on_read(char *buf, size_t size, size_t nmemb, void *u) {
-        struct az_req *r = u;
-        size_t n = MIN(size * nmemb, r->body_len - r->body_pos);
-
-        memcpy(buf, (const char *)r->body + r->body_pos, n);
-        r->body_pos += n;
-        return n;
-}
-
-static int on_seek(void *u, curl_off_t off, int origin) {
-        struct az_req *r = u;
-
-        if (origin != SEEK_SET || off < 0 || (uint64_t)off > r->body_len)
-                return CURL_SEEKFUNC_CANTSEEK;
-        r->body_pos = (size_t)off;
-        return CURL_SEEKFUNC_OK;
-}
-
 /* ---- one attempt ---- */
 
 /* The URL and the path (for signing) of a request. */
@@ -493,9 +376,9 @@ static int attempt_start(struct az_http *h, struct az_session *s, unsigned slot,
         curl_easy_setopt(e, CURLOPT_SHARE, h->share);
         curl_easy_setopt(e, CURLOPT_PRIVATE, r);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, az_on_write);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, az_on_header);
         curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, MIN(stall, 10000L));
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
@@ -512,9 +395,9 @@ static int attempt_start(struct az_http *h, struct az_session *s, unsigned slot,
         else if (strcmp(r->method, "PUT") == 0 || strcmp(r->method, "POST") == 0) {
                 bool put = r->method[1] == 'U';
                 curl_easy_setopt(e, put ? CURLOPT_UPLOAD : CURLOPT_POST, 1L);
-                curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+                curl_easy_setopt(e, CURLOPT_READFUNCTION, az_on_read);
                 curl_easy_setopt(e, CURLOPT_READDATA, r);
-                curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+                curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, az_on_seek);
                 curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
                 curl_easy_setopt(e, put ? CURLOPT_INFILESIZE_LARGE : CURLOPT_POSTFIELDSIZE_LARGE,
                                  (curl_off_t)r->body_len);
@@ -532,74 +415,6 @@ static int attempt_start(struct az_http *h, struct az_session *s, unsigned slot,
 
 /* ---- outcome ---- */
 
-/* curl's failure as an errno value, for error_transient() to classify:
- * the transport failures are transient, everything else is not (the
- * result the caller sees after retries is -EIO either way). */
-static int curl_errno(CURLcode cc) {
-        switch (cc) {
-        case CURLE_COULDNT_RESOLVE_HOST:
-                return -EHOSTUNREACH;
-        case CURLE_COULDNT_CONNECT:
-                return -ECONNREFUSED;
-        case CURLE_OPERATION_TIMEDOUT:
-                return -ETIMEDOUT;
-        case CURLE_SEND_ERROR:
-        case CURLE_RECV_ERROR:
-        case CURLE_SSL_CONNECT_ERROR:
-                return -ECONNRESET;
-        case CURLE_GOT_NOTHING:
-        case CURLE_PARTIAL_FILE:
-        case CURLE_HTTP2:
-        case CURLE_HTTP2_STREAM:
-        case CURLE_WEIRD_SERVER_REPLY:
-                return -ECONNABORTED;
-        default:
-                return -ENOTRECOVERABLE;
-        }
-}
-
-/* The errno value of an HTTP status that is worth retrying (408, 429, 500,
- * 502, 503, 504: timeouts, throttling, a failing server), for
- * error_transient(); 0 for the others. */
-static int status_retry_errno(long status) {
-        switch (status) {
-        case 408:
-        case 504:
-                return -ETIMEDOUT;
-        case 429:
-        case 503:
-                return -EAGAIN;
-        case 500:
-        case 502:
-                return -EIO;
-        default:
-                return 0;
-        }
-}
-
-static bool status_transient(long status) {
-        return error_transient(status_retry_errno(status));
-}
-
-static int status_errno(long status) {
-        if (status >= 200 && status < 300)
-                return 0;
-        switch (status) {
-        case 401:
-        case 403:
-                return -EACCES;
-        case 404:
-                return -ENOENT;
-        case 409:
-        case 412:
-                return -EEXIST;
-        case 416:
-                return -EBADMSG;
-        default:
-                return status_transient(status) ? -EIO : -EPROTO;
-        }
-}
-
 static double jitter(void) {
         uint32_t v;
         if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v)
@@ -615,7 +430,7 @@ static int attempt_done(struct az_http *h, struct az_req *r, CURLcode cc) {
         double now, delay;
 
         if (cc == CURLE_OK) {
-                int e = status_errno(r->status);
+                int e = az_status_errno(r->status);
                 if (e == 0 && r->out == AZ_OUT_BUF && r->resp_len != r->out_cap)
                         e = -EBADMSG;
                 if (e == 0 && r->out != AZ_OUT_BUF && r->have_cl && strcmp(r->method, "HEAD") != 0 &&
@@ -623,7 +438,7 @@ static int attempt_done(struct az_http *h, struct az_req *r, CURLcode cc) {
                         e = -EPROTO;
                 log_debug("azure: %s %s -> %ld%s%s, %zu bytes (attempt %u)", r->method, what, r->status,
                           r->error_code[0] ? " " : "", r->error_code, r->resp_len, r->attempts);
-                transient = status_transient(r->status);
+                transient = az_status_transient(r->status);
                 if (!transient) {
                         r->result = e;
                         return 0;
@@ -639,7 +454,7 @@ static int attempt_done(struct az_http *h, struct az_req *r, CURLcode cc) {
                         r->result = r->overflow ? -EBADMSG : r->out == AZ_OUT_MEM ? -ENOMEM : -EIO;
                         return 0;
                 }
-                transient = error_transient(curl_errno(cc));
+                transient = error_transient(az_curl_errno(cc));
                 if (!transient) {
                         r->result = -EIO;
                         return 0;

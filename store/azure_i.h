@@ -24,6 +24,7 @@
  */
 #pragma once
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -151,6 +152,20 @@ struct az_req {
  * (the line need not be NUL-terminated); what is not understood is
  * ignored. Exposed for tests/fuzz/fuzz-http-header.c. */
 void az_header_line(struct az_req *r, const char *line, size_t n);
+
+/* azure-wire.c: curl's callbacks for a request (u: the struct az_req). */
+size_t az_on_write(char *p, size_t size, size_t nmemb, void *u);
+size_t az_on_header(char *p, size_t size, size_t nmemb, void *u);
+size_t az_on_read(char *buf, size_t size, size_t nmemb, void *u);
+/* curl's seek callback (origin: SEEK_SET only). */
+int az_on_seek(void *u, curl_off_t off, int origin);
+/* A curl failure as -errno: transport failures transient. */
+int az_curl_errno(CURLcode cc);
+/* The -errno of an HTTP status worth retrying (408, 429, 500, 502-504),
+ * else 0; whether it is; the -errno of any status (0 for 2xx). */
+int az_status_retry_errno(long status);
+bool az_status_transient(long status);
+int az_status_errno(long status);
 
 /* A pool of connections to the configured endpoint. */
 /* o (NULL: defaults) sets the retry window and whether it bounds every call. */

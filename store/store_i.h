@@ -19,6 +19,9 @@ struct segment {
         bool retired;           /* merged by a pending GC (gc-state.c) */
 };
 
+/* Range buffers of batched fetches (fetch.c) per store. */
+#define FETCH_BUFS 6
+
 struct store {
         struct backend *b;
         char *url;
@@ -55,6 +58,28 @@ struct store {
         struct store_crypt *crypt;
         char id[33]; /* the vault's ID, from config.json */
 };
+
+/* A codec (store_codec_new): compression and decompression contexts and
+ * the buffers of one thread's encodes and decodes. */
+struct store_codec {
+        struct ZSTD_CCtx_s *cctx; /* zstd.h's ZSTD_CCtx */
+        struct ZSTD_DCtx_s *dctx;
+        int level;
+        uint8_t *scratch;
+        size_t scratch_cap;
+        uint8_t *block;        /* one decoded block, for store_fetch_blocks_sink() */
+        uint32_t block_size;
+        const struct store_crypt *crypt; /* the vault's keys, NULL: plain */
+        uint8_t *plain;        /* an opened sealed payload, before zstd */
+        size_t plain_cap;
+};
+
+/* Make c's scratch buffer at least len bytes (its contents not kept). */
+int store_codec_scratch(struct store_codec *c, size_t len);
+/* Count one ranged read of len blob bytes (store_read_stats). */
+void store_count_read(struct store *s, uint64_t len);
+/* Whether an index entry's lengths can be a blob's. */
+bool store_blob_loc_sane(const struct blob_loc *l);
 
 /* One copy of XXH3 built for one instruction set (store/hash.c). */
 struct store_hash_variant {
