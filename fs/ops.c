@@ -27,36 +27,12 @@ static void fill_times(struct stat *st, time_t t) {
         st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = t;
 }
 
-static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi) {
-        struct fs *fs = get_fs();
-        struct fs_node n;
-        const char *rel;
-        time_t t = fs->started;
+/* The mode, size and blocks of node n; *t: its time, when not the node's
+ * point's. */
+static int node_stat(struct fs *fs, const struct fs_node *n, struct stat *st, time_t *t) {
         int r;
 
-        if (fs_onprem_path(fs, path, &rel)) {
-                struct fs_file *f = fi ? (struct fs_file *)(uintptr_t)fi->fh : NULL;
-                if (f && f->kind == FK_ONPREM) {
-                        if (fstat(f->fd, st) < 0)
-                                return -errno;
-                        if (f->trunc_pending)
-                                st->st_size = (off_t)f->logical_end;
-                        return 0;
-                }
-                return onprem_getattr(fs, rel, st);
-        }
-        if (fs_groups_path(fs, path, &rel))
-                return fs_groups_getattr(fs, rel, st);
-        r = fs_resolve(fs, path, &n);
-        if (r < 0)
-                return r;
-        memset(st, 0, sizeof *st);
-        st->st_uid = getuid();
-        st->st_gid = getgid();
-        st->st_nlink = 1;
-        if (n.pt)
-                t = n.pt->p->time;
-        switch (n.t) {
+        switch (n->t) {
         case N_ROOT: case N_META: case N_VM: case N_POINTS: case N_POINT:
                 st->st_mode = S_IFDIR | 0555;
                 st->st_nlink = 2;
@@ -69,23 +45,21 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
                 _cleanup_free_ char *text = fs_stats_json(fs);
                 st->st_mode = S_IFREG | 0444;
                 st->st_size = text ? (off_t)strlen(text) : 0;
-                t = time(NULL);
+                *t = time(NULL);
                 break;
         }
         case N_JSON: {
                 size_t len = 0;
-                _cleanup_free_ char *text = fs_point_json(fs, n.pt, &len);
+                _cleanup_free_ char *text = fs_point_json(fs, n->pt, &len);
                 st->st_mode = S_IFREG | 0444;
                 st->st_size = (off_t)len;
                 break;
         }
         case N_CHANGES: {
                 size_t len = 0;
-                r = fs_changes_text(fs, n.pt, n.disk, NULL, &len);
-                if (r < 0) {
-                        fs_point_unref(n.pt);
+                r = fs_changes_text(fs, n->pt, n->disk, NULL, &len);
+                if (r < 0)
                         return -EIO;
-                }
                 st->st_mode = S_IFREG | 0444;
                 st->st_size = (off_t)len;
                 break;
@@ -94,22 +68,65 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
          * so that cp --sparse, tar and backup agents look for holes. */
         case N_RAW:
                 st->st_mode = S_IFREG | 0444;
-                st->st_size = (off_t)n.pt->p->disks[n.disk].size;
-                st->st_blocks = fs_disk_sectors(fs, &n.pt->p->disks[n.disk]);
+                st->st_size = (off_t)n->pt->p->disks[n->disk].size;
+                st->st_blocks = fs_disk_sectors(fs, &n->pt->p->disks[n->disk]);
                 break;
         case N_VHD:
                 st->st_mode = S_IFREG | 0444;
-                st->st_size = (off_t)(fs_vhd_data_size(&n.pt->p->disks[n.disk]) + FMT_VHD_FOOTER_SIZE);
-                st->st_blocks = fs_disk_sectors(fs, &n.pt->p->disks[n.disk]) + FMT_VHD_FOOTER_SIZE / 512;
+                st->st_size = (off_t)(fs_vhd_data_size(&n->pt->p->disks[n->disk]) + FMT_VHD_FOOTER_SIZE);
+                st->st_blocks = fs_disk_sectors(fs, &n->pt->p->disks[n->disk]) + FMT_VHD_FOOTER_SIZE / 512;
                 break;
         case N_PART:
                 st->st_mode = S_IFREG | 0444;
-                st->st_size = (off_t)n.part->size;
-                st->st_blocks = (blkcnt_t)DIV_ROUND_UP(n.part->data_bytes, 512);
+                st->st_size = (off_t)n->part->size;
+                st->st_blocks = (blkcnt_t)DIV_ROUND_UP(n->part->data_bytes, 512);
                 break;
         }
-        /* ... except in a mount with a writable on-prem side: there a point
-         * file is what `cp` copies into failback/, and cp treats a source
+        return 0;
+}
+
+/* getattr of a path in MOUNT/failback (rel), through the open file when
+ * there is one (its size while a truncate is pending). */
+static int getattr_onprem(struct fs *fs, const char *rel, struct stat *st, struct fuse_file_info *fi) {
+        struct fs_file *f = fi ? (struct fs_file *)(uintptr_t)fi->fh : NULL;
+
+        if (f && f->kind == FK_ONPREM) {
+                if (fstat(f->fd, st) < 0)
+                        return -errno;
+                if (f->trunc_pending)
+                        st->st_size = (off_t)f->logical_end;
+                return 0;
+        }
+        return onprem_getattr(fs, rel, st);
+}
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi) {
+        struct fs *fs = get_fs();
+        struct fs_node n;
+        const char *rel;
+        time_t t = fs->started;
+        int r;
+
+        if (fs_onprem_path(fs, path, &rel))
+                return getattr_onprem(fs, rel, st, fi);
+        if (fs_groups_path(fs, path, &rel))
+                return fs_groups_getattr(fs, rel, st);
+        r = fs_resolve(fs, path, &n);
+        if (r < 0)
+                return r;
+        memset(st, 0, sizeof *st);
+        st->st_uid = getuid();
+        st->st_gid = getgid();
+        st->st_nlink = 1;
+        if (n.pt)
+                t = n.pt->p->time;
+        r = node_stat(fs, &n, st, &t);
+        if (r < 0) {
+                fs_point_unref(n.pt);
+                return r;
+        }
+        /* Point files are sparse (node_stat), except in a mount with a
+         * writable on-prem side: there a point file is what `cp` copies into failback/, and cp treats a source
          * whose st_blocks is below its size as sparse and copies it with
          * read/write (through FUSE, 1 GiB: 2.3 s here) instead of
          * copy_file_range, which the daemon does as a local compare (0.35 s).
@@ -242,6 +259,59 @@ static void onprem_fuse_flags(struct fuse_file_info *fi) {
                 fi->direct_io = 1;
 }
 
+/* Open a disk view (<disk>.raw, .vhd, .p<N>.raw): f takes n's point. */
+static void open_disk_view(struct fs *fs, struct fs_node *n, struct fs_file *f, struct fuse_file_info *fi) {
+        f->kind = n->t == N_RAW ? FK_RAW : n->t == N_VHD ? FK_VHD : FK_PART;
+        if (n->part) {
+                f->part_start = n->part->start;
+                f->part_size = n->part->size;
+        }
+        f->pt = TAKE_PTR(n->pt);
+        f->disk_index = n->disk;
+        /* A point read through the mount is not pruned under it:
+         * leased by the keeper's thread, in the background (an
+         * open never waits on or fails because of the vault). */
+        (void)ret_keeper_add(fs->leases, f->pt->p->vm, f->pt->p->id);
+        f->d = &f->pt->p->disks[n->disk];
+        f->tgid = fs_caller_tgid();
+        if (f->kind == FK_VHD) {
+                char id[256];
+                struct hash128 uid;
+                snprintf(id, sizeof id, "%s/%s/%s", f->pt->p->vm, f->pt->p->id, f->d->name);
+                store_hash(id, strlen(id), &uid);
+                f->vhd_data = fs_vhd_data_size(f->d);
+                fmt_vhd_footer(f->vhd_data, uid.b, f->pt->p->time, f->footer);
+        }
+        /* Immutable: the kernel may keep their pages. Except in a
+         * mount with MOUNT/failback, whose point files are read to
+         * be copied once (dd if=<point> of=MOUNT/failback/...):
+         * filling the page cache with a disk costs a fresh page
+         * per 4 KiB, dearer than the copy on a virtual machine
+         * (dd bs=4M of a 1 GiB point over its old version, 3 runs
+         * each, alternated: 3.3-4.4 s through the page cache,
+         * 1.4-1.9 s with direct I/O). Private mappings still work;
+         * shared ones fail with ENODEV. */
+        if (fs->onprem_fd >= 0)
+                fi->direct_io = 1;
+        else
+                fi->keep_cache = 1;
+}
+
+/* Open a file of MOUNT/failback (rel: its path there). */
+static int open_onprem(struct fs *fs, const char *rel, struct fuse_file_info *fi) {
+        struct fs_file *f;
+        int r = onprem_open(fs, rel, fi->flags, 0, false, &f);
+
+        if (r < 0)
+                return r;
+        if ((fi->flags & O_ACCMODE) != O_RDONLY)
+                fs_onprem_seed_attach(fs, rel, fs_caller_tgid());
+        fs_file_track(fs, f);
+        fi->fh = (uint64_t)(uintptr_t)f;
+        onprem_fuse_flags(fi);
+        return 0;
+}
+
 static int op_open(const char *path, struct fuse_file_info *fi) {
         struct fs *fs = get_fs();
         struct fs_file *f;
@@ -249,17 +319,8 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
         const char *rel;
         int r;
 
-        if (fs_onprem_path(fs, path, &rel)) {
-                r = onprem_open(fs, rel, fi->flags, 0, false, &f);
-                if (r < 0)
-                        return r;
-                if ((fi->flags & O_ACCMODE) != O_RDONLY)
-                        fs_onprem_seed_attach(fs, rel, fs_caller_tgid());
-                fs_file_track(fs, f);
-                fi->fh = (uint64_t)(uintptr_t)f;
-                onprem_fuse_flags(fi);
-                return 0;
-        }
+        if (fs_onprem_path(fs, path, &rel))
+                return open_onprem(fs, rel, fi);
         if ((fi->flags & O_ACCMODE) != O_RDONLY)
                 return -EROFS;
         r = fs_resolve(fs, path, &n);
@@ -275,40 +336,7 @@ static int op_open(const char *path, struct fuse_file_info *fi) {
         case N_RAW:
         case N_VHD:
         case N_PART:
-                f->kind = n.t == N_RAW ? FK_RAW : n.t == N_VHD ? FK_VHD : FK_PART;
-                if (n.part) {
-                        f->part_start = n.part->start;
-                        f->part_size = n.part->size;
-                }
-                f->pt = TAKE_PTR(n.pt);
-                f->disk_index = n.disk;
-                /* A point read through the mount is not pruned under it:
-                 * leased by the keeper's thread, in the background (an
-                 * open never waits on or fails because of the vault). */
-                (void)ret_keeper_add(fs->leases, f->pt->p->vm, f->pt->p->id);
-                f->d = &f->pt->p->disks[n.disk];
-                f->tgid = fs_caller_tgid();
-                if (f->kind == FK_VHD) {
-                        char id[256];
-                        struct hash128 uid;
-                        snprintf(id, sizeof id, "%s/%s/%s", f->pt->p->vm, f->pt->p->id, f->d->name);
-                        store_hash(id, strlen(id), &uid);
-                        f->vhd_data = fs_vhd_data_size(f->d);
-                        fmt_vhd_footer(f->vhd_data, uid.b, f->pt->p->time, f->footer);
-                }
-                /* Immutable: the kernel may keep their pages. Except in a
-                 * mount with MOUNT/failback, whose point files are read to
-                 * be copied once (dd if=<point> of=MOUNT/failback/...):
-                 * filling the page cache with a disk costs a fresh page
-                 * per 4 KiB, dearer than the copy on a virtual machine
-                 * (dd bs=4M of a 1 GiB point over its old version, 3 runs
-                 * each, alternated: 3.3-4.4 s through the page cache,
-                 * 1.4-1.9 s with direct I/O). Private mappings still work;
-                 * shared ones fail with ENODEV. */
-                if (fs->onprem_fd >= 0)
-                        fi->direct_io = 1;
-                else
-                        fi->keep_cache = 1;
+                open_disk_view(fs, &n, f, fi);
                 break;
         case N_JSON:
                 f->kind = FK_TEXT;

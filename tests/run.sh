@@ -145,36 +145,60 @@ start_azurite() {
 RPFS_TEST_CACHE=$(mktemp -d "${TMPDIR:-/tmp}/rpfs-test-cache.XXXXXX") || { say "mktemp failed"; finish 0 1 0; }
 export RPFS_TEST_CACHE
 on_exit() {
+    [[ -n ${AZ_INSTALL_PID:-} ]] && kill "$AZ_INSTALL_PID" 2>/dev/null
     stop_azurite
     [[ -n ${RPFS_TEST_CACHE:-} ]] && rm -rf -- "$RPFS_TEST_CACHE"
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM
+# Azurite's npm install (tens of seconds, mostly waiting on the registry)
+# runs in the background while the builds below use the CPU.
+AZ_INSTALL_PID= AZ_INSTALL_LOG=
 if [[ ${RPFS_AZURITE:-1} == 1 ]]; then
-    if install_azurite; then
+    AZ_INSTALL_LOG=$(mktemp "${TMPDIR:-/tmp}/rpfs-azurite-install.XXXXXX")
+    install_azurite >"$AZ_INSTALL_LOG" 2>&1 &
+    AZ_INSTALL_PID=$!
+fi
+# Wait for that install, then start Azurite.
+azurite_up() {
+    [[ -n $AZ_INSTALL_PID ]] || return 0
+    if wait "$AZ_INSTALL_PID"; then
+        cat "$AZ_INSTALL_LOG" >&2
         start_azurite || say "Azure tests will skip"
     else
+        cat "$AZ_INSTALL_LOG" >&2
         say "azurite could not be installed; Azure tests will skip"
     fi
-fi
+    rm -f -- "$AZ_INSTALL_LOG"
+    AZ_INSTALL_PID=
+}
 
 # --- build and test ---------------------------------------------------------------
-# run_suite DIR [meson setup options...]: build DIR and run every test in it;
-# adds the results from DIR's testlog.json to the totals.
+# build DIR [meson setup options...]: configure and compile DIR. Both
+# builds are made before any test runs (while Azurite installs).
+# run_tests DIR: run every test in DIR and add the results from DIR's
+# testlog.json to the totals.
 passed=0 failed=0 skipped=0
 REPORT=$(mktemp "${TMPDIR:-/tmp}/rpfs-run.XXXXXX")
-run_suite() {
+declare -A BUILT=()
+build() {
     local dir=$1; shift
     if [[ -f $dir/meson-private/coredata.dat ]]; then
-        meson setup --reconfigure "$dir" "$@" >/dev/null || { say "meson setup $dir failed"; failed=$((failed + 1)); return; }
+        meson setup --reconfigure "$dir" "$@" >/dev/null || { say "meson setup $dir failed"; return 1; }
     else
-        meson setup "$dir" "$@" >/dev/null || { say "meson setup $dir failed"; failed=$((failed + 1)); return; }
+        meson setup "$dir" "$@" >/dev/null || { say "meson setup $dir failed"; return 1; }
     fi
-    meson compile -C "$dir" || { say "build in $dir failed"; failed=$((failed + 1)); return; }
+    meson compile -C "$dir" || { say "build in $dir failed"; return 1; }
+    BUILT[$dir]=1
+    say "built $dir"
+}
+run_tests() {
+    local dir=$1; shift
+    [[ -n ${BUILT[$dir]:-} ]] || { failed=$((failed + 1)); return; }
     local log=$dir/meson-logs/testlog.json mrc p f s w
     rm -f "$log"
     # shellcheck disable=SC2086
-    meson test -C "$dir" --print-errorlogs ${MESON_TEST_OPTS:-}
+    meson test -C "$dir" --print-errorlogs "$@"
     mrc=$?
     if [[ ! -f $log ]]; then
         say "meson test in $dir wrote no $log (exit $mrc)"
@@ -191,7 +215,14 @@ run_suite() {
 }
 
 # shellcheck disable=SC2086
-run_suite "$BUILD_DIR" ${RPFS_MESON_OPTS:-}
+build "$BUILD_DIR" ${RPFS_MESON_OPTS:-}
+if [[ ${RPFS_SANITIZE:-1} == 1 ]]; then
+    build "$BUILD_DIR-san" -Db_sanitize=address,undefined -Db_lundef=false
+fi
+azurite_up
+
+# shellcheck disable=SC2086
+run_tests "$BUILD_DIR" ${MESON_TEST_OPTS:-}
 
 if [[ ${RPFS_SANITIZE:-1} == 1 ]]; then
     # A sanitizer report exits 86, which no test expects: expected-failure
@@ -202,8 +233,8 @@ if [[ ${RPFS_SANITIZE:-1} == 1 ]]; then
     # azurite) run in the plain pass only: the sanitizers see the Azure code
     # through test-azure*.sh, and the suite stays within its time budget;
     # so do the long repeating tests of suite slow (tests/integration/meson.build).
-    MESON_TEST_OPTS="${MESON_TEST_OPTS:-} --no-suite azurite --no-suite slow" \
-        run_suite "$BUILD_DIR-san" -Db_sanitize=address,undefined -Db_lundef=false
+    # shellcheck disable=SC2086
+    run_tests "$BUILD_DIR-san" ${MESON_TEST_OPTS:-} --no-suite azurite --no-suite slow
 fi
 
 # Name every test that did not pass, and every skipped part, with its

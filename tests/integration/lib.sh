@@ -395,7 +395,23 @@ for p in json.load(sys.stdin):
 # make_tree DIR MB: fill DIR with about MB megabytes of real files copied from
 # /usr/share and /usr/lib (docs, man pages, locales, python modules ...).  The
 # selection is deterministic for a given machine: sorted paths, first MB worth.
+# Under tests/run.sh (RPFS_TEST_CACHE) each size is gathered once a run and
+# copied (cp -a) for every test that asks for it.
 make_tree() {
+    local dir=$1 mb=$2 cache=${RPFS_TEST_CACHE:-} c tmp
+    if [[ -n $cache ]]; then
+        c=$cache/tree-$mb
+        if [[ ! -d $c ]]; then
+            tmp=$(mktemp -d "$cache/.tree.XXXXXX") || fail "cannot create a directory in $cache"
+            _make_tree "$tmp" "$mb"
+            mv -T -- "$tmp" "$c" 2>/dev/null || rm -rf -- "$tmp" # another test made it first
+        fi
+        mkdir -p "$dir" && cp -a -- "$c/." "$dir/" || fail "cannot copy the tree of $mb MB into $dir"
+        return
+    fi
+    _make_tree "$dir" "$mb"
+}
+_make_tree() {
     local dir=$1 mb=$2
     mkdir -p "$dir"
     python3 - "$dir" "$mb" <<'EOF'
@@ -462,7 +478,7 @@ make_tree_image() {
         # built beside it and renamed into place: a test running at the same
         # time sees the whole image or none (two may build it; both are whole)
         tmp=$(mktemp -d "$cache/.build.XXXXXX") || fail "cannot create a directory in $cache"
-        make_tree "$tmp/tree" "$mb"
+        _make_tree "$tmp/tree" "$mb"
         make_ext4_image "$tmp/img" "$size" "$tmp/tree"
         mv -f -- "$tmp/img" "$c" || fail "cannot store $c"
         rm -rf -- "$tmp"
