@@ -28,16 +28,6 @@ static struct hash128 h[NA + NB + 1];
 #define B(i) (NA + (i))
 #define MISSING (NA + NB)
 
-static void fill(uint8_t *p, unsigned seed) {
-        uint64_t x = 0x9e3779b97f4a7c15ull * (seed + 1);
-        for (size_t i = 0; i < BS; i++) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                p[i] = (uint8_t)x;
-        }
-}
-
 /* One writer, one flush: blocks [a, b) in one pack, in that order. */
 static void write_pack(struct store *s, struct store_codec *c, int a, int b) {
         static uint8_t enc[BLOB + 64];
@@ -324,7 +314,7 @@ int main(void) {
 
         snprintf(vault, sizeof vault, "%s/v", unit_tmpdir("fetch"));
         for (int i = 0; i <= MISSING; i++) {
-                fill(data[i], (unsigned)i);
+                unit_fill(data[i], BS, (unsigned)i);
                 store_hash(data[i], BS, &h[i]);
         }
         CHECK(store_init(vault, BS, 0) == 0);

@@ -25,16 +25,6 @@
 
 static uint8_t img[NBLK * BS];
 
-static void fill(uint8_t *p, size_t n, unsigned seed) {
-        uint64_t x = 0x9e3779b97f4a7c15ull * (seed + 1);
-        for (size_t i = 0; i < n; i++) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                p[i] = (uint8_t)x;
-        }
-}
-
 /* Blocks 0-9 data, 10-14 zero, 15 = block 3 again, 16-39 data (the last
  * one partial). */
 static void make_image(const char *path) {
@@ -43,7 +33,7 @@ static void make_image(const char *path) {
         memset(img, 0, sizeof img);
         for (unsigned b = 0; b < NBLK; b++)
                 if (b < 10 || b >= 16)
-                        fill(img + (size_t)b * BS, BS, b);
+                        unit_fill(img + (size_t)b * BS, BS, b);
         memcpy(img + 15 * BS, img + 3 * BS, BS);
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         CHECK(fd >= 0);

@@ -8,6 +8,8 @@
  */
 #pragma once
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,6 +33,17 @@ static inline const char *unit_tmpdir(const char *name) {
                 exit(1);
         }
         return unit_dir;
+}
+
+/* n pseudo-random bytes at p, the same for the same seed (xorshift64). */
+static inline void unit_fill(void *p, size_t n, unsigned seed) {
+        uint64_t x = 0x9e3779b97f4a7c15ull * (seed + 1);
+        for (size_t i = 0; i < n; i++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((uint8_t *)p)[i] = (uint8_t)x;
+        }
 }
 
 /* Remove the temporary directory (if any) and give main's return value. */
