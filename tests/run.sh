@@ -176,8 +176,9 @@ azurite_up() {
 # --- build and test ---------------------------------------------------------------
 # build DIR [meson setup options...]: configure and compile DIR. Both
 # builds are made before any test runs (while Azurite installs).
-# run_tests DIR: run every test in DIR and add the results from DIR's
-# testlog.json to the totals.
+# run_tests DIR LOGBASE [meson test options...]: run DIR's tests, logged in
+# DIR/meson-logs/LOGBASE.json; tally DIR LOGBASE STATUS adds the results
+# from that log to the totals.
 passed=0 failed=0 skipped=0
 REPORT=$(mktemp "${TMPDIR:-/tmp}/rpfs-run.XXXXXX")
 declare -A BUILT=()
@@ -193,13 +194,16 @@ build() {
     say "built $dir"
 }
 run_tests() {
-    local dir=$1; shift
-    [[ -n ${BUILT[$dir]:-} ]] || { failed=$((failed + 1)); return; }
-    local log=$dir/meson-logs/testlog.json mrc p f s w
-    rm -f "$log"
-    # shellcheck disable=SC2086
-    meson test -C "$dir" --print-errorlogs "$@"
-    mrc=$?
+    local dir=$1 base=$2; shift 2
+    rm -f "$dir/meson-logs/$base.json"
+    [[ -n ${BUILT[$dir]:-} ]] || return 1
+    meson test -C "$dir" --print-errorlogs --logbase "$base" "$@"
+}
+tally() {
+    local dir=$1 base=$2 mrc=$3 log=$1/meson-logs/$2.json p f s w
+    if [[ -z ${BUILT[$dir]:-} ]]; then
+        failed=$((failed + 1)); return
+    fi
     if [[ ! -f $log ]]; then
         say "meson test in $dir wrote no $log (exit $mrc)"
         failed=$((failed + 1)); return
@@ -210,21 +214,31 @@ run_tests() {
         say "meson test in $dir exited $mrc with no failed test recorded"
         f=1
     fi
-    say "$dir: $p passed, $f failed, $s skipped (tests ran for $w s)"
+    say "$dir ($base): $p passed, $f failed, $s skipped (tests ran for $w s)"
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
 # shellcheck disable=SC2086
 build "$BUILD_DIR" ${RPFS_MESON_OPTS:-}
+SAN_DIR=
 if [[ ${RPFS_SANITIZE:-1} == 1 ]]; then
-    build "$BUILD_DIR-san" -Db_sanitize=address,undefined -Db_lundef=false
+    SAN_DIR=$BUILD_DIR-san
+    build "$SAN_DIR" -Db_sanitize=address,undefined -Db_lundef=false
 fi
 azurite_up
 
+# Everything but suite 'alone', with both builds' tests of suite 'alone'
+# after it: those bound how long an operation takes and mostly wait out
+# timeouts, so the two builds' run side by side, and nothing else does.
+# With MESON_TEST_OPTS (a selection of tests), meson alone decides: one
+# run per build, its non-parallel tests each alone.
+ALONE=(--no-suite alone)
+[[ -n ${MESON_TEST_OPTS:-} ]] && ALONE=()
 # shellcheck disable=SC2086
-run_tests "$BUILD_DIR" ${MESON_TEST_OPTS:-}
+run_tests "$BUILD_DIR" testlog ${MESON_TEST_OPTS:-} "${ALONE[@]}"
+tally "$BUILD_DIR" testlog $?
 
-if [[ ${RPFS_SANITIZE:-1} == 1 ]]; then
+if [[ -n $SAN_DIR ]]; then
     # A sanitizer report exits 86, which no test expects: expected-failure
     # checks (exit 1 or 2) cannot hide it.
     export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86:detect_leaks=1}
@@ -233,8 +247,25 @@ if [[ ${RPFS_SANITIZE:-1} == 1 ]]; then
     # azurite) run in the plain pass only: the sanitizers see the Azure code
     # through test-azure*.sh, and the suite stays within its time budget;
     # so do the long repeating tests of suite slow (tests/integration/meson.build).
+    SAN_SKIP=(--no-suite azurite --no-suite slow)
     # shellcheck disable=SC2086
-    run_tests "$BUILD_DIR-san" ${MESON_TEST_OPTS:-} --no-suite azurite --no-suite slow
+    run_tests "$SAN_DIR" testlog ${MESON_TEST_OPTS:-} "${SAN_SKIP[@]}" "${ALONE[@]}"
+    tally "$SAN_DIR" testlog $?
+fi
+
+if (( ${#ALONE[@]} )); then
+    run_tests "$BUILD_DIR" alone --suite alone &
+    alone_plain=$!
+    if [[ -n $SAN_DIR ]]; then
+        run_tests "$SAN_DIR" alone "${SAN_SKIP[@]}" --suite alone &
+        alone_san=$!
+    fi
+    wait "$alone_plain"
+    tally "$BUILD_DIR" alone $?
+    if [[ -n $SAN_DIR ]]; then
+        wait "$alone_san"
+        tally "$SAN_DIR" alone $?
+    fi
 fi
 
 # Name every test that did not pass, and every skipped part, with its

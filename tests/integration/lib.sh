@@ -392,6 +392,19 @@ for p in json.load(sys.stdin):
         print(p["id"])' "$2"
 }
 
+# rounds N: how many rounds a test that repeats one race runs (kill -9 at
+# random moments, replicate beside prune): N on a directory vault; a third
+# of N, at least 2, in the Azurite twin (RPFS_TEST_VAULT=azurite). The
+# twin checks the Azure backend under the same race; the full count of
+# random moments runs once, against the directory vault.
+rounds() {
+    if [[ ${RPFS_TEST_VAULT:-dir} == azurite ]]; then
+        echo $(( $1 / 3 > 2 ? $1 / 3 : 2 ))
+    else
+        echo "$1"
+    fi
+}
+
 # make_tree DIR MB: fill DIR with about MB megabytes of real files copied from
 # /usr/share and /usr/lib (docs, man pages, locales, python modules ...).  The
 # selection is deterministic for a given machine: sorted paths, first MB worth.

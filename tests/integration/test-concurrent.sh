@@ -4,7 +4,8 @@
 # - two replicates of different VMs at once: both succeed, both export right;
 # - two replicates of the same VM with the same --time at once: exactly one
 #   succeeds, the other exits non-zero with an "rpfs: " message; the listed point
-#   is the winner's disk, byte for byte (three rounds);
+#   is the winner's disk, byte for byte (three rounds; two in the Azurite
+#   twin: lib.sh rounds);
 # - four replicates of different VMs sharing most data at once: all succeed
 #   and export right; the vault stays readable throughout.
 . "$(dirname "$0")/lib.sh"
@@ -52,7 +53,7 @@ export_check "$V" vmA disk0 "${SUMS[1]}"
 export_check "$V" vmB disk0 "${SUMS[2]}"
 
 # --- the same VM and ID at once: exactly one wins ------------------------------------
-for round in 1 2 3; do
+for round in $(seq "$(rounds 3)"); do
     id="20261122T11${round}000Z"
     x=$(( round % 2 ? 3 : 4 )); y=$(( round % 2 ? 4 : 3 ))
     start_rep x vmC --disk "$T/v$x.raw" --time "$id"

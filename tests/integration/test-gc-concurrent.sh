@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Garbage collection beside replication (docs/FORMAT.md "Garbage
-# collection"). 20 rounds: a replicate starts, a prune (with GC) runs while
+# collection"). 20 rounds (6 in the Azurite twin: lib.sh rounds): a
+# replicate starts, a prune (with GC) runs while
 # it does; the disk cycles through 3 versions and keep-last 2 drops the
 # version that the next round brings back, so replicates hit blocks that
 # the GC condemned. Every replicate commits; every point exports exact;
@@ -25,7 +26,8 @@ done
 declare -A WANT=()
 has_record() { vault_files "$V" | grep -c ' gc/record.json' || true; }
 deferred=0
-for k in $(seq 1 20); do
+ROUNDS=$(rounds 20)
+for k in $(seq 1 "$ROUNDS"); do
     v=$(( k % 3 ))
     id=$(date -u -d "2026-01-01 + $k min" +%Y%m%dT%H%M%SZ)
     "$RPFS" replicate "$V" web --disk "$T/v$v.raw" --time "$id" -q >"$T/rep.out" 2>&1 &
@@ -37,7 +39,7 @@ for k in $(seq 1 20); do
     (( rc == 0 )) || { cat "$T/rep.out" >&2; fail "round $k: replicate beside prune failed ($rc)"; }
     WANT[$id]=${SUM[v$v]}
 done
-msg "20 rounds; $deferred prune(s) left deletions to a later one"
+msg "$ROUNDS rounds; $deferred prune(s) left deletions to a later one"
 ok rpfs prune "$V" -q
 assert_eq "$(has_record)" 0 "a prune without a replicate beside it finishes"
 out=$(ok rpfs check "$V" --read-data)

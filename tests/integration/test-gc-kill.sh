@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# kill -9 at 10 random moments of a prune with garbage collection (new
-# garbage each time): check --read-data is clean, every point exports
-# exact, and the next prune finishes the job (no GC record left).
+# kill -9 at 10 random moments (3 in the Azurite twin: lib.sh rounds) of a
+# prune with garbage collection (new garbage each time): check --read-data
+# is clean, every point exports exact, and the next prune finishes the job
+# (no GC record left).
 . "$(dirname "$0")/lib.sh"
 need python3
 . "$(dirname "$0")/lib-gc.sh"
@@ -13,7 +14,7 @@ t0=$EPOCHREALTIME
 ok rpfs prune "$V" -q
 D=$(python3 -c "print(max(0.05, $EPOCHREALTIME - $t0))")   # how long one prune takes here
 msg "a prune takes ${D}s; killing at random moments within it"
-for i in $(seq 10); do
+for i in $(seq "$(rounds 10)"); do
     new_point
     "$RPFS" prune "$V" -q >"$T/kill.out" 2>&1 &
     pid=$!

@@ -4,7 +4,8 @@
 #
 # Point 1 is small.  Then a 256 MiB disk (ext4 with real files plus random
 # data, so that replication takes a while) is replicated and killed with
-# SIGKILL after 0.05..1 s, five times, each time with 96 MiB of new data.
+# SIGKILL after 0.05..1 s, five times (two in the Azurite twin: lib.sh
+# rounds), each time with 96 MiB of new data.
 # After each kill, every listed point exports to exactly the bytes it was made
 # from, and a following (small) replicate succeeds and exports correctly.
 . "$(dirname "$0")/lib.sh"
@@ -52,7 +53,7 @@ check_vault() {  # [full]
 
 SECONDS_START=$SECONDS
 killed=0
-for i in 1 2 3 4 5; do
+for i in $(seq "$(rounds 5)"); do
     # new data each round (a fresh random tail and a few changed blocks), so
     # that no round can finish quickly on blocks stored by the killed ones
     make_random "$T/r" $(( 96 * MB )) "big$i"
@@ -99,7 +100,7 @@ msg "$killed of 5 replicates were killed mid-way"
 # allowed, the result must be right) and an ID used by a killed run is free.
 ok rpfs replicate "$V" big --disk "$T/big.raw" --time 20261122T200000Z
 WANT["big 20261122T200000Z"]=$(sum "$T/big.raw")
-for i in 1 2 3 4 5; do
+for i in $(seq "$(rounds 5)"); do
     id="20261122T1${i}0000Z"
     if [[ -z ${WANT["big $id"]:-} ]]; then
         ok rpfs replicate "$V" big --disk "$T/small.raw" --time "$id"
