@@ -318,6 +318,19 @@ struct fs_point *fs_catalog_find_locked(struct fs *fs, const char *vm, const cha
 struct fs_point *fs_catalog_latest_locked(struct fs *fs, const char *vm, bool app);
 bool fs_catalog_vm_exists_locked(struct fs *fs, const char *vm);
 
+/* inflight.c: the blocks being fetched. A block is fetched once: whoever
+ * finds it in flight waits for it (a reader) or leaves it (readahead). */
+enum fs_claim { FS_CLAIM_MINE, FS_CLAIM_OTHERS, FS_CLAIM_CACHED };
+/* Claim h for fetching, after the caller missed it in the cache:
+ * FS_CLAIM_OTHERS when someone is fetching it; FS_CLAIM_CACHED when a fetch
+ * ended between that lookup and this claim; else FS_CLAIM_MINE, with
+ * *claimed false when the table is full (fetch it unclaimed). */
+enum fs_claim fs_claim_block(struct fs *fs, const struct hash128 *h, bool *claimed);
+/* Release a claim (after the block went into the cache, or failed). */
+void fs_fl_release(struct fs *fs, const struct hash128 *h);
+/* Wait until nobody fetches h. */
+void fs_fl_wait(struct fs *fs, const struct hash128 *h);
+
 /* paths.c: what a path of the mount names. */
 enum fs_node_type {
         N_ROOT, N_META, N_STATS, N_VM, N_POINTS, N_POINT, N_RAW, N_VHD, N_JSON, N_LATEST, N_LATEST_APP,

@@ -133,97 +133,6 @@ int fs_block_hash(struct fs *fs, const struct ret_disk *d, uint64_t i, struct ha
         return 0;
 }
 
-/* ---- blocks being fetched ----
- * A block is fetched once: whoever finds it in flight waits for it (a
- * reader) or leaves it (readahead). Open addressing with backward-shift
- * deletion; fl_lock protects it. */
-
-static size_t fl_home(const struct hash128 *h) {
-        uint64_t v;
-        memcpy(&v, h->b + 4, sizeof v);
-        return (size_t)(v & (FL_CAP - 1));
-}
-
-static bool fl_find(struct fs *fs, const struct hash128 *h, size_t *pos) {
-        for (size_t i = fl_home(h);; i = (i + 1) & (FL_CAP - 1)) {
-                if (!fs->fl_used[i]) {
-                        *pos = i;
-                        return false;
-                }
-                if (memcmp(&fs->fl[i], h, sizeof *h) == 0) {
-                        *pos = i;
-                        return true;
-                }
-        }
-}
-
-/* Claim h for fetching: true if the caller must fetch it, false if it is
- * in flight already (or the table is full: then fetch without a claim). */
-static bool fl_claim(struct fs *fs, const struct hash128 *h, bool *claimed) {
-        size_t pos;
-        bool mine;
-        pthread_mutex_lock(&fs->fl_lock);
-        if (fl_find(fs, h, &pos))
-                mine = *claimed = false;
-        else if (fs->fl_n >= FL_CAP / 2) {
-                mine = true;
-                *claimed = false;
-        } else {
-                fs->fl[pos] = *h;
-                fs->fl_used[pos] = true;
-                fs->fl_n++;
-                mine = *claimed = true;
-        }
-        pthread_mutex_unlock(&fs->fl_lock);
-        return mine;
-}
-
-static void fl_release(struct fs *fs, const struct hash128 *h) {
-        size_t i, j;
-        pthread_mutex_lock(&fs->fl_lock);
-        if (fl_find(fs, h, &i)) {
-                fs->fl_used[i] = false;
-                fs->fl_n--;
-                for (j = (i + 1) & (FL_CAP - 1); fs->fl_used[j]; j = (j + 1) & (FL_CAP - 1)) {
-                        size_t k = fl_home(&fs->fl[j]);
-                        if ((i <= j) ? (i < k && k <= j) : (i < k || k <= j))
-                                continue;
-                        fs->fl[i] = fs->fl[j];
-                        fs->fl_used[i] = true;
-                        fs->fl_used[j] = false;
-                        i = j;
-                }
-                pthread_cond_broadcast(&fs->fl_cond[fl_home(h) % FL_CONDS]);
-        }
-        pthread_mutex_unlock(&fs->fl_lock);
-}
-
-enum claim { CLAIM_MINE, CLAIM_OTHERS, CLAIM_CACHED };
-
-/* Claim h for fetching, after the caller missed it in the cache:
- * CLAIM_OTHERS when someone is fetching it; CLAIM_CACHED when a fetch
- * ended between that lookup and this claim (a fetch caches a block before
- * it releases it); else CLAIM_MINE, with *claimed false when the table is
- * full (fetch it unclaimed). */
-static enum claim claim_block(struct fs *fs, const struct hash128 *h, bool *claimed) {
-        if (!fl_claim(fs, h, claimed))
-                return CLAIM_OTHERS;
-        if (*claimed && store_cache_contains(fs->cache, h)) {
-                fl_release(fs, h);
-                *claimed = false;
-                return CLAIM_CACHED;
-        }
-        return CLAIM_MINE;
-}
-
-static void fl_wait(struct fs *fs, const struct hash128 *h) {
-        size_t pos;
-        pthread_mutex_lock(&fs->fl_lock);
-        while (fl_find(fs, h, &pos))
-                pthread_cond_wait(&fs->fl_cond[fl_home(h) % FL_CONDS], &fs->fl_lock);
-        pthread_mutex_unlock(&fs->fl_lock);
-}
-
 struct sink_ctx {
         struct fs *fs;
         bool release; /* a readahead job: readers wait for each block, not the job */
@@ -233,7 +142,7 @@ static void to_cache(void *userdata, struct store_fetch *f, const void *data) {
         struct sink_ctx *x = userdata;
         (void)store_cache_put(x->fs->cache, &f->h, data);
         if (x->release)
-                fl_release(x->fs, &f->h);
+                fs_fl_release(x->fs, &f->h);
 }
 
 /* Fetch v[0..n) from the vault, retrying what may pass until deadline
@@ -404,17 +313,17 @@ static int plan_block(struct read_plan *p, struct sync_seed *seed, size_t k, uin
         if ((seed && sync_seed_read(seed, block, &h, dst) == 0) || onprem_seed_read(fs, p->f, block, &h, dst))
                 return 0;
         p->src[k] = SRC_VAULT;
-        switch (claim_block(fs, &h, &claimed)) {
-        case CLAIM_OTHERS:
+        switch (fs_claim_block(fs, &h, &claimed)) {
+        case FS_CLAIM_OTHERS:
                 p->waits[p->nw++] = (struct plan_wait){ .h = h, .dst = dst, .k = k };
                 return 0;
-        case CLAIM_CACHED:
+        case FS_CLAIM_CACHED:
                 if (store_cache_get(fs->cache, &h, dst) == 0) {
                         p->src[k] = SRC_CACHE;
                         return 0;
                 }
                 break; /* evicted since: fetch it unclaimed */
-        case CLAIM_MINE:
+        case FS_CLAIM_MINE:
                 break;
         }
         plan_fetch_add(p, &h, dst, k, claimed);
@@ -455,12 +364,12 @@ static int plan_fetch(struct read_plan *p, double deadline) {
                 fetch_blocks(fs, p->fv, own, false, deadline);
         for (size_t j = 0; j < own; j++)
                 if (p->fk[j].claimed)
-                        fl_release(fs, &p->fv[j].h);
+                        fs_fl_release(fs, &p->fv[j].h);
         if (own > 0)
                 err = plan_report(p, 0);
         for (size_t j = 0; err == 0 && j < p->nw; j++) {
                 struct plan_wait *w = &p->waits[j];
-                fl_wait(fs, &w->h);
+                fs_fl_wait(fs, &w->h);
                 if (store_cache_get(fs->cache, &w->h, w->dst) == 0)
                         p->src[w->k] = SRC_CACHE;
                 else
@@ -531,7 +440,7 @@ int fs_read_disk(struct fs *fs, struct fs_file *f, char *buf, size_t len, uint64
                 /* Release the claims taken before the failing block. */
                 for (size_t j = 0; j < p.nf; j++)
                         if (p.fk[j].claimed)
-                                fl_release(fs, &p.fv[j].h);
+                                fs_fl_release(fs, &p.fv[j].h);
         } else
                 err = plan_fetch(&p, deadline);
         if (err < 0)
@@ -565,7 +474,7 @@ struct ra_job {
 static void release_failed(struct fs *fs, const struct store_fetch *v, size_t n) {
         for (size_t k = 0; k < n; k++)
                 if (v[k].result != 0)
-                        fl_release(fs, &v[k].h);
+                        fs_fl_release(fs, &v[k].h);
 }
 
 static void ra_job_free(struct ra_job *j) {
@@ -618,7 +527,7 @@ static size_t claim_fetchable(struct fs *fs, const struct ret_disk *d, struct sy
                 if (hash_is_zero(&h) || store_cache_contains(fs->cache, &h) || (seed && sync_seed_has(seed, b, &h)) ||
                     (tmp && fs_onprem_seed_block(fs, op, b, &h, tmp)))
                         continue;
-                if (claim_block(fs, &h, &claimed) != CLAIM_MINE)
+                if (fs_claim_block(fs, &h, &claimed) != FS_CLAIM_MINE)
                         continue; /* being fetched, or just cached */
                 if (!claimed)     /* table full: the reader fetches the rest */
                         break;
