@@ -53,7 +53,8 @@ export_check "$V" vmA disk0 "${SUMS[1]}"
 export_check "$V" vmB disk0 "${SUMS[2]}"
 
 # --- the same VM and ID at once: exactly one wins ------------------------------------
-for round in $(seq "$(rounds 3)"); do
+C_ROUNDS=$(rounds 3)
+for round in $(seq "$C_ROUNDS"); do
     id="20261122T11${round}000Z"
     x=$(( round % 2 ? 3 : 4 )); y=$(( round % 2 ? 4 : 3 ))
     start_rep x vmC --disk "$T/v$x.raw" --time "$id"
@@ -98,6 +99,7 @@ done
 export_check "$V" vmA disk0 "${SUMS[1]}"
 export_check "$V" vmB disk0 "${SUMS[2]}"
 J=$(json_points "$V")
-assert_eq "$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$J")" 9 "number of points"
+# vmA, vmB, one vmC point a round, vmD3-6
+assert_eq "$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])))' "$J")" $(( 6 + C_ROUNDS )) "number of points"
 ok rpfs replicate "$V" vmA --disk "$T/v6.raw" --time 20261122T130000Z
 export_check "$V" vmA disk0 "${SUMS[6]}" --point latest

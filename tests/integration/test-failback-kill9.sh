@@ -55,7 +55,7 @@ check_rerun() {  # WANT-SUM ARGS...
 }
 
 # delta: about N_CHG * 64 KiB to fetch; 128 KiB/s makes it last seconds
-for d in $(delays "$(rounds 3)" delta 5); do
+for d in $(delays 3 delta 5); do
     cp --sparse=always "$T/v1.img" "$tgt"
     run_killed "$d" "$V" vm1 --target "disk0=$tgt" --bwlimit 128K
     check_rerun "$SUM2" "$V" vm1 --target "disk0=$tgt"
