@@ -70,8 +70,8 @@ int az_parse_list(const char *xml, size_t len, az_list_fn fn, void *userdata, ch
                 if (cl && (sz = xmlNodeGetContent(cl)))
                         size = strtoull((const char *)sz, NULL, 10);
                 r = fn(userdata, (const char *)s, size);
-                xmlFree(s);
-                xmlFree(sz);
+                az_xml_free(s);
+                az_xml_free(sz);
         }
         nm = child(root, "NextMarker");
         if (r >= 0 && nm) {
@@ -81,7 +81,7 @@ int az_parse_list(const char *xml, size_t len, az_list_fn fn, void *userdata, ch
                         if (!*ret_marker)
                                 r = -ENOMEM;
                 }
-                xmlFree(m);
+                az_xml_free(m);
         }
 out:
         xmlFreeDoc(doc);

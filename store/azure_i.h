@@ -153,6 +153,9 @@ struct az_req {
  * ignored. Exposed for tests/fuzz/fuzz-http-header.c. */
 void az_header_line(struct az_req *r, const char *line, size_t n);
 
+/* azure-libs.c: libxml2's xmlFree (a variable there) for what libxml2 allocated. */
+void az_xml_free(void *p);
+
 /* azure-wire.c: curl's callbacks for a request (u: the struct az_req). */
 size_t az_on_write(char *p, size_t size, size_t nmemb, void *u);
 size_t az_on_header(char *p, size_t size, size_t nmemb, void *u);
