@@ -92,9 +92,20 @@ void curl_easy_reset(CURL *c) {
                 fn_(c);
 }
 
-/* An option's one argument, by the option's type (curl.h: CURLOPTTYPE_*
- * ranges): long, a pointer (objects, strings, lists, callbacks), or
- * curl_off_t. */
+/* r = fn_(h, opt, ARG), ARG the option's one argument from ap, by the
+ * option's type (curl.h's CURLOPTTYPE_* ranges, for easy and multi
+ * options alike): long, curl_off_t, or a pointer (objects, strings, lists,
+ * callbacks). */
+#define FORWARD_OPTION(r, h, opt, ap)                                                                      \
+        do {                                                                                               \
+                if ((opt) < CURLOPTTYPE_OBJECTPOINT)                                                       \
+                        r = fn_(h, opt, va_arg(ap, long));                                                 \
+                else if ((opt) >= CURLOPTTYPE_OFF_T && (opt) < CURLOPTTYPE_BLOB)                           \
+                        r = fn_(h, opt, va_arg(ap, curl_off_t));                                           \
+                else                                                                                       \
+                        r = fn_(h, opt, va_arg(ap, void *));                                               \
+        } while (0)
+
 CURLcode curl_easy_setopt(CURL *c, CURLoption opt, ...) {
         REAL(LIB_CURL, CURLcode (*)(CURL *, CURLoption, ...), "curl_easy_setopt");
         CURLcode r;
@@ -103,12 +114,7 @@ CURLcode curl_easy_setopt(CURL *c, CURLoption opt, ...) {
         if (!fn_)
                 return CURLE_FAILED_INIT;
         va_start(ap, opt);
-        if (opt < CURLOPTTYPE_OBJECTPOINT)
-                r = fn_(c, opt, va_arg(ap, long));
-        else if (opt >= CURLOPTTYPE_OFF_T && opt < CURLOPTTYPE_BLOB)
-                r = fn_(c, opt, va_arg(ap, curl_off_t));
-        else
-                r = fn_(c, opt, va_arg(ap, void *));
+        FORWARD_OPTION(r, c, opt, ap);
         va_end(ap);
         return r;
 }
@@ -172,7 +178,6 @@ CURLMcode curl_multi_cleanup(CURLM *m) {
         return fn_ ? fn_(m) : CURLM_BAD_HANDLE;
 }
 
-/* As curl_easy_setopt: long, pointer or curl_off_t by the option's range. */
 CURLMcode curl_multi_setopt(CURLM *m, CURLMoption opt, ...) {
         REAL(LIB_CURL, CURLMcode (*)(CURLM *, CURLMoption, ...), "curl_multi_setopt");
         CURLMcode r;
@@ -181,12 +186,7 @@ CURLMcode curl_multi_setopt(CURLM *m, CURLMoption opt, ...) {
         if (!fn_)
                 return CURLM_OUT_OF_MEMORY;
         va_start(ap, opt);
-        if (opt < CURLOPTTYPE_OBJECTPOINT)
-                r = fn_(m, opt, va_arg(ap, long));
-        else if (opt >= CURLOPTTYPE_OFF_T && opt < CURLOPTTYPE_BLOB)
-                r = fn_(m, opt, va_arg(ap, curl_off_t));
-        else
-                r = fn_(m, opt, va_arg(ap, void *));
+        FORWARD_OPTION(r, m, opt, ap);
         va_end(ap);
         return r;
 }
