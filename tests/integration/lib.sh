@@ -34,6 +34,10 @@ if [[ -n ${RPFS_TEST_TRACE:-} ]]; then
 fi
 
 SRCDIR=${SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# promtool, which tests/run.sh unpacks from Debian's prometheus package into
+# tests/.tools (installing the package would start a server): found there
+# also by a plain `meson test` after a run.sh.
+[[ -x $SRCDIR/tests/.tools/root/usr/bin/promtool ]] && export PATH=$PATH:$SRCDIR/tests/.tools/root/usr/bin
 RPFS=${RPFS:-$SRCDIR/build/cli/rpfs}
 TEST_NAME=$(basename "$0" .sh)
 
